@@ -1,0 +1,5 @@
+import sys
+
+from globalpool.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The ``globalpool`` command line. Nothing else in the package imports this."""

@@ -1,0 +1,59 @@
+"""Entry point of the ``globalpool`` command.
+
+Each sub-command lives in its own module ``globalpool/cli/cmd_<name>.py`` that defines
+``register(subparsers)``; it adds its parser and sets ``func`` (called with the parsed
+args, returns an exit code). Modules are discovered, so adding a command touches no
+other file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from globalpool import __version__
+
+
+class UserError(Exception):
+    """A mistake in the command line or its inputs: printed without a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="globalpool",
+        description="Global pooling for CNNs: operators, models, training, CAM, export.",
+    )
+    parser.add_argument("--version", action="version", version=f"globalpool {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    import globalpool.cli as cli_pkg
+
+    for info in sorted(pkgutil.iter_modules(cli_pkg.__path__), key=lambda m: m.name):
+        if info.name.startswith("cmd_"):
+            importlib.import_module(f"globalpool.cli.{info.name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, ValueError, TypeError, FileNotFoundError, KeyError) as err:
+        # User mistakes surface as one clear line; real bugs in our code still raise
+        # when GLOBALPOOL_DEBUG is set.
+        import os
+
+        if os.environ.get("GLOBALPOOL_DEBUG"):
+            raise
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"globalpool {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
