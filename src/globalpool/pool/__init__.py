@@ -1,9 +1,43 @@
-"""Global pooling operators: functions, modules and their registry.
+"""Global pooling operators: functional forms, nn.Modules and their registry.
 
-This package imports nothing else of globalpool.
+Registered names (``list_pools()``): avg, max, avgmax, catavgmax, gem, lse, lp, mixed,
+attention. This package imports nothing else of globalpool.
 """
 
-from globalpool.pool.registry import create_pool, list_pools, pool_entry, register_pool
-from globalpool.pool.modules import *  # noqa: F403  (every registered module class)
+# Import order = registration order = list_pools() order, hence no sorting.
+from globalpool.pool.registry import create_pool, list_pools, pool_entry, register_pool  # noqa: I001
+from globalpool.pool.avg_max import (
+    GlobalAvgPool,
+    GlobalMaxPool,
+    GlobalAvgMaxPool,
+    GlobalCatAvgMaxPool,
+)
+from globalpool.pool.gem import GeMPool
+from globalpool.pool.lse import LSEPool
+from globalpool.pool.lp import LpPool
+from globalpool.pool.mixed import MixedPool
+from globalpool.pool.attention import AttentionPool
 
-__all__ = ["create_pool", "list_pools", "pool_entry", "register_pool"]
+from globalpool.pool import functional
+from globalpool.pool.base import GlobalPoolBase
+from globalpool.pool.compile import compile_enabled, set_compile
+
+__all__ = [
+    "AttentionPool",
+    "GeMPool",
+    "GlobalAvgMaxPool",
+    "GlobalAvgPool",
+    "GlobalCatAvgMaxPool",
+    "GlobalMaxPool",
+    "GlobalPoolBase",
+    "LSEPool",
+    "LpPool",
+    "MixedPool",
+    "compile_enabled",
+    "create_pool",
+    "functional",
+    "list_pools",
+    "pool_entry",
+    "register_pool",
+    "set_compile",
+]

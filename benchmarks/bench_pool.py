@@ -1,0 +1,164 @@
+"""Speed of every global pooling operator against its naive PyTorch expression.
+
+For each head-like shape, each operator and both memory layouts (NCHW contiguous and
+NCHW in ``torch.channels_last`` memory, i.e. (N, H, W, C) data) it times the forward
+pass (under no_grad) and forward+backward (grads of x and of the pool's parameters) of:
+  - eager:    the globalpool module (default, what a training run uses unless
+              ``globalpool.pool.set_compile(True)``),
+  - compiled: the same module with ``set_compile(True)`` (torch.compile / inductor),
+  - naive:    the plain PyTorch expression (adaptive_avg_pool2d, adaptive_max_pool2d,
+              x.clamp(min=eps).pow(p).mean((2,3)).pow(1/p), two passes + cat, ...).
+Effective GB/s = bytes of x / forward time (forward) and 2 * bytes of x (read x, write
+dx) / time (forward+backward); the machine's read bandwidth is a sum over a 512 MiB
+buffer, measured in the same run. Times are the minimum over repeats (the machine may be
+shared; the minimum is the least disturbed run).
+
+    python benchmarks/bench_pool.py            # full run, markdown table on stdout
+    python benchmarks/bench_pool.py --quick    # fewer repeats, no compiled column
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import sys
+import time
+
+import torch
+import torch.nn.functional as TF
+
+import globalpool.pool as gp
+
+SHAPES = [(64, 512, 14, 14), (256, 2048, 7, 7)]
+OPS = ["avg", "max", "avgmax", "catavgmax", "gem", "lse", "lp", "mixed", "attention"]
+
+
+def naive(name: str, pool):
+    """The plain PyTorch expression of each pool, on (N, C, H, W) input."""
+    if name == "avg":
+        return lambda x: TF.adaptive_avg_pool2d(x, 1).flatten(1)
+    if name == "max":
+        return lambda x: TF.adaptive_max_pool2d(x, 1).flatten(1)
+    if name == "avgmax":
+        return lambda x: 0.5 * (x.mean((2, 3)) + x.amax((2, 3)))
+    if name == "catavgmax":  # two passes plus cat
+        return lambda x: torch.cat([x.mean((2, 3)), x.amax((2, 3))], 1)
+    if name == "gem":
+        return lambda x: x.clamp(min=pool.eps).pow(pool.p).mean((2, 3)).pow(1.0 / pool.p)
+    if name == "lse":
+        r = pool.r
+        return lambda x: (torch.logsumexp(r * x.flatten(2), -1) - math.log(x[0, 0].numel())) / r
+    if name == "lp":
+        p = pool.p
+        return lambda x: x.abs().pow(p).mean((2, 3)).pow(1.0 / p)
+    if name == "mixed":
+        return lambda x: pool.alpha * x.amax((2, 3)) + (1 - pool.alpha) * x.mean((2, 3))
+    if name == "attention":
+
+        def attention(x):
+            score = torch.einsum("nchw,c->nhw", x, pool.weight).flatten(1).softmax(-1)
+            return torch.einsum("nchw,nhw->nc", x, score.view(x.shape[0], *x.shape[2:]))
+
+        return attention
+    raise ValueError(name)
+
+
+def best_ms(fn, repeats: int) -> float:
+    fn()
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times) * 1e3
+
+
+def time_pair(fn, x, params, repeats):
+    """(forward ms under no_grad, forward+backward ms)."""
+
+    def fwd():
+        with torch.no_grad():
+            fn(x)
+
+    xr = x.detach().requires_grad_()
+    inputs = [xr, *[p for p in params if p.requires_grad]]
+    grad_out = torch.ones_like(fn(x).detach())
+
+    def fwd_bwd():
+        torch.autograd.grad(fn(xr), inputs, grad_out)
+
+    return best_ms(fwd, repeats), best_ms(fwd_bwd, repeats)
+
+
+def read_bandwidth(repeats: int) -> float:
+    big = torch.ones(128 * 1024 * 1024)  # 512 MiB
+    ms = best_ms(lambda: big.sum(), repeats)
+    return big.numel() * 4 / ms / 1e6
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 repeats, no compiled column")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--ops", nargs="*", default=OPS, choices=OPS)
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (3 if args.quick else 10)
+    use_compile = not (args.quick or args.no_compile)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    torch._dynamo.config.cache_size_limit = 64  # one graph per shape/layout/grad mode
+
+    bw = read_bandwidth(max(repeats // 2, 3))
+    print(
+        f"# bench_pool: torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{platform.processor() or platform.machine()}, python {sys.version.split()[0]}"
+    )
+    print(f"machine read bandwidth (sum over 512 MiB): {bw:.1f} GB/s\n")
+    head = (
+        "| shape | op | layout | fwd eager ms | fwd GB/s | fwd / read bw | fwd naive ms "
+        "| fwd compiled ms | fwd speedup vs naive | f+b eager ms | f+b naive ms "
+        "| f+b compiled ms | f+b speedup vs naive |"
+    )
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    for shape in SHAPES:
+        n, c, h, w = shape
+        base = torch.randn(n, c, h, w)
+        gb = base.numel() * base.element_size() / 1e9
+        for layout in ("NCHW", "channels_last"):
+            x = base if layout == "NCHW" else base.contiguous(memory_format=torch.channels_last)
+            for name in args.ops:
+                pool = gp.create_pool(name, channels=c)
+                if name == "attention":
+                    with torch.no_grad():
+                        pool.weight.normal_(0, 0.05)
+                params = list(pool.parameters())
+                gp.set_compile(False)
+                fe, be = time_pair(pool, x, params, repeats)
+                fn, bn = time_pair(naive(name, pool), x, params, repeats)
+                fc = bc = float("nan")
+                if use_compile and name != "attention":
+                    gp.set_compile(True)
+                    fc, bc = time_pair(pool, x, params, repeats)
+                    gp.set_compile(False)
+                gbs = gb / fe * 1e3
+                print(
+                    f"| {n}x{c}x{h}x{w} | {name} | {layout} | {fe:.2f} | {gbs:.1f} | "
+                    f"{gbs / bw:.2f} | {fn:.2f} | {fc:.2f} | {fn / fe:.2f}x | {be:.2f} | "
+                    f"{bn:.2f} | {bc:.2f} | {bn / be:.2f}x |",
+                    flush=True,
+                )
+    print(
+        "\nf+b = forward+backward; compiled = globalpool.pool.set_compile(True) "
+        "(nan: not compiled); speedups are naive time / eager time."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,105 @@
+"""Operators: every pool of the registry (summary, formula, when to use it), a live
+``globalpool tour``, and the measured speed recorded in BENCHMARKS.md."""
+
+from __future__ import annotations
+
+from _common import ROOT, console, markdown_sections, md_table, parse_args, run_cli, write
+
+DEPENDS: list[str] = []
+READS = ["BENCHMARKS.md"]
+
+# Advice per registered pool. The build fails when the registry gains a pool that has no
+# entry here, so the page cannot silently fall behind the code.
+WHEN = {
+    "avg": "The default. Every position votes; smooth gradients; the class maps stay "
+    "exact CAMs. Best for objects that fill much of the image.",
+    "max": "The single strongest position decides: small or off-centre objects, "
+    "'is it anywhere?' questions. Gradients reach one position per map, so training is "
+    "noisier.",
+    "avgmax": "A cheap compromise between avg and max with the same output width.",
+    "catavgmax": "Keeps both statistics (2C features, so the Linear after it doubles); "
+    "a common choice in fine-tuning heads.",
+    "gem": "Image retrieval and fine-grained recognition: a learned p moves between avg "
+    "(p=1) and max (p->inf). Needs non-negative inputs (after ReLU).",
+    "lse": "A smooth maximum with a fixed sharpness r; weakly supervised localization.",
+    "lp": "Power average of |x|; p=2 is the root mean square, stressing strong responses.",
+    "mixed": "Lets training choose the avg/max blend per layer (one learned scalar).",
+    "attention": "Learned spatial weights: the network decides where to look; adds C+1 "
+    "parameters and a softmax over positions.",
+}
+
+
+IN_CODE = """\
+import torch
+from globalpool.pool import create_pool
+import globalpool.functional as GF
+
+x = torch.randn(8, 256, 7, 7)
+print(create_pool("gem", p=3.0)(x.relu()).shape)
+print(create_pool("catavgmax")(x).shape)
+print(GF.avg_pool(x).shape)  # the functional form
+"""
+
+
+def main() -> None:
+    args = parse_args("operators")
+    from globalpool.pool import list_pools, pool_entry
+
+    missing = [name for name in list_pools() if name not in WHEN]
+    if missing:
+        raise SystemExit(f"docs/gen/operators.py has no advice for pool(s) {missing}")
+    rows = []
+    for name in list_pools():
+        entry = pool_entry(name)
+        rows.append(
+            [f"`{name}`", f"`{entry.cls.__name__}`", entry.summary,
+             f"`{entry.formula}`", WHEN[name]]
+        )  # fmt: skip
+    write(
+        args,
+        "registry.md",
+        md_table(["name", "class", "what it computes", "formula", "when to use it"], rows)
+        + "\n\n`s` runs over the spatial positions, `c` over the channels. Read from "
+        "`globalpool.pool.list_pools()` and `pool_entry(name)` when the guide was built.",
+    )
+
+    command, output = run_cli(["tour", "--seed", "0"])
+    write(args, "tour.md", console(command, output))
+
+    found = [
+        (title, body)
+        for level, title, body in markdown_sections(ROOT / "BENCHMARKS.md")
+        if "pool" in title.lower() and level >= 2
+    ]
+    if found:
+        from _common import shift_headings
+
+        title, body = found[0]
+        text = (
+            f'From the section "{title}" of `BENCHMARKS.md` (repository root), as recorded '
+            "there with its command and machine:\n\n" + shift_headings(body, 3)
+        )
+    else:
+        text = (
+            '!!! note "Not recorded yet"\n'
+            "    `BENCHMARKS.md` has no pooling-speed section yet. Measure it with\n"
+            "    `python benchmarks/bench_pool.py`; this page includes the first section\n"
+            "    of `BENCHMARKS.md` whose title mentions pooling."
+        )
+    write(args, "speed.md", text)
+
+    import contextlib
+    import io
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(IN_CODE, {})  # the snippet shown on the page, run as shown
+    write(
+        args,
+        "in_code.md",
+        f"```python\n{IN_CODE}```\n\nprints\n\n```text\n{printed.getvalue()}```",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Recipes, run for real: an image folder, train on it, stop and resume, export to ONNX,
+predict. Each command's output is shown as it printed during the docs build."""
+
+from __future__ import annotations
+
+import json
+
+from _common import console, parse_args, run_cli, write
+from PIL import Image
+
+DEPENDS: list[str] = []
+
+
+def make_folder(args, root) -> int:
+    """A small image folder, ``<root>/<class>/<n>.png``, from the shapes generator (a
+    stand-in for your own photos)."""
+    from globalpool.data import load_dataset
+
+    n = 60 if args.quick else 150
+    data = load_dataset("shapes", n_train=n, n_test=10, size=48)
+    for i, (image, label) in enumerate(zip(data.train.images, data.train.labels, strict=True)):
+        folder = root / data.classes[int(label)]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / f"{i:04d}.png")
+    return n
+
+
+def main() -> None:
+    args = parse_args("recipes")
+    cwd = args.out
+    n = make_folder(args, cwd / "my_images")
+    tree = sorted(p.relative_to(cwd).as_posix() for p in (cwd / "my_images").iterdir())
+    write(
+        args,
+        "folder.md",
+        "```text\n"
+        + "\n".join(f"{d}/   ({len(list((cwd / d).glob('*.png')))} PNG files)" for d in tree)
+        + "\n```\n\n"
+        + f"({n} generated 48x48 shapes, saved as PNG files by the docs build.)",
+    )
+
+    epochs = 2 if args.quick else 4
+    common = [
+        "--model", "fastnet", "--head", "classmap", "--pool", "avg",
+        "--dataset", "folder", "--dataset-kwargs", '{"path": "my_images", "size": 48}',
+        "--batch-size", "32", "--no-tensorboard", "--quiet",
+    ]  # fmt: skip
+    outputs = {}
+    outputs["train"] = run_cli(
+        [
+            "train",
+            *common,
+            "--epochs",
+            str(epochs),
+            "--stop-after-epoch",
+            "1",
+            "--out",
+            "runs/my-images",
+        ],
+        cwd=cwd,
+    )
+    outputs["resume"] = run_cli(["train", "--resume", "runs/my-images", "--quiet"], cwd=cwd)
+    metrics = [
+        json.loads(line)
+        for line in (cwd / "runs/my-images/metrics.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    write(
+        args,
+        "metrics.md",
+        "```json\n"
+        + "\n".join(
+            json.dumps({k: m[k] for k in ("epoch", "train_acc", "val_acc", "lr")}) for m in metrics
+        )
+        + "\n```",
+    )
+    outputs["export"] = run_cli(
+        ["export", "--checkpoint", "runs/my-images", "--format", "onnx", "--out", "my-images.onnx"],
+        cwd=cwd,
+    )
+    sample = sorted((cwd / "my_images").rglob("*.png"))[:3]
+    outputs["predict"] = run_cli(
+        [
+            "predict",
+            "--checkpoint",
+            "runs/my-images",
+            "--topk",
+            "2",
+            *(p.relative_to(cwd).as_posix() for p in sample),
+        ],
+        cwd=cwd,
+    )
+    for key, (command, output) in outputs.items():
+        write(args, f"{key}.md", console(command, output, max_lines=15))
+    write(
+        args,
+        "epochs.md",
+        f"The first command stopped after epoch 1 of {epochs} (as if the job had been "
+        f"killed); `--resume` ran epochs 2 to {metrics[-1]['epoch']} and appended them to "
+        "the same `metrics.jsonl`:",
+    )
+
+
+if __name__ == "__main__":
+    main()

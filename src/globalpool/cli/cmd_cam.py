@@ -1,0 +1,121 @@
+"""``globalpool cam``: class activation map overlays and top-k classes for image files."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "cam",
+        help="class activation maps of a trained run on image files",
+        description=(
+            "Write a CAM overlay PNG (at the image's size) per image and print its top-k "
+            "classes. The map is the class map (classmap head), the classifier-weighted "
+            "features (pool-linear head with avg pool) or Grad-CAM (any other head). "
+            "Pooling-head models take images at their own size; FC-head models get them "
+            "resized to the trained size, and the command says so."
+        ),
+    )
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="RUN_DIR",
+        help="run directory or a .safetensors checkpoint inside one",
+    )
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    parser.add_argument(
+        "--class",
+        dest="class_name",
+        default=None,
+        metavar="NAME",
+        help="class to map (name or index; default: each image's predicted class)",
+    )
+    parser.add_argument("--out", default="cam_out", metavar="DIR", help="output folder")
+    parser.add_argument("--topk", type=int, default=3, metavar="K", help="classes to print")
+    parser.add_argument("--alpha", type=float, default=0.5, help="heat-map weight in [0, 1]")
+    parser.add_argument("--cmap", default="jet", help="matplotlib colormap (default jet)")
+    parser.add_argument(
+        "--method",
+        choices=("auto", "gradcam"),
+        default="auto",
+        help="auto: CAM where the head allows it, else Grad-CAM; gradcam: always Grad-CAM",
+    )
+    parser.add_argument(
+        "--which", choices=("best", "last"), default="best", help="checkpoint of a run dir"
+    )
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.set_defaults(func=run)
+
+
+def resolve_class(name: str | None, classes: list[str]) -> int | None:
+    """Index of a class given by name or by number; None stays None."""
+    if name is None:
+        return None
+    if name in classes:
+        return classes.index(name)
+    if name.isdigit() and int(name) < len(classes):
+        return int(name)
+    raise ValueError(f"unknown class {name!r}; this model's classes: {', '.join(classes)}")
+
+
+def _unique_path(folder: Path, stem: str, used: set[str]) -> Path:
+    name, i = f"{stem}_cam.png", 1
+    while name in used:
+        i += 1
+        name = f"{stem}_{i}_cam.png"
+    used.add(name)
+    return folder / name
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from globalpool.analysis.cam import cam_method, compute_cam
+    from globalpool.analysis.images import fit_to_model, normalize_images, read_image
+    from globalpool.analysis.render import save_overlay
+    from globalpool.train.checkpoint import load_run
+
+    if args.topk < 1:
+        raise ValueError(f"--topk must be >= 1; got {args.topk}")
+    if not 0.0 <= args.alpha <= 1.0:
+        raise ValueError(f"--alpha must be in [0, 1]; got {args.alpha}")
+    for path in args.images:  # fail on a typo before the model loads
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no such image file: {path!r}")
+    model, meta = load_run(args.checkpoint, which=args.which)
+    model = model.to(args.device).eval()
+    num_classes = int(model.num_classes)
+    classes = list(meta.get("classes") or [str(i) for i in range(num_classes)])
+    class_idx = resolve_class(args.class_name, classes)
+    mean, std = meta["mean"], meta["std"]
+    in_chans = int(getattr(model, "in_chans", len(mean)))
+    method = None if args.method == "auto" else "gradcam"
+    label = cam_method(model) if method is None else method
+    out_dir = Path(args.out)
+    used: set[str] = set()
+    k = min(args.topk, num_classes)
+
+    for path in args.images:
+        original = read_image(path, in_chans)
+        image, note = fit_to_model(original, model)
+        if note:
+            print(f"{path}: {note}")
+        x = normalize_images(image[None], mean, std).to(args.device)
+        logits, maps = compute_cam(model, x, class_idx, method=method)
+        probs = torch.softmax(logits[0].float(), dim=0).cpu()
+        top = torch.topk(probs, k)
+        ranked = "  ".join(
+            f"{classes[int(i)]} {100 * float(p):5.1f}%"
+            for p, i in zip(top.values, top.indices, strict=True)
+        )
+        mapped = class_idx if class_idx is not None else int(top.indices[0])
+        target = _unique_path(out_dir, Path(path).stem, used)
+        # the overlay is drawn on the original image: the map is resized back to it
+        save_overlay(target, original, maps[0].cpu(), alpha=args.alpha, cmap=args.cmap)
+        print(f"{path}: {ranked}")
+        print(f"  {label} map of {classes[mapped]!r} -> {target}")
+    return 0

@@ -1,0 +1,170 @@
+"""``globalpool compare``: one backbone with several heads, then the HTML/Markdown report.
+
+With no arguments: the default network (fastnet) on the built-in ``shapes`` data, with
+the heads ``fc`` (no dropout), ``fc`` + dropout 0.5, ``classmap`` + avg, ``classmap`` +
+max and ``pool-linear`` + avg, into ``runs/compare``. Every ``globalpool train`` option
+is accepted and applies to all heads (``--lr``, ``--optimizer``, ``--amp``...), except
+the head settings, which ``--heads`` gives per head.
+
+Example:
+    globalpool compare
+    globalpool compare --heads fc,classmap:avg,pool-linear:gem:p=3 --epochs 20 --out runs/c
+    globalpool compare --report-only --out runs/c     # rebuild the report of finished runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+# Set per head by --heads; as plain flags they would be ambiguous.
+_PER_HEAD = ("head", "pool", "head_kwargs", "pool_kwargs")
+# Not part of what a run means (so left out of the explicit command).
+_NOT_SETTINGS = ("quiet", "stop_after_epoch", "out_dir")
+
+
+def register(subparsers) -> None:
+    from globalpool.cli.cmd_train import _add_config_flags
+    from globalpool.experiment.compare import COMPARE_DEFAULTS
+    from globalpool.experiment.heads import DEFAULT_HEADS
+
+    parser = subparsers.add_parser(
+        "compare",
+        help="train one backbone with several heads and write a comparison report",
+        description="Train one backbone with several heads (same data, seed, budget and "
+        "optimiser), then write OUT/report.html (self-contained) and OUT/report.md. "
+        "Head specs: KIND[:POOL][:NAME=VALUE]..., e.g. fc:dropout=0.5, classmap:max, "
+        "pool-linear:gem:p=3 (NAME=VALUE: head or pool arguments, or label=DIR).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--heads",
+        metavar="SPECS",
+        default=DEFAULT_HEADS,
+        help=f"comma-separated head specs (default: {DEFAULT_HEADS})",
+    )
+    parser.add_argument("--config", metavar="FILE", help="base training config (config.json)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="retrain heads whose directory holds another run"
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="do not train: rebuild the report from the finished runs in --out",
+    )
+    _add_config_flags(parser)
+    # The compare budget differs from a single run's defaults: say so in --help.
+    for action in parser._actions:
+        if action.dest in _PER_HEAD:
+            action.help = argparse.SUPPRESS
+        elif action.dest in COMPARE_DEFAULTS and action.help:
+            default = COMPARE_DEFAULTS[action.dest]
+            shown = json.dumps(default) if isinstance(default, dict) else default
+            action.help = action.help.split(" (default:")[0] + f" (default: {shown})"
+    parser.set_defaults(func=run)
+
+
+def base_config_from_args(args: argparse.Namespace):
+    """The base TrainConfig: compare defaults (or ``--config``) + the flags given."""
+    import dataclasses
+
+    from globalpool.experiment.compare import default_compare_config
+    from globalpool.train.config import TrainConfig
+
+    given = {f.name for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    per_head = sorted(given & set(_PER_HEAD))
+    if per_head:
+        flags = ", ".join("--" + name.replace("_", "-") for name in per_head)
+        raise ValueError(
+            f"{flags} cannot be given to compare: heads are set per head with --heads "
+            "(e.g. --heads fc:dropout=0.5,classmap:max,pool-linear:gem:p=3)"
+        )
+    base = TrainConfig.load(args.config) if args.config else default_compare_config()
+    return base.replace(**{name: getattr(args, name) for name in given}).validate()
+
+
+def explicit_command(config, heads: str) -> str:
+    """A ``globalpool compare`` command line that sets every setting explicitly."""
+    import dataclasses
+
+    from globalpool.experiment.compare import COMPARE_DEFAULTS
+    from globalpool.train.config import TrainConfig
+
+    plain = TrainConfig()
+    parts = ["globalpool", "compare", "--heads", heads]
+    for f in dataclasses.fields(TrainConfig):
+        name = f.name
+        if name in _PER_HEAD or name in _NOT_SETTINGS:
+            continue
+        value = getattr(config, name)
+        if value == getattr(plain, name) and name not in COMPARE_DEFAULTS:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(flag if value else "--no-" + name.replace("_", "-"))
+        elif isinstance(value, dict):
+            parts += [flag, json.dumps(value, sort_keys=True)]
+        elif isinstance(value, (tuple, list)):
+            parts += [flag, *map(str, value)]
+        elif value is not None:
+            parts += [flag, str(value)]
+    parts += ["--out", config.out_dir]
+    return shlex.join(parts)
+
+
+def _command_as_typed() -> str | None:
+    """The command line of this process, when it is the globalpool command."""
+    prog = Path(sys.argv[0]).name
+    if prog in ("globalpool", "__main__.py", "-m") and "compare" in sys.argv[1:]:
+        return shlex.join(["globalpool", *sys.argv[1:]])
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from globalpool.analysis.report import load_run_record, results_table, text_table
+    from globalpool.experiment.compare import compare
+    from globalpool.experiment.heads import parse_heads
+
+    config = base_config_from_args(args)
+    specs = parse_heads(args.heads)
+    heads_text = ",".join(s.to_text() for s in specs)
+    typed = _command_as_typed()
+    explicit = explicit_command(config, heads_text)
+    command = (
+        explicit if typed is None else f"{typed}\n# the same, every setting explicit:\n{explicit}"
+    )
+    out = Path(config.out_dir)
+    status = 0
+
+    if args.report_only:
+        from globalpool.analysis.report import write_report
+
+        dirs = [out / s.label for s in specs]
+        missing = [str(d) for d in dirs if not (d / "summary.json").is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"--report-only needs finished runs; missing: {', '.join(missing)}"
+            )
+        saved = out / "compare.json"
+        if saved.is_file():
+            command = json.loads(saved.read_text(encoding="utf-8")).get("command") or command
+        paths = write_report(out, dirs, labels=[s.label for s in specs], command=command)
+        print(f"report: {paths['html']} and {paths['markdown']}")
+    else:
+        from globalpool.train import TrainingDiverged
+
+        try:
+            compare(config, specs, out, command=command, overwrite=args.overwrite)
+        except TrainingDiverged as err:
+            print(f"globalpool compare: {err}", file=sys.stderr)
+            status = 1
+
+    done = [s for s in specs if (out / s.label / "summary.json").is_file()]
+    records = [load_run_record(out / s.label, s.label) for s in done]
+    if records:
+        print()
+        print(text_table(results_table(records)))
+    return status

@@ -1,0 +1,67 @@
+"""``globalpool export``: a trained run as an ONNX or TorchScript file."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="export a trained run to ONNX or TorchScript",
+        description=(
+            "Write the model of a run as ONNX or TorchScript, then reload the file and check "
+            "it against PyTorch at three input sizes. Pooling-head models get dynamic batch, "
+            "height and width; FC-head models a dynamic batch at the trained size. The graph "
+            "takes the normalised image (pixel / 255 - mean) / std; mean, std and classes "
+            "are stored in the file's metadata."
+        ),
+    )
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="RUN_DIR",
+        help="run directory or a .safetensors checkpoint inside one",
+    )
+    parser.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    parser.add_argument("--out", required=True, metavar="FILE", help="file to write")
+    parser.add_argument(
+        "--mask",
+        action="store_true",
+        help="add a second input: mask (N, H, W) bool, True = valid pixel; "
+        "the global pool then pools valid positions only",
+    )
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    parser.add_argument(
+        "--which",
+        choices=("best", "last"),
+        default="best",
+        help="checkpoint of a run directory (default best)",
+    )
+    parser.add_argument(
+        "--no-verify", action="store_true", help="skip reloading and comparing the written file"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from globalpool.deploy.export import export_model
+    from globalpool.deploy.load import load
+
+    model = load(args.checkpoint, which=args.which)
+    kwargs = {"mask": args.mask, "verify": not args.no_verify}
+    if args.format == "onnx":
+        kwargs["opset"] = args.opset
+    result = export_model(model, args.out, format=args.format, **kwargs)
+    dims = (
+        "dynamic batch, height, width"
+        if "height" in str(result.dynamic_axes)
+        else (f"dynamic batch, fixed size {tuple(model.input_size)}")
+    )
+    print(f"wrote {result.path} ({result.format}; inputs {', '.join(result.inputs)}; {dims})")
+    if result.max_abs_diff is not None:
+        shapes = ", ".join("x".join(map(str, s)) for s in result.verified_shapes)
+        print(f"verified against PyTorch at {shapes}: max abs diff {result.max_abs_diff:.2e}")
+    return 0

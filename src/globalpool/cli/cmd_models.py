@@ -1,0 +1,125 @@
+"""``globalpool models``: every architecture with its head, pool, parameters and FLOPs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def _size(text: str) -> tuple[int, int]:
+    """'32' or '64x40' -> (H, W)."""
+    parts = text.lower().split("x")
+    try:
+        size = tuple(int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or HxW, got {text!r}") from None
+    if len(size) == 1:
+        size = size * 2
+    if len(size) != 2 or min(size) < 1:
+        raise argparse.ArgumentTypeError(f"expected N or HxW with positive sizes, got {text!r}")
+    return size
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "models",
+        help="list the models with parameters (backbone/head) and FLOPs",
+        description="Build every registered model (or those named) with the given head and "
+        "pool and print its parameters, split into backbone and head, and its FLOPs per "
+        "image at the input size (PyTorch FlopCounterMode; a multiply-add is 2 FLOPs).",
+    )
+    parser.add_argument("names", nargs="*", metavar="MODEL", help="models to show (default: all)")
+    parser.add_argument(
+        "--size", type=_size, default=None, help="input size N or HxW (default: each model's own)"
+    )
+    parser.add_argument("--num-classes", type=int, default=10)
+    parser.add_argument("--in-chans", type=int, default=None, help="default: each model's own")
+    parser.add_argument("--head", default=None, help="fc, classmap, pool-linear (default: model's)")
+    parser.add_argument("--pool", default=None, help="any registered pool (default: model's)")
+    parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    parser.set_defaults(func=run)
+
+
+def _row(name: str, args) -> dict:
+    from globalpool.models import count_flops, count_params, create_model
+
+    row = {"model": name}
+    try:
+        model = create_model(
+            name,
+            args.num_classes,
+            head=args.head,
+            pool=args.pool,
+            in_chans=args.in_chans,
+            input_size=args.size,
+        )
+    except ValueError as err:
+        if "unknown" in str(err):  # a wrong --head / --pool / name: the user's mistake
+            raise
+        return {**row, "error": str(err)}
+    params = count_params(model)
+    row.update(
+        head=model.head_kind,
+        pool=model.pool_name,
+        input_size=list(model.input_size),
+        in_chans=model.in_chans,
+        min_input_size=list(model.min_input_size),
+        params_total=params["total"],
+        params_backbone=params["backbone"],
+        params_head=params["head"],
+        flops=count_flops(model, model.input_size),
+    )
+    return row
+
+
+def run(args) -> int:
+    from globalpool.heads import list_heads
+    from globalpool.models import list_models
+    from globalpool.pool import list_pools
+
+    if args.head is not None and args.head not in list_heads():
+        raise ValueError(f"unknown head {args.head!r}; expected one of: {', '.join(list_heads())}")
+    if args.pool is not None and args.pool not in list_pools():
+        raise ValueError(f"unknown pool {args.pool!r}; expected one of: {', '.join(list_pools())}")
+    if args.num_classes < 1:
+        raise ValueError(f"--num-classes must be positive, got {args.num_classes}")
+    names = args.names or list_models()
+    unknown = [n for n in names if n not in list_models()]
+    if unknown:
+        raise ValueError(
+            f"unknown model {unknown[0]!r}; expected one of: {', '.join(list_models())}"
+        )
+    rows = [_row(name, args) for name in names]
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    header = ("model", "head", "pool", "input", "params", "backbone", "head params", "MFLOPs")
+    table = [header]
+    for r in rows:
+        if "error" in r:
+            table.append((r["model"], "-", "-", "-", "-", "-", "-", "-"))
+            continue
+        table.append(
+            (
+                r["model"],
+                r["head"],
+                r["pool"] or "-",
+                f"{r['in_chans']}x{r['input_size'][0]}x{r['input_size'][1]}",
+                f"{r['params_total']:,}",
+                f"{r['params_backbone']:,}",
+                f"{r['params_head']:,}",
+                f"{r['flops'] / 1e6:,.1f}",
+            )
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for i, row in enumerate(table):
+        pairs = enumerate(zip(row, widths, strict=True))
+        cells = [c.ljust(w) if j < 4 else c.rjust(w) for j, (c, w) in pairs]  # text left
+        print("  ".join(cells).rstrip())
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    for r in rows:
+        if "error" in r:
+            print(f"{r['model']}: {r['error']}")
+    return 0

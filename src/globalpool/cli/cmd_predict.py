@@ -1,0 +1,95 @@
+"""``globalpool predict``: top-k classes for image files and folders from a trained run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+__all__ = ["register", "run"]
+
+# Files are read CHUNK_BATCHES batches at a time, so a huge folder never sits in memory.
+CHUNK_BATCHES = 8
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "predict",
+        help="classify images with a trained run",
+        description=(
+            "Print the top-k classes of each image. Pooling-head models take images at "
+            "their own size (or --size); FC-head models get them resized to the trained size."
+        ),
+    )
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="RUN_DIR",
+        help="run directory or a .safetensors checkpoint inside one",
+    )
+    parser.add_argument(
+        "images",
+        nargs="+",
+        metavar="IMAGE_OR_DIR",
+        help="image files and/or folders (searched recursively)",
+    )
+    parser.add_argument("--topk", type=int, default=5, help="classes per image (default 5)")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per line: {path, topk: [{class, prob}]}",
+    )
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        metavar="S",
+        help="pooling heads: resize the shorter side to S (aspect kept)",
+    )
+    parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    parser.add_argument(
+        "--which",
+        choices=("best", "last"),
+        default="best",
+        help="checkpoint of a run directory (default best)",
+    )
+    parser.set_defaults(func=run)
+
+
+def _print_table(paths, results, out) -> None:
+    width = max(len(str(p)) for p in paths)
+    name_width = max(len(r["class"]) for top in results for r in top)
+    for path, top in zip(paths, results, strict=True):
+        ranked = "  ".join(f"{r['class']:<{name_width}} {100 * r['prob']:5.1f}%" for r in top)
+        print(f"{path!s:<{width}}  {ranked}", file=out)
+
+
+def run(args: argparse.Namespace) -> int:
+    from globalpool.deploy.images import find_images
+    from globalpool.deploy.load import load
+
+    if args.topk < 1:
+        raise ValueError(f"--topk must be >= 1, got {args.topk}")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.size is not None and args.size < 1:
+        raise ValueError(f"--size must be >= 1, got {args.size}")
+    paths = find_images(args.images)  # checks the paths before the model loads
+    model = load(args.checkpoint, which=args.which)
+    out = sys.stdout
+    chunk = args.batch_size * CHUNK_BATCHES
+    for start in range(0, len(paths), chunk):
+        part = paths[start : start + chunk]
+        results = model.predict(
+            [str(p) for p in part], topk=args.topk, size=args.size, batch_size=args.batch_size
+        )
+        if args.json:
+            for path, top in zip(part, results, strict=True):
+                record = {
+                    "path": str(path),
+                    "topk": [{"class": r["class"], "prob": round(r["prob"], 6)} for r in top],
+                }
+                print(json.dumps(record), file=out)
+        else:
+            _print_table(part, results, out)
+    return 0

@@ -1,0 +1,59 @@
+"""``globalpool tour``: every pooling operator applied to one small random class-map tensor."""
+
+from __future__ import annotations
+
+import torch
+
+from globalpool.pool import create_pool, list_pools
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "tour",
+        help="a quick tour of the pooling operators on a random tensor",
+        description=(
+            "Build a random (N, K, H, W) class-map tensor and print what every global "
+            "pooling operator makes of it: output shape and values."
+        ),
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--shape",
+        type=int,
+        nargs=4,
+        default=(2, 3, 4, 4),
+        metavar=("N", "K", "H", "W"),
+        help="input shape (default 2 3 4 4)",
+    )
+    parser.set_defaults(func=run)
+
+
+def _row(values: torch.Tensor) -> str:
+    return "[" + ", ".join(f"{v:+.3f}" for v in values.tolist()) + "]"
+
+
+def run(args) -> int:
+    n, k, h, w = args.shape
+    if min(args.shape) <= 0:
+        raise ValueError(f"--shape needs four positive sizes N K H W, got {list(args.shape)}")
+    generator = torch.Generator().manual_seed(args.seed)
+    maps = torch.randn(n, k, h, w, generator=generator)
+    print(f"class maps x: shape {tuple(maps.shape)} (N, K, H, W), seed {args.seed}")
+    print("sample 0, class 0:")
+    for line in maps[0, 0].tolist():
+        print("   " + " ".join(f"{v:+.2f}" for v in line))
+    print()
+    width = max(len(name) for name in list_pools())
+    for name in list_pools():
+        pool = create_pool(name, channels=k)
+        if name == "attention":  # a fresh attention pool equals avg; show a trained-like one
+            with torch.no_grad():
+                pool.weight.copy_(torch.linspace(-1.0, 1.0, k))
+        with torch.no_grad():
+            y = pool(maps)
+        note = "  (scoring weights linspace(-1, 1, K))" if name == "attention" else ""
+        print(f"{name:<{width}}  -> {tuple(y.shape)}  sample 0: {_row(y[0])}{note}")
+    print()
+    print("catavgmax doubles the features (avg then max); avg <= lse <= max per class;")
+    print("`globalpool pools` lists the formulas.")
+    return 0

@@ -1,0 +1,162 @@
+"""``globalpool train``: train one model on one dataset and write a run directory.
+
+Every field of :class:`globalpool.train.TrainConfig` is a flag (``--batch-size``,
+``--no-nesterov``, ``--head-kwargs '{"dropout": 0.5}'``...). ``--config FILE`` starts from
+a saved ``config.json``; flags given on the command line override it. ``--resume RUN_DIR``
+continues a stopped run from its last checkpoint.
+
+Example:
+    globalpool train --model fastnet --head classmap --pool avg --dataset shapes \\
+        --epochs 5 --out runs/x
+    torchrun --nproc_per_node=2 -m globalpool train --model smallgap --out runs/ddp
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+
+HELP = {
+    "model": "architecture (globalpool models lists them)",
+    "head": "head kind: fc, classmap or pool-linear (default: the model's)",
+    "pool": "global pool of the head (globalpool pools lists them)",
+    "head_kwargs": "JSON object of head arguments, e.g. '{\"dropout\": 0.5}'",
+    "pool_kwargs": "JSON object of pool arguments, e.g. '{\"p\": 3}'",
+    "model_kwargs": "JSON object of architecture arguments, e.g. '{\"widths\": [64,256,256]}'",
+    "dataset": "dataset name (shapes, digits, cifar10, folder)",
+    "dataset_kwargs": "JSON object of dataset options, e.g. '{\"n_train\": 2000}'",
+    "val_fraction": "fraction of the training set held out for validation",
+    "augment": "random crop + flip augmentation of training batches",
+    "crop_padding": "padding of the random crop, pixels",
+    "flip": "random horizontal flips",
+    "cutout": "cutout square side, pixels (0 = off)",
+    "epochs": "number of epochs",
+    "batch_size": "global batch size (split across processes under torchrun)",
+    "eval_batch_size": "batch size for validation and test (default 2 x batch size)",
+    "optimizer": "sgd (Nesterov momentum) or adamw",
+    "lr": "peak learning rate",
+    "momentum": "SGD momentum",
+    "nesterov": "Nesterov momentum for SGD",
+    "betas": "AdamW betas",
+    "weight_decay": "weight decay (weights only, not biases/norms)",
+    "decay_norm_and_bias": "also decay biases and normalisation parameters",
+    "schedule": "learning-rate schedule: cosine, onecycle or constant",
+    "warmup_epochs": "linear warm-up length in epochs (may be fractional)",
+    "final_lr_ratio": "cosine schedule: final lr as a fraction of --lr",
+    "label_smoothing": "label smoothing of the training loss",
+    "grad_clip": "clip the global gradient norm to this value (0 = off)",
+    "amp": "mixed precision: none, bf16 (CPU/CUDA) or fp16 (CUDA)",
+    "channels_last": "channels-last memory format",
+    "compile": "torch.compile the model",
+    "device": "auto, cpu or cuda",
+    "seed": "seed for data order, augmentation and initialisation",
+    "out_dir": "run directory to write",
+    "quiet": "no progress bars and no epoch lines",
+    "tensorboard": "write TensorBoard event files (when tensorboard is installed)",
+}
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r} ({err})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    from globalpool.train.config import AMP_MODES, DEVICES, OPTIMIZERS, SCHEDULES, TrainConfig
+
+    choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "amp": AMP_MODES}
+    choices["device"] = DEVICES
+    for field in dataclasses.fields(TrainConfig):
+        name = field.name
+        flags = ["--" + name.replace("_", "-")]
+        if name == "out_dir":
+            flags = ["--out", "--out-dir"]
+        # SUPPRESS: only flags the user gave appear in the namespace, so they (and only
+        # they) override --config / the resumed run's config.
+        kw: dict = {"dest": name, "default": argparse.SUPPRESS}
+        if name == "stop_after_epoch":
+            parser.add_argument(*flags, type=int, help=argparse.SUPPRESS, **kw)
+            continue
+        kw["help"] = HELP.get(name, name)
+        hint = str(field.type)  # the annotation's text (config uses postponed annotations)
+        default = field.default if field.default is not dataclasses.MISSING else None
+        if hint.startswith("bool"):
+            kw["action"] = argparse.BooleanOptionalAction
+        elif hint.startswith("dict"):
+            kw.update(type=_json_object, metavar="JSON")
+        elif name == "betas":
+            kw.update(type=float, nargs=2, metavar=("B1", "B2"))
+        elif hint.startswith("int"):
+            kw["type"] = int
+        elif hint.startswith("float"):
+            kw["type"] = float
+        elif name in choices:
+            kw["choices"] = choices[name]
+        if default is not None and "help" in kw and not isinstance(default, dict):
+            kw["help"] += f" (default: {default})"
+        parser.add_argument(*flags, **kw)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train one model on one dataset",
+        description="Train one model on one dataset and write a run directory "
+        "(config.json, model.json, metrics.jsonl/csv, summary.json, checkpoints/).",
+    )
+    parser.add_argument("--config", metavar="FILE", help="start from this config.json")
+    parser.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue RUN_DIR from its last checkpoint"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="start again in an --out that holds a run"
+    )
+    _add_config_flags(parser)
+    parser.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace):
+    """The TrainConfig given by ``--config`` / ``--resume`` and the explicit flags."""
+    from globalpool.train.config import TrainConfig
+
+    overrides = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if hasattr(args, f.name)
+    }
+    if args.resume and args.config:
+        raise ValueError("give either --resume RUN_DIR or --config FILE, not both")
+    if args.resume:
+        if not os.path.isdir(args.resume):
+            raise FileNotFoundError(f"run directory to resume not found: {args.resume}")
+        base = TrainConfig.load(os.path.join(args.resume, "config.json"))
+        overrides["out_dir"] = args.resume
+        # The simulated kill of the first run is not part of the resumed one.
+        overrides.setdefault("stop_after_epoch", None)
+    elif args.config:
+        base = TrainConfig.load(args.config)
+    else:
+        base = TrainConfig()
+    return base.replace(**overrides).validate()
+
+
+def run(args: argparse.Namespace) -> int:
+    from globalpool.train import TrainingDiverged, train
+
+    config = config_from_args(args)
+    try:
+        summary = train(config, resume=bool(args.resume), overwrite=args.overwrite)
+    except TrainingDiverged as err:
+        print(f"globalpool train: {err}", file=sys.stderr)
+        return 1
+    if "test_acc" in summary and config.quiet:
+        print(json.dumps({k: summary[k] for k in ("run_dir", "best_val_acc", "test_acc")}))
+    return 0

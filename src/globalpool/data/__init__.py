@@ -1,0 +1,26 @@
+"""Datasets (one registry) and the in-memory batch loader. Knows no model.
+
+Importing this package registers every dataset: ``shapes``, ``digits``, ``cifar10``
+and ``folder``.
+"""
+
+from globalpool.data import cifar10, digits, folder, shapes  # noqa: F401  (registration)
+from globalpool.data.augment import Augment
+from globalpool.data.imageset import Dataset, ImageSet, channel_stats
+from globalpool.data.loader import Loader, normalize
+from globalpool.data.registry import dataset_entry, list_datasets, load_dataset, register_dataset
+from globalpool.data.split import train_val_split
+
+__all__ = [
+    "Augment",
+    "Dataset",
+    "ImageSet",
+    "Loader",
+    "channel_stats",
+    "dataset_entry",
+    "list_datasets",
+    "load_dataset",
+    "normalize",
+    "register_dataset",
+    "train_val_split",
+]

@@ -1,0 +1,187 @@
+"""``compare``: one backbone, several heads, identical data, seed, budget and optimiser.
+
+Every head is trained with :func:`globalpool.train.train` from the same base
+:class:`~globalpool.train.TrainConfig` (only ``head``, ``pool``, ``head_kwargs``,
+``pool_kwargs`` and ``out_dir`` change), into ``out_dir/<label>/``; then the report
+(``report.html``, ``report.md``) is written into ``out_dir``.
+
+A finished head whose saved configuration equals the one it would get now is not trained
+again, so an interrupted comparison can simply be started again with the same command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from globalpool.experiment.heads import HeadSpec, parse_heads
+
+__all__ = ["COMPARE_DEFAULTS", "compare", "default_compare_config", "head_config"]
+
+# The budget of a plain ``globalpool compare`` (built-in shapes data, the default
+# network). Small enough to finish well under 10 minutes on 2 CPU cores for the five
+# default heads, and a training set small enough that a flatten + FC head, with its
+# ~100x more head parameters, visibly overfits it. Measured: see BENCHMARKS.md / README.
+COMPARE_DEFAULTS: dict[str, Any] = {
+    "model": "fastnet",
+    "dataset": "shapes",
+    "dataset_kwargs": {"n_train": 1000, "n_test": 1000},
+    "epochs": 12,
+    "batch_size": 64,
+    "out_dir": "runs/compare",
+    "tensorboard": False,
+}
+
+
+def default_compare_config():
+    """The base :class:`~globalpool.train.TrainConfig` of a plain ``globalpool compare``."""
+    from globalpool.train import TrainConfig
+
+    return TrainConfig().replace(**COMPARE_DEFAULTS)
+
+
+def head_config(base_config, spec: HeadSpec, out_dir: str | os.PathLike):
+    """``base_config`` with ``spec``'s head, pool and arguments, writing to
+    ``out_dir/<label>``. The base's own ``head_kwargs``/``pool_kwargs`` are kept under
+    the spec's (the spec wins on a clash)."""
+    head_kwargs = {k: v for k, v in spec.kwargs.items() if k != "pool_kwargs"}
+    pool_kwargs = dict(spec.kwargs.get("pool_kwargs") or {})
+    return base_config.replace(
+        head=spec.kind,
+        pool=spec.pool,
+        head_kwargs={**base_config.head_kwargs, **head_kwargs},
+        pool_kwargs={**base_config.pool_kwargs, **pool_kwargs} if spec.pool else {},
+        out_dir=str(Path(out_dir) / spec.label),
+    ).validate()
+
+
+# Settings that do not change what a run computes.
+_COSMETIC = ("quiet", "tensorboard")
+
+
+def _finished_with(run_dir: Path, config) -> bool:
+    """True when ``run_dir`` holds a finished run of ``config`` (up to cosmetic flags)."""
+    summary, saved = run_dir / "summary.json", run_dir / "config.json"
+    if not (summary.is_file() and saved.is_file()):
+        return False
+    try:
+        old = json.loads(saved.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    new = json.loads(config.to_json())
+    for key in _COSMETIC:
+        old.pop(key, None)
+        new.pop(key, None)
+    return old == new
+
+
+def compare(
+    base_config,
+    heads: Sequence[HeadSpec | str] | str | None,
+    out_dir: str | os.PathLike,
+    *,
+    command: str | None = None,
+    overwrite: bool = False,
+    report: bool = True,
+    log: Callable[[str], None] | None = print,
+) -> list[dict]:
+    """Train one model per head under identical settings, then write the report.
+
+    Args:
+        base_config: a :class:`~globalpool.train.TrainConfig`; its ``head``, ``pool`` and
+            ``out_dir`` are replaced per head.
+        heads: :class:`HeadSpec` objects or spec strings (``"classmap:max"``), or one
+            comma-separated string; None gives ``DEFAULT_HEADS``.
+        out_dir: comparison directory; head ``label`` trains in ``out_dir/label``.
+        command: the command line, recorded in ``compare.json`` and the report.
+        overwrite: retrain heads whose directory already holds a different run.
+        report: write ``report.html`` / ``report.md`` when all heads are trained.
+        log: where progress lines go (None: silent).
+
+    Returns:
+        the summaries (as in ``summary.json``), one per head, in ``heads`` order.
+
+    Raises:
+        ValueError: bad head specs or settings.
+        TrainingDiverged: after the report, when some head's loss became NaN/infinite
+            (the other heads are trained and reported; the report names the failed ones).
+
+    Example:
+        >>> from globalpool.train import TrainConfig
+        >>> cfg = TrainConfig(dataset="shapes", epochs=1,
+        ...                   dataset_kwargs={"n_train": 200, "n_test": 100})
+        >>> summaries = compare(cfg, "fc,classmap:avg", "runs/tiny")  # doctest: +SKIP
+        >>> [s["head"] for s in summaries]  # doctest: +SKIP
+        ['fc', 'classmap']
+    """
+    from globalpool.train import TrainingDiverged, train
+
+    specs = parse_heads(heads)
+    base_config = base_config.validate()
+    out = Path(out_dir)
+    configs = [head_config(base_config, spec, out) for spec in specs]
+    out.mkdir(parents=True, exist_ok=True)
+
+    from globalpool.analysis.report import atomic_write_text
+
+    plan = {
+        "command": command,
+        "heads": [
+            {
+                "label": s.label,
+                "spec": s.to_text(),
+                "kind": s.kind,
+                "pool": s.pool,
+                "kwargs": s.kwargs,
+            }
+            for s in specs
+        ],
+        "base_config": base_config.to_dict(),
+    }
+    atomic_write_text(out / "compare.json", json.dumps(plan, indent=2) + "\n")
+
+    say = log or (lambda _msg: None)
+    summaries, finished, failures = [], [], []
+    start = time.perf_counter()
+    for i, (spec, cfg) in enumerate(zip(specs, configs, strict=True), start=1):
+        run_dir = Path(cfg.out_dir)
+        if _finished_with(run_dir, cfg):
+            say(f"[{i}/{len(specs)}] {spec.label}: already trained in {run_dir}, reusing it")
+            summaries.append(json.loads((run_dir / "summary.json").read_text(encoding="utf-8")))
+            finished.append(spec)
+            continue
+        say(f"[{i}/{len(specs)}] {spec.label}: training {cfg.model} with head {spec.to_text()}")
+        try:
+            summary = train(cfg, overwrite=overwrite)
+        except TrainingDiverged as err:
+            # A head that diverges under the shared settings is itself a result: record
+            # it and go on with the others.
+            say(f"[{i}/{len(specs)}] {spec.label}: diverged: {err}")
+            failures.append(f"{spec.label} diverged and is left out: {err}")
+            continue
+        if "test_acc" not in summary:  # stop_after_epoch cut the run short
+            raise ValueError(
+                f"head {spec.label} stopped early ({summary}); compare needs finished runs"
+            )
+        summaries.append(summary)
+        finished.append(spec)
+    say(f"trained {len(specs)} heads in {time.perf_counter() - start:.0f} s")
+
+    if report and finished:
+        from globalpool.analysis.report import write_report
+
+        paths = write_report(
+            out,
+            [out / s.label for s in finished],
+            labels=[s.label for s in finished],
+            command=command,
+            notes=failures,
+        )
+        say(f"report: {paths['html']} and {paths['markdown']}")
+    if failures:
+        raise TrainingDiverged("; ".join(failures))
+    return summaries

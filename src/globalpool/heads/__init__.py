@@ -1,0 +1,11 @@
+"""Classification heads: the FC stack, the NIN class-map head and pool + linear.
+
+Imports only ``globalpool.pool``.
+"""
+
+from globalpool.heads.classmap import ClassMapHead
+from globalpool.heads.factory import create_head, list_heads
+from globalpool.heads.fc import FCHead
+from globalpool.heads.pool_linear import PoolLinearHead
+
+__all__ = ["ClassMapHead", "FCHead", "PoolLinearHead", "create_head", "list_heads"]

@@ -1,0 +1,63 @@
+"""The ResNet-style head: global pool, optional dropout, one Linear."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from globalpool.pool import create_pool
+
+__all__ = ["PoolLinearHead"]
+
+
+class PoolLinearHead(nn.Module):
+    """Global pool over the spatial dims, dropout, then ``Linear(C * feat_mult, K)``.
+
+    Args:
+        in_channels: C, channels of the feature maps.
+        num_classes: K, number of outputs.
+        pool: a pool name from ``globalpool.pool.list_pools()``.
+        dropout: dropout probability before the Linear (0 disables it).
+        pool_kwargs: extra arguments for the pool (``p``, ``r``...).
+
+    Input shape: (N, C, H, W). Output shape: (N, K).
+
+    Example:
+        >>> import torch
+        >>> head = PoolLinearHead(64, 10, pool="max")
+        >>> head(torch.randn(2, 64, 4, 4)).shape
+        torch.Size([2, 10])
+    """
+
+    fixed_size = False
+    feature_size = None
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        *,
+        pool: str = "avg",
+        dropout: float = 0.0,
+        pool_kwargs: dict | None = None,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.in_channels = in_channels
+        self.num_classes = num_classes
+        self.pool = create_pool(pool, channels=in_channels, **(pool_kwargs or {}))
+        self.pool_name = pool
+        self.num_features = self.pool.out_channels(in_channels)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.fc = nn.Linear(self.num_features, num_classes)
+
+    def pre_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features, before dropout: (N, C, H, W) -> (N, C * feat_mult)."""
+        return self.pool(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.drop(self.pool(x)))
+
+    def extra_repr(self) -> str:
+        return f"pool={self.pool_name!r}"

@@ -1,0 +1,125 @@
+"""Optional torch.compile path for the pooling operators, with an eager fallback.
+
+Off by default. ``set_compile(True)`` (for example from a training config) routes every
+functional pool through a ``torch.compile``-d composite of the same formula, so inductor
+can fuse its passes (catavgmax reads x once; GeM and LSE forward and backward become one
+or two loops each). If compilation fails for an operator (no C++ compiler, an unsupported
+backend), a warning is issued once and that operator stays eager.
+
+Example:
+    >>> import globalpool.pool as gp
+    >>> gp.set_compile(False)  # the default
+    >>> gp.compile_enabled()
+    False
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+
+import torch
+
+__all__ = ["compile_enabled", "composite", "run_pool", "set_compile"]
+
+_state = {"enabled": False}
+_compiled: dict[str, Callable] = {}
+_failed: set[str] = set()
+
+
+def set_compile(enabled: bool = True) -> None:
+    """Turn the torch.compile path of every pool on or off (process-wide)."""
+    _state["enabled"] = bool(enabled)
+
+
+def compile_enabled() -> bool:
+    """Whether pools currently run through torch.compile."""
+    return _state["enabled"]
+
+
+# Composite (plain autograd) forms of each operator on a flat view; inductor fuses them.
+# They follow the eager kernels' maths and tie rule (max with indices keeps the first
+# maximal position), so eager and compiled results agree.
+
+
+def _c_avg(t, dim, mask, count):
+    if mask is None:
+        return t.mean(dim)
+    return torch.where(mask, t, 0.0).sum(dim) / count
+
+
+def _c_max(t, dim, mask, count):
+    if mask is not None:
+        t = t.masked_fill(~mask, -math.inf)
+    return t.max(dim).values
+
+
+def _c_avgmax(t, dim, mask, count):
+    return 0.5 * (_c_avg(t, dim, mask, count) + _c_max(t, dim, mask, count))
+
+
+def _c_catavgmax(t, dim, mask, count):
+    return torch.cat([_c_avg(t, dim, mask, count), _c_max(t, dim, mask, count)], 1)
+
+
+def _c_mixed(t, dim, mask, count, alpha):
+    return alpha * _c_max(t, dim, mask, count) + (1 - alpha) * _c_avg(t, dim, mask, count)
+
+
+def _c_power(t, dim, mask, count, p, eps, use_abs):
+    tw = t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+    a = tw.abs() if use_abs else tw.clamp_min(eps)
+    if mask is not None:
+        a = torch.where(mask, a, 0.0)
+    top = a.amax(dim, keepdim=True).clamp_min(1e-30).detach()
+    s = (a / top).pow(p)
+    s = s.mean(dim) if mask is None else s.sum(dim) / count
+    return (top.squeeze(dim) * s.pow(1.0 / p)).to(t.dtype)
+
+
+def _c_lse(t, dim, mask, count, r):
+    tw = t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+    z = tw * r
+    if mask is not None:
+        z = z.masked_fill(~mask, -math.inf)
+    top = z.amax(dim, keepdim=True)
+    # mean, not logsumexp - log(n): n then stays a traced shape when exporting.
+    s = (z - top).exp()
+    s = s.mean(dim) if count is None else s.sum(dim) / count
+    return ((top.squeeze(dim) + s.log()) / r).to(t.dtype)
+
+
+composite: dict[str, Callable] = {
+    "avg": _c_avg,
+    "max": _c_max,
+    "avgmax": _c_avgmax,
+    "catavgmax": _c_catavgmax,
+    "mixed": _c_mixed,
+    "power": _c_power,
+    "lse": _c_lse,
+}
+
+
+def run_pool(name: str, eager: Callable, *args):
+    """Call the compiled composite ``name`` when compiling is on, else ``eager``, same args."""
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        # Export (ONNX / TorchScript tracing): plain ops only. The eager kernels are custom
+        # autograd Functions (not serialisable by torch.jit) with data-dependent branches.
+        return composite[name](*args)
+    if not _state["enabled"] or name in _failed:
+        return eager(*args)
+    fn = _compiled.get(name)
+    if fn is None:
+        fn = _compiled[name] = torch.compile(composite[name])
+    try:
+        return fn(*args)
+    except Exception as err:  # compilation problems must not break training
+        _failed.add(name)
+        warnings.warn(
+            f"torch.compile of the {name!r} pool failed ({type(err).__name__}: {err}); "
+            "using the eager kernel",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return eager(*args)

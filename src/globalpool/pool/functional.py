@@ -1,0 +1,308 @@
+"""Functional forms of every global pooling operator (also ``globalpool.functional``).
+
+Every function takes ``x`` of shape (N, C, *S) (``data_format="channels_first"``, the
+default; tensors in ``torch.channels_last`` memory format included) or (N, *S, C)
+(``"channels_last"``), with 1 to 3 spatial dims S, and an optional bool ``mask`` of shape
+(N, *S), True = valid position: each sample is then pooled over its valid positions only.
+The result is (N, C) (2C for ``catavgmax_pool``), or with size-1 spatial dims in the
+input's layout when ``keepdim=True``. Half-precision inputs are reduced in float32 where
+the formula needs the range (GeM, Lp, LSE) and returned in the input dtype.
+
+Max ties: the gradient of every max (``max_pool``, and the max parts of ``avgmax_pool``,
+``catavgmax_pool``, ``mixed_pool``) goes entirely to the first maximal position in
+row-major (flattened) order of the spatial dims, the same on every run.
+
+Example:
+    >>> import torch
+    >>> from globalpool import functional as F
+    >>> x = torch.arange(8.0).reshape(1, 2, 2, 2)
+    >>> F.avg_pool(x)
+    tensor([[1.5000, 5.5000]])
+    >>> F.max_pool(x.permute(0, 2, 3, 1), data_format="channels_last", keepdim=True).shape
+    torch.Size([1, 1, 1, 2])
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from globalpool.pool._kernels import first_max, log_mean_exp, power_mean
+from globalpool.pool._layout import flatten_spatial, normalize_data_format, restore_layout
+from globalpool.pool.compile import run_pool
+
+__all__ = [
+    "attention_pool",
+    "avg_pool",
+    "avgmax_pool",
+    "catavgmax_pool",
+    "gem_pool",
+    "lp_pool",
+    "lse_pool",
+    "max_pool",
+    "mixed_pool",
+    "normalize_data_format",
+]
+
+
+# Eager implementations on the flat view (t, dim, mask, count); see _layout.Flat.
+
+
+def _avg(t, dim, mask, count):
+    if mask is None:
+        return t.mean(dim)
+    return torch.where(mask, t, 0.0).sum(dim) / count
+
+
+def _max(t, dim, mask, count):
+    if mask is not None:
+        t = t.masked_fill(~mask, -math.inf)
+    return first_max(t, dim)
+
+
+def _avgmax(t, dim, mask, count):
+    return _avg(t, dim, mask, count).add_(_max(t, dim, mask, count)).mul_(0.5)
+
+
+def _catavgmax(t, dim, mask, count):
+    if not torch.is_grad_enabled() or not t.requires_grad:
+        # Inference: both reductions write straight into one (N, 2C) buffer, no cat.
+        channels = t.shape[3 - dim]
+        out = torch.empty(t.shape[0], 2 * channels, dtype=t.dtype, device=t.device)
+        if mask is None:
+            torch.mean(t, dim, out=out[:, :channels])
+            torch.amax(t, dim, out=out[:, channels:])
+        else:
+            torch.sum(torch.where(mask, t, 0.0), dim, out=out[:, :channels])
+            out[:, :channels].div_(count)
+            torch.amax(t.masked_fill(~mask, -math.inf), dim, out=out[:, channels:])
+        return out
+    return torch.cat([_avg(t, dim, mask, count), _max(t, dim, mask, count)], 1)
+
+
+def _mixed(t, dim, mask, count, alpha):
+    avg = _avg(t, dim, mask, count)
+    return avg + alpha * (_max(t, dim, mask, count) - avg)
+
+
+def _power(t, dim, mask, count, p, eps, use_abs):
+    return power_mean(t, p, dim, eps=eps, mask=mask, count=count, use_abs=use_abs)
+
+
+def _lse(t, dim, mask, count, r):
+    return log_mean_exp(t, r, dim, mask=mask, count=count)
+
+
+def _positive(value, name: str, op: str) -> None:
+    v = float(value.detach().min()) if isinstance(value, torch.Tensor) else float(value)
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{op} pool expects {name} > 0 and finite, got {value}")
+
+
+def avg_pool(
+    x: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    *,
+    data_format: str = "channels_first",
+    keepdim: bool = False,
+) -> torch.Tensor:
+    """Global average pooling: ``y[n, c] = mean_s x[n, c, s]`` over (valid) positions.
+
+    Args:
+        x: (N, C, *S) or (N, *S, C) floating-point tensor, 1 to 3 spatial dims.
+        mask: optional bool (N, *S), True = valid.
+        data_format: "channels_first" (also NCL/NCHW/NCDHW) or "channels_last" (NHWC...).
+        keepdim: keep the spatial dims as size 1.
+
+    Returns:
+        (N, C), or (N, C, 1, ...) / (N, 1, ..., C) with keepdim.
+    """
+    f = flatten_spatial(x, mask, data_format, "avg")
+    return restore_layout(run_pool("avg", _avg, f.t, f.dim, f.mask, f.count), f, keepdim)
+
+
+def max_pool(
+    x: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    *,
+    data_format: str = "channels_first",
+    keepdim: bool = False,
+) -> torch.Tensor:
+    """Global max pooling: ``y[n, c] = max_s x[n, c, s]`` over (valid) positions.
+
+    The gradient goes to the first maximal position (row-major spatial order) on ties.
+    Args, shapes: as :func:`avg_pool`.
+    """
+    f = flatten_spatial(x, mask, data_format, "max")
+    return restore_layout(run_pool("max", _max, f.t, f.dim, f.mask, f.count), f, keepdim)
+
+
+def avgmax_pool(
+    x: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    *,
+    data_format: str = "channels_first",
+    keepdim: bool = False,
+) -> torch.Tensor:
+    """Mean of global average and global max pooling: ``0.5 * (avg + max)``, (N, C).
+
+    Args, shapes: as :func:`avg_pool`.
+    """
+    f = flatten_spatial(x, mask, data_format, "avgmax")
+    y = run_pool("avgmax", _avgmax, f.t, f.dim, f.mask, f.count)
+    return restore_layout(y, f, keepdim)
+
+
+def catavgmax_pool(
+    x: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    *,
+    data_format: str = "channels_first",
+    keepdim: bool = False,
+) -> torch.Tensor:
+    """Global average and global max pooling concatenated: ``[avg, max]``, (N, 2C).
+
+    Args: as :func:`avg_pool`. Output: (N, 2C), channels 0..C-1 the average, C..2C-1 the
+    max (size-1 spatial dims kept with keepdim).
+    """
+    f = flatten_spatial(x, mask, data_format, "catavgmax")
+    y = run_pool("catavgmax", _catavgmax, f.t, f.dim, f.mask, f.count)
+    return restore_layout(y, f, keepdim)
+
+
+def gem_pool(
+    x: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    *,
+    p: float | torch.Tensor = 3.0,
+    eps: float = 1e-6,
+    data_format: str = "channels_first",
+    keepdim: bool = False,
+) -> torch.Tensor:
+    """Generalized mean (GeM): ``y = (mean_s clamp(x, eps) ** p) ** (1 / p)``.
+
+    p = 1 is average pooling of the positive part, p -> inf tends to max pooling.
+    Computed in float32 (at least) with an overflow/underflow-safe rescaling, so large
+    p and half-precision inputs stay finite; differentiable in x and in a tensor p.
+
+    Args:
+        p: the power, > 0 (a float, or a 0-d / 1-element tensor to learn it).
+        eps: lower clamp of x, > 0 (keeps the power of zeros and negatives defined).
+        Others: as :func:`avg_pool`.
+    """
+    _positive(p, "p", "gem")
+    _positive(eps, "eps", "gem")
+    f = flatten_spatial(x, mask, data_format, "gem")
+    y = run_pool("power", _power, f.t, f.dim, f.mask, f.count, p, float(eps), False)
+    return restore_layout(y, f, keepdim)
+
+
+def lp_pool(
+    x: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    *,
+    p: float | torch.Tensor = 2.0,
+    data_format: str = "channels_first",
+    keepdim: bool = False,
+) -> torch.Tensor:
+    """Power-average (Lp) pooling: ``y = (mean_s |x| ** p) ** (1 / p)``.
+
+    p = 1 is the mean absolute value, p = 2 the root mean square, p -> inf the max of |x|.
+    Unlike ``torch.nn.LPPool2d`` this is a mean (not a sum) over the positions, so it does
+    not grow with the spatial size, and it uses |x| so negative inputs are allowed.
+
+    Args:
+        p: the order, > 0 (float or tensor).
+        Others: as :func:`avg_pool`.
+    """
+    _positive(p, "p", "lp")
+    f = flatten_spatial(x, mask, data_format, "lp")
+    y = run_pool("power", _power, f.t, f.dim, f.mask, f.count, p, 0.0, True)
+    return restore_layout(y, f, keepdim)
+
+
+def lse_pool(
+    x: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    *,
+    r: float | torch.Tensor = 10.0,
+    data_format: str = "channels_first",
+    keepdim: bool = False,
+) -> torch.Tensor:
+    """Log-sum-exp pooling: ``y = (1 / r) * log(mean_s exp(r * x))``.
+
+    Normalised by the number of positions, so ``avg <= y <= max``: r -> 0 gives average
+    pooling, r -> inf max pooling. Computed with a max shift, so inputs of any size
+    (1e4 and beyond) stay finite.
+
+    Args:
+        r: sharpness, > 0 (float or tensor).
+        Others: as :func:`avg_pool`.
+    """
+    _positive(r, "r", "lse")
+    f = flatten_spatial(x, mask, data_format, "lse")
+    y = run_pool("lse", _lse, f.t, f.dim, f.mask, f.count, r)
+    return restore_layout(y, f, keepdim)
+
+
+def mixed_pool(
+    x: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    *,
+    alpha: float | torch.Tensor = 0.5,
+    data_format: str = "channels_first",
+    keepdim: bool = False,
+) -> torch.Tensor:
+    """Mixed pooling: ``y = alpha * max + (1 - alpha) * avg``.
+
+    Args:
+        alpha: blend in [0, 1] (float or tensor, broadcast against (N, C)).
+        Others: as :func:`avg_pool`.
+    """
+    lo = float(alpha.detach().min()) if isinstance(alpha, torch.Tensor) else float(alpha)
+    hi = float(alpha.detach().max()) if isinstance(alpha, torch.Tensor) else float(alpha)
+    if not (lo >= 0.0 and hi <= 1.0):
+        raise ValueError(f"mixed pool expects alpha in [0, 1], got {alpha}")
+    f = flatten_spatial(x, mask, data_format, "mixed")
+    y = run_pool("mixed", _mixed, f.t, f.dim, f.mask, f.count, alpha)
+    return restore_layout(y, f, keepdim)
+
+
+def attention_pool(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    *,
+    data_format: str = "channels_first",
+    keepdim: bool = False,
+) -> torch.Tensor:
+    """Attention pooling: a 1x1 conv scores every position, softmax over positions, weighted sum.
+
+    ``score[n, s] = sum_c weight[c] * x[n, c, s]``, ``a = softmax_s(score)`` (over valid
+    positions only), ``y[n, c] = sum_s a[n, s] * x[n, c, s]``. A bias would cancel in the
+    softmax, so there is none. With ``weight = 0`` this is average pooling.
+
+    Args:
+        weight: (C,) scoring weights (the 1x1 conv kernel), same dtype as x.
+        Others: as :func:`avg_pool`.
+    """
+    f = flatten_spatial(x, mask, data_format, "attention")
+    channels = f.t.shape[3 - f.dim]
+    if not isinstance(weight, torch.Tensor) or weight.numel() != channels:
+        got = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__
+        raise ValueError(f"attention pool expects weight of shape ({channels},), got {got}")
+    t = f.t
+    work = torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype
+    t = t.to(work)
+    w = weight.reshape(channels).to(work)
+    # (N, L) scores from (N, C, L) or (N, L, C)
+    score = torch.matmul(w, t) if f.dim == 2 else torch.matmul(t, w)
+    if f.mask is not None:
+        score = score.masked_fill(~f.mask.reshape(score.shape), -math.inf)
+    attn = torch.softmax(score, dim=1)
+    if f.dim == 2:
+        y = torch.bmm(t, attn.unsqueeze(2)).squeeze(2)
+    else:
+        y = torch.bmm(attn.unsqueeze(1), t).squeeze(1)
+    return restore_layout(y.to(x.dtype), f, keepdim)

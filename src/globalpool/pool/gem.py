@@ -1,0 +1,89 @@
+"""Generalized-mean (GeM) pooling with a learnable or fixed power p."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from globalpool.pool import functional as F
+from globalpool.pool.base import GlobalPoolBase
+from globalpool.pool.registry import register_pool
+
+
+def _value(v) -> float:
+    return float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
+
+
+__all__ = ["GeMPool"]
+
+
+@register_pool(
+    "gem",
+    "generalized mean, learnable power p (default 3)",
+    "y_c = (mean_s max(x_{c,s}, eps)^p)^(1/p)",
+)
+class GeMPool(GlobalPoolBase):
+    """Generalized-mean pooling: ``(mean_s clamp(x, eps) ** p) ** (1 / p)``.
+
+    p = 1 averages the positive part, large p approaches max pooling. A learnable p is
+    stored as ``log_p`` (so p stays positive and finite under any update) and read through
+    the ``p`` property. The reduction runs in float32 with an overflow-safe rescaling, so
+    bfloat16/float16 autocast training keeps p and the loss finite.
+
+    Args:
+        channels: accepted for a uniform constructor, unused.
+        p: initial (or fixed) power, > 0. Default 3.
+        learn_p: learn p (default True) or keep it fixed.
+        eps: lower clamp of the input, > 0.
+        data_format: "channels_first" or "channels_last".
+        keepdim: keep the spatial dims as size 1.
+
+    Input shape:
+        (N, C, *S) or (N, *S, C) with 1 to 3 spatial dims; optional bool mask (N, *S).
+
+    Output shape:
+        (N, C), or with size-1 spatial dims when keepdim.
+
+    Example:
+        >>> import torch
+        >>> pool = GeMPool(p=3.0)
+        >>> pool(torch.full((2, 3, 4, 4), 2.0))
+        tensor([[2., 2., 2.],
+                [2., 2., 2.]], grad_fn=<_PowerMeanBackward>)
+    """
+
+    def __init__(
+        self,
+        channels: int | None = None,
+        *,
+        p: float = 3.0,
+        learn_p: bool = True,
+        eps: float = 1e-6,
+        data_format: str = "channels_first",
+        keepdim: bool = False,
+    ):
+        super().__init__(channels, data_format=data_format, keepdim=keepdim)
+        if not (isinstance(p, (int, float)) and math.isfinite(p) and p > 0):
+            raise ValueError(f"gem pool expects p > 0, got {p!r}")
+        if not (isinstance(eps, (int, float)) and eps > 0):
+            raise ValueError(f"gem pool expects eps > 0, got {eps!r}")
+        self.eps = float(eps)
+        self.learn_p = bool(learn_p)
+        if self.learn_p:
+            self.log_p = nn.Parameter(torch.tensor(math.log(p)))
+        else:
+            self.fixed_p = float(p)
+
+    @property
+    def p(self) -> torch.Tensor | float:
+        """The current power (a 0-d tensor when learnable)."""
+        return self.log_p.exp() if self.learn_p else self.fixed_p
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return F.gem_pool(x, mask, p=self.p, eps=self.eps, **self._kw())
+
+    def extra_repr(self) -> str:
+        head = f"p={_value(self.p):.4g}, learn_p={self.learn_p}, eps={self.eps}, "
+        return head + super().extra_repr()

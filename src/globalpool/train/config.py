@@ -1,0 +1,230 @@
+"""The training configuration: one dataclass, saved as ``config.json`` in every run.
+
+A run is fully described by its :class:`TrainConfig`; giving the saved file back
+(``globalpool train --config runs/x/config.json``) repeats the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("cosine", "onecycle", "constant")
+AMP_MODES = ("none", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines one training run.
+
+    Model:
+        model: a name from ``globalpool.models.list_models()``.
+        head: ``fc``, ``classmap`` or ``pool-linear``; None keeps the model's default.
+        pool: a name from ``globalpool.pool.list_pools()``; None keeps the default.
+        head_kwargs: extra keyword arguments for the head (``dropout``, ``kernel_size``...).
+        pool_kwargs: extra keyword arguments for the pool (``p`` for gem/lp, ``r`` for lse).
+        model_kwargs: extra keyword arguments for ``create_model``.
+
+    Data:
+        dataset: a name from ``globalpool.data.list_datasets()``.
+        dataset_kwargs: keyword arguments for ``load_dataset``.
+        val_fraction: fraction of the training set held out (stratified, seeded) for
+            validation, in (0, 1).
+        augment: random crop + flip (+ cutout) on training batches.
+        crop_padding, flip, cutout: the augmentation settings (see ``globalpool.data.Augment``).
+
+    Optimisation:
+        epochs, batch_size (the global batch: with N processes each gets batch_size / N),
+        eval_batch_size (None: 2 * batch_size).
+        optimizer: ``sgd`` (momentum, optionally Nesterov) or ``adamw``.
+        lr: peak learning rate. momentum, nesterov: SGD only. betas: AdamW only.
+        weight_decay: applied to weights of rank >= 2 only when ``decay_norm_and_bias``
+            is False (biases and normalisation parameters are not decayed).
+        schedule: ``cosine`` (linear warm-up, then cosine to ``lr * final_lr_ratio``),
+            ``onecycle`` (warm-up from ``lr / 25``, then cosine to ``lr / 1e4``) or
+            ``constant`` (warm-up, then flat).
+        warmup_epochs: length of the linear warm-up, in epochs (may be fractional).
+        label_smoothing, grad_clip (max global gradient norm; 0 = off).
+
+    Speed:
+        amp: ``none``, ``bf16`` (CPU or CUDA) or ``fp16`` (CUDA, with a GradScaler).
+        channels_last, compile (``torch.compile``), device ``auto|cpu|cuda``.
+
+    Run:
+        seed: fixes data order, augmentation, initialisation and dropout.
+        out_dir: the run directory. quiet: no progress bars. tensorboard: write event
+        files when ``tensorboard`` is installed.
+        stop_after_epoch: stop (as if killed) after this epoch; for testing ``--resume``.
+
+    Example:
+        >>> cfg = TrainConfig(model="fastnet", head="classmap", pool="max", epochs=2)
+        >>> TrainConfig.from_json(cfg.to_json()) == cfg
+        True
+    """
+
+    model: str = "fastnet"
+    head: str | None = None
+    pool: str | None = None
+    head_kwargs: dict[str, Any] = field(default_factory=dict)
+    pool_kwargs: dict[str, Any] = field(default_factory=dict)
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    dataset: str = "shapes"
+    dataset_kwargs: dict[str, Any] = field(default_factory=dict)
+    val_fraction: float = 0.1
+    augment: bool = True
+    crop_padding: int = 4
+    flip: bool = True
+    cutout: int = 0
+
+    epochs: int = 10
+    batch_size: int = 128
+    eval_batch_size: int | None = None
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = True
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 5e-4
+    decay_norm_and_bias: bool = False
+    schedule: str = "cosine"
+    warmup_epochs: float = 1.0
+    final_lr_ratio: float = 0.0
+    label_smoothing: float = 0.0
+    grad_clip: float = 0.0
+
+    amp: str = "none"
+    channels_last: bool = False
+    compile: bool = False
+    device: str = "auto"
+
+    seed: int = 0
+    out_dir: str = "runs/run"
+    quiet: bool = False
+    tensorboard: bool = True
+    stop_after_epoch: int | None = None
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> TrainConfig:
+        """Raise ValueError/TypeError naming the first bad field; return self."""
+
+        def choice(name: str, options: tuple[str, ...]) -> None:
+            value = getattr(self, name)
+            if value not in options:
+                raise ValueError(f"{name} must be one of {', '.join(options)}; got {value!r}")
+
+        def number(name: str, *, low: float, high: float = math.inf, low_open=False) -> None:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name} must be a number; got {type(value).__name__} {value!r}")
+            if not math.isfinite(value) or value < low or (low_open and value == low):
+                bound = f"> {low}" if low_open else f">= {low}"
+                raise ValueError(f"{name} must be finite and {bound}; got {value!r}")
+            if value > high:
+                raise ValueError(f"{name} must be <= {high}; got {value!r}")
+
+        def integer(name: str, *, low: int, optional: bool = False) -> None:
+            value = getattr(self, name)
+            if optional and value is None:
+                return
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an integer; got {value!r}")
+            if value < low:
+                raise ValueError(f"{name} must be >= {low}; got {value}")
+
+        for name in ("model", "dataset", "out_dir"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise TypeError(f"{name} must be a non-empty string; got {getattr(self, name)!r}")
+        for name in ("head", "pool"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise TypeError(f"{name} must be a string or None; got {getattr(self, name)!r}")
+        for name in ("head_kwargs", "pool_kwargs", "model_kwargs", "dataset_kwargs"):
+            if not isinstance(getattr(self, name), dict):
+                raise TypeError(f"{name} must be a dict; got {getattr(self, name)!r}")
+        choice("optimizer", OPTIMIZERS)
+        choice("schedule", SCHEDULES)
+        choice("amp", AMP_MODES)
+        choice("device", DEVICES)
+        number("val_fraction", low=0.0, high=0.9, low_open=True)
+        integer("epochs", low=1)
+        integer("batch_size", low=1)
+        integer("eval_batch_size", low=1, optional=True)
+        integer("crop_padding", low=0)
+        integer("cutout", low=0)
+        integer("seed", low=0)
+        integer("stop_after_epoch", low=1, optional=True)
+        number("lr", low=0.0, low_open=True)
+        number("momentum", low=0.0, high=1.0)
+        number("weight_decay", low=0.0)
+        number("warmup_epochs", low=0.0)
+        number("final_lr_ratio", low=0.0, high=1.0)
+        number("label_smoothing", low=0.0, high=1.0)
+        number("grad_clip", low=0.0)
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1); got {self.betas!r}")
+        if self.warmup_epochs > self.epochs:
+            raise ValueError(
+                f"warmup_epochs ({self.warmup_epochs}) must not exceed epochs ({self.epochs})"
+            )
+        if self.nesterov and self.optimizer == "sgd" and self.momentum == 0:
+            raise ValueError("nesterov=True needs momentum > 0 (set --no-nesterov or --momentum)")
+        return self
+
+    # ------------------------------------------------------------ round trip
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict of every field (tuples become lists)."""
+        out = dataclasses.asdict(self)
+        out["betas"] = list(self.betas)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from a dict such as :meth:`to_dict` gives; unknown keys are an error."""
+        if not isinstance(data, dict):
+            raise TypeError(f"a training config must be a JSON object; got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown training config key(s) {', '.join(map(repr, unknown))}; "
+                f"expected some of: {', '.join(sorted(known))}"
+            )
+        data = dict(data)
+        if "betas" in data:
+            data["betas"] = tuple(data["betas"])
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` applied (unknown names are a ValueError)."""
+        return TrainConfig.from_dict({**self.to_dict(), **changes})
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write as JSON, atomically."""
+        from globalpool.train.atomic import atomic_write_text
+
+        atomic_write_text(path, self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> TrainConfig:
+        """Read a config file written by :meth:`save` (or by hand)."""
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"training config file not found: {path}")
+        with open(path, encoding="utf-8") as fh:
+            try:
+                data = json.load(fh)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path} is not valid JSON: {err}") from None
+        return cls.from_dict(data)

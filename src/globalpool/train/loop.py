@@ -1,0 +1,567 @@
+"""The training loop behind ``globalpool train``: :func:`train` (config -> run directory).
+
+Per epoch: one pass over the training shard (:func:`train_one_epoch`), evaluation on the
+validation split (:func:`evaluate`), checkpoints (``last`` always, ``best`` when the
+validation accuracy improves), one metrics row. Test accuracy at the end, with the final
+weights. See :mod:`globalpool.train.checkpoint` for the run directory layout.
+
+Reproducibility: the torch RNG is reseeded at the start of every epoch from
+``(seed, epoch, rank)`` and the loader's order/augmentation depend on ``(seed, epoch)``,
+so a resumed run repeats the uninterrupted one exactly, in one process or several.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from globalpool.train.checkpoint import (
+    CHECKPOINT_DIR,
+    load_weights_into,
+    read_safetensors,
+    save_weights,
+    write_model_json,
+)
+from globalpool.train.config import TrainConfig
+from globalpool.train.distributed import (
+    DistContext,
+    all_reduce_sum,
+    barrier,
+    setup_distributed,
+    teardown_distributed,
+    wrap_model,
+)
+from globalpool.train.metrics import MetricsWriter
+from globalpool.train.optim import build_optimizer
+from globalpool.train.progress import bars_enabled, progress
+from globalpool.train.schedule import lr_at
+from globalpool.train.train_state import apply_train_state, load_train_state, save_train_state
+
+# Fields that may differ between a run and its resumption without changing its results.
+_RESUME_FREE_FIELDS = {"epochs", "quiet", "tensorboard", "stop_after_epoch", "out_dir", "device"}
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
+
+
+@dataclass
+class EpochTotals:
+    """Sums over one pass: ``loss_sum`` (loss * images), ``correct``, ``count``, ``seconds``."""
+
+    loss_sum: float = 0.0
+    correct: float = 0.0
+    count: float = 0.0
+    seconds: float = 0.0
+    diverged_at: int | None = None  # 0-based batch index of the first non-finite loss
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / self.count if self.count else float("nan")
+
+    @property
+    def acc(self) -> float:
+        return self.correct / self.count if self.count else float("nan")
+
+
+def epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    """A 63-bit seed for the torch RNG in ``epoch`` on ``rank`` (dropout, init of lazies)."""
+    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(2, np.uint64)[0] >> 1)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's RNGs (model initialisation)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def autocast_context(amp: str, device: torch.device):
+    """A factory of autocast contexts for ``amp`` (``none``/``bf16``/``fp16``) on ``device``."""
+    if amp == "none":
+        return contextlib.nullcontext
+    if amp == "fp16" and device.type != "cuda":
+        raise ValueError("amp 'fp16' needs a CUDA device; on the CPU use --amp bf16")
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return lambda: torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    batches,
+    optimizer: torch.optim.Optimizer,
+    criterion: nn.Module,
+    *,
+    lr_for_step,
+    first_step: int = 0,
+    autocast=contextlib.nullcontext,
+    scaler: torch.amp.GradScaler | None = None,
+    grad_clip: float = 0.0,
+    check_every: int = 1,
+) -> EpochTotals:
+    """One pass of optimisation over ``batches``.
+
+    Args:
+        model: in train mode (possibly DDP- or compile-wrapped).
+        batches: iterable of ``(x (B, C, H, W) float32, y (B,) int64)`` on the device.
+        lr_for_step: ``step -> lr``; set on every parameter group before each step.
+        first_step: global index of the first step (for the schedule).
+        scaler: a GradScaler for fp16, else None.
+        grad_clip: max global gradient norm (0 = no clipping).
+        check_every: test the loss for NaN/inf every this many steps (0 = only at the
+            end, for multi-process runs where ranks must not stop at different steps);
+            each check waits for the device.
+
+    Returns:
+        :class:`EpochTotals` of the training objective and running accuracy; on a
+        non-finite loss the pass stops early with ``diverged_at`` set.
+    """
+    model.train()
+    device_loss = None
+    device_correct = None
+    count = 0
+    start = time.perf_counter()
+    index = -1
+    for index, (x, y) in enumerate(batches):
+        lr = lr_for_step(first_step + index)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        with autocast():
+            logits = model(x)
+            loss = criterion(logits, y)
+        if check_every and index % check_every == 0 and not torch.isfinite(loss).item():
+            return EpochTotals(float("nan"), 0.0, count, time.perf_counter() - start, index)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            if grad_clip:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            if grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            optimizer.step()
+        # Sums stay on the device (no sync per step); read once at the end.
+        n = y.shape[0]
+        batch_loss = loss.detach().float() * n
+        batch_correct = (logits.detach().argmax(1) == y).sum()
+        device_loss = batch_loss if device_loss is None else device_loss + batch_loss
+        device_correct = batch_correct if device_correct is None else device_correct + batch_correct
+        count += n
+    loss_sum = float(device_loss) if device_loss is not None else 0.0
+    correct = float(device_correct) if device_correct is not None else 0.0
+    seconds = time.perf_counter() - start
+    diverged = None if math.isfinite(loss_sum) else index
+    return EpochTotals(loss_sum, correct, count, seconds, diverged)
+
+
+def shard_size(n: int, rank: int, world_size: int) -> int:
+    """Images of ``n`` that rank ``rank`` holds when rank r takes positions r::world_size
+    (the Loader pads the order at its end up to a multiple of world_size; those repeats
+    are the tail of each rank's order and are not counted)."""
+    return max(0, -(-(n - rank) // world_size))
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, batches, *, autocast=contextlib.nullcontext, limit: int | None = None
+) -> EpochTotals:
+    """Cross-entropy (no label smoothing) and accuracy sums of ``model`` over ``batches``.
+
+    Args:
+        limit: count only the first ``limit`` images (drops a distributed loader's padding).
+    """
+    model.eval()
+    loss_sum = correct = 0.0
+    count = 0
+    start = time.perf_counter()
+    for x, y in batches:
+        if limit is not None:
+            if count >= limit:
+                break
+            x, y = x[: limit - count], y[: limit - count]
+        with autocast():
+            logits = model(x)
+        loss_sum += float(nn.functional.cross_entropy(logits.float(), y, reduction="sum"))
+        correct += float((logits.argmax(1) == y).sum())
+        count += y.shape[0]
+    return EpochTotals(loss_sum, correct, count, time.perf_counter() - start)
+
+
+def _reduce(totals: EpochTotals, ctx: DistContext) -> EpochTotals:
+    """Sum loss, correct and count over ranks (seconds: the slowest rank)."""
+    if not ctx.distributed:
+        return totals
+    t = torch.tensor(
+        [totals.loss_sum, totals.correct, totals.count, 0.0 if totals.diverged_at is None else 1],
+        dtype=torch.float64,
+    )
+    t = all_reduce_sum(t, ctx).cpu()
+    diverged = totals.diverged_at if totals.diverged_at is not None else (0 if t[3] else None)
+    return EpochTotals(float(t[0]), float(t[1]), float(t[2]), totals.seconds, diverged)
+
+
+class _Log:
+    """Epoch lines on stdout (rank 0, unless quiet); through tqdm when bars are shown."""
+
+    def __init__(self, enabled: bool, bars: bool) -> None:
+        self.enabled, self.bars = enabled, bars
+
+    def __call__(self, message: str) -> None:
+        if not self.enabled:
+            return
+        if self.bars:
+            from tqdm import tqdm
+
+            tqdm.write(message, file=sys.stderr)
+        else:
+            print(message, flush=True)
+
+
+def _check_resume_config(saved: dict, config: TrainConfig, log: _Log) -> None:
+    changed = sorted(
+        k
+        for k, v in config.to_dict().items()
+        if k not in _RESUME_FREE_FIELDS and k in saved and saved[k] != v
+    )
+    if changed:
+        log(
+            "warning: resuming with changed settings "
+            + ", ".join(f"{k}: {saved[k]!r} -> {getattr(config, k)!r}" for k in changed)
+            + " (the result will differ from an uninterrupted run)"
+        )
+
+
+def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> dict:
+    """Train ``config.model`` on ``config.dataset`` and write the run directory.
+
+    Args:
+        config: the run's settings (see :class:`TrainConfig`).
+        resume: continue the run in ``config.out_dir`` from ``checkpoints/last``: epochs,
+            schedule, optimiser and RNG state pick up where it stopped.
+        overwrite: allow starting afresh in a directory that already holds a run.
+
+    Returns:
+        the summary dict also written to ``summary.json`` (keys in ARCHITECTURE.md), or,
+        when ``config.stop_after_epoch`` stopped the run, ``{"run_dir", "stopped_after_epoch"}``.
+
+    Raises:
+        TrainingDiverged: a NaN/inf loss; files of the last good epoch are kept.
+        ValueError / FileNotFoundError: bad settings, no run to resume, a run in the way.
+
+    Example:
+        >>> cfg = TrainConfig(model="smallgap", dataset="shapes", epochs=1,
+        ...                   out_dir="runs/doc")  # doctest: +SKIP
+        >>> train(cfg)["test_acc"]  # doctest: +SKIP
+        0.61
+    """
+    config.validate()
+    ctx = setup_distributed(config.device)
+    try:
+        return _train(config, ctx, resume=resume, overwrite=overwrite)
+    finally:
+        teardown_distributed(ctx)
+
+
+def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bool) -> dict:
+    from globalpool.data import Augment, Loader, load_dataset, train_val_split
+    from globalpool.models import count_flops, count_params, create_model
+
+    run_dir = config.out_dir
+    ckpt_dir = os.path.join(run_dir, CHECKPOINT_DIR)
+    state_prefix = os.path.join(ckpt_dir, "last.state")
+    bars = bars_enabled(config.quiet, ctx.is_main)
+    log = _Log(ctx.is_main and not config.quiet, bars)
+    if resume:
+        if not os.path.isfile(state_prefix + ".json"):
+            raise FileNotFoundError(
+                f"cannot resume {run_dir}: no {CHECKPOINT_DIR}/last.state.json there "
+                "(the run saved no epoch yet, or this is not a run directory)"
+            )
+    elif os.path.isfile(state_prefix + ".json") and not overwrite:
+        raise ValueError(
+            f"{run_dir} already holds a run; use --resume {run_dir} to continue it, "
+            "--overwrite to start it again, or another --out"
+        )
+
+    # ---- data and model (identical on every rank: same seed) ----------------------------
+    seed_everything(config.seed)
+    data = load_dataset(config.dataset, **config.dataset_kwargs)
+    train_set, val_set = train_val_split(data.train, config.val_fraction, config.seed)
+    if len(val_set) == 0:
+        raise ValueError(
+            f"val_fraction {config.val_fraction} of {len(data.train)} training images leaves "
+            "no validation images; raise --val-fraction or use more data"
+        )
+    in_chans, height, width = (int(s) for s in train_set.images.shape[1:])
+    model = create_model(
+        config.model,
+        len(data.classes),
+        head=config.head,
+        pool=config.pool,
+        in_chans=in_chans,
+        input_size=(height, width),
+        head_kwargs=config.head_kwargs,
+        pool_kwargs=config.pool_kwargs,
+        **config.model_kwargs,
+    )
+    params = count_params(model)
+    flops = int(count_flops(model, (height, width)))
+    device = ctx.device
+    model.to(device)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    raw_model = model
+    optimizer = build_optimizer(raw_model, config)
+    autocast = autocast_context(config.amp, device)
+    scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" else None
+    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+
+    mean, std = data.mean, data.std
+    augment = (
+        Augment(crop_padding=config.crop_padding, flip=config.flip, cutout=config.cutout)
+        if config.augment
+        else None
+    )
+    shard = {"rank": ctx.rank, "world_size": ctx.world_size}
+    common = {"mean": mean, "std": std, "device": device, "channels_last": config.channels_last}
+    if len(train_set) < config.batch_size:
+        raise ValueError(
+            f"batch_size {config.batch_size} is larger than the training split "
+            f"({len(train_set)} images); lower --batch-size"
+        )
+    if config.batch_size % ctx.world_size:
+        raise ValueError(
+            f"batch_size {config.batch_size} must be divisible by the number of processes "
+            f"({ctx.world_size}) so that every rank gets an equal shard"
+        )
+    # The Loader's batch_size is per rank: rank r takes rows r::world_size of each global
+    # batch, so the ranks together see exactly the single-process batches.
+    train_loader = Loader(
+        train_set, config.batch_size // ctx.world_size, shuffle=True, augment=augment,
+        seed=config.seed, drop_last=True, **common, **shard,
+    )  # fmt: skip
+    eval_bs = -(-(config.eval_batch_size or 2 * config.batch_size) // ctx.world_size)
+    val_loader = Loader(val_set, eval_bs, shuffle=False, **common, **shard)
+    test_loader = Loader(data.test, eval_bs, shuffle=False, **common, **shard)
+
+    val_limit = shard_size(len(val_set), ctx.rank, ctx.world_size)
+    steps_per_epoch = len(train_loader)
+    total_steps = config.epochs * steps_per_epoch
+    warmup_steps = round(config.warmup_epochs * steps_per_epoch)
+
+    def lr_for_step(step: int) -> float:
+        return lr_at(
+            step, total_steps, lr=config.lr, schedule=config.schedule,
+            warmup_steps=warmup_steps, final_lr_ratio=config.final_lr_ratio,
+        )  # fmt: skip
+
+    # ---- resume ---------------------------------------------------------------------
+    start_epoch, best_val_acc, best_epoch, wall_before = 1, -1.0, 0, 0.0
+    if resume:
+        tensors, doc = load_train_state(state_prefix)
+        weights_path = os.path.join(ckpt_dir, "last.safetensors")
+        weights, weights_meta = read_safetensors(weights_path)
+        if weights_meta.get("epoch") != str(doc["epoch"]):
+            raise ValueError(
+                f"{weights_path} is from epoch {weights_meta.get('epoch')} but "
+                f"{state_prefix}.json from epoch {doc['epoch']}; the run was interrupted "
+                "while saving and cannot be resumed exactly"
+            )
+        load_weights_into(raw_model, weights, weights_path)
+        apply_train_state(tensors, doc, optimizer=optimizer, scaler=scaler)
+        _check_resume_config(doc.get("config", {}), config, log)
+        start_epoch = int(doc["epoch"]) + 1
+        best_val_acc, best_epoch = float(doc["best_val_acc"]), int(doc["best_epoch"])
+        wall_before = float(doc["wall_time_s"])
+        if start_epoch > config.epochs:
+            raise ValueError(
+                f"{run_dir} has already trained {doc['epoch']} epochs of {config.epochs}; "
+                "give a larger --epochs to train further"
+            )
+        log(f"resuming {run_dir} at epoch {start_epoch}")
+
+    model = wrap_model(raw_model, ctx)
+    if config.compile:
+        model = torch.compile(model)
+
+    info = {
+        "model": config.model,
+        "model_args": raw_model.model_args,
+        "classes": list(data.classes),
+        "mean": [float(v) for v in mean],
+        "std": [float(v) for v in std],
+        "input_size": [height, width],
+        "in_chans": in_chans,
+        "num_classes": len(data.classes),
+        "head": raw_model.head_kind,
+        "pool": raw_model.pool_name,
+        "dataset": config.dataset,
+    }
+    writer = None
+    if ctx.is_main:
+        os.makedirs(ckpt_dir, exist_ok=True)
+        # A run in progress has no summary; a fresh start (--overwrite) keeps nothing old.
+        stale = ["summary.json"]
+        if not resume:
+            stale += [
+                os.path.join(CHECKPOINT_DIR, n)
+                for n in ("last.safetensors", "best.safetensors", "last.state.safetensors",
+                          "last.state.json")
+            ]  # fmt: skip
+        for name in stale:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(run_dir, name))
+        config.save(os.path.join(run_dir, "config.json"))
+        write_model_json(run_dir, info)
+        writer = MetricsWriter(
+            run_dir, keep_epochs=start_epoch - 1 if resume else None,
+            tensorboard=config.tensorboard,
+        )  # fmt: skip
+
+    # Multi-process runs check for NaN once per epoch (on reduced sums) so that all ranks
+    # stop together; on CUDA a per-step check would wait for the device every step.
+    check_every = 0 if ctx.distributed else (1 if device.type == "cpu" else 50)
+    wall_start = time.perf_counter() - wall_before
+    train_images = train_seconds = 0.0
+    row: dict[str, Any] = {}
+    try:
+        for epoch in progress(
+            range(start_epoch, config.epochs + 1), enabled=bars, desc="epochs",
+            initial=start_epoch - 1, total=config.epochs,
+        ):  # fmt: skip
+            epoch_start = time.perf_counter()
+            torch.manual_seed(epoch_seed(config.seed, epoch, ctx.rank))
+            train_loader.set_epoch(epoch)
+            batches = progress(train_loader, enabled=bars, desc=f"epoch {epoch}", leave=False)
+            first_step = (epoch - 1) * steps_per_epoch
+            totals = _reduce(
+                train_one_epoch(
+                    model, batches, optimizer, criterion, lr_for_step=lr_for_step,
+                    first_step=first_step, autocast=autocast, scaler=scaler,
+                    grad_clip=config.grad_clip, check_every=check_every,
+                ),
+                ctx,
+            )  # fmt: skip
+            if totals.diverged_at is not None:
+                kept = (
+                    f"the last good checkpoint is {ckpt_dir}/last.safetensors (epoch {epoch - 1})"
+                    if epoch > 1
+                    else "no checkpoint was saved (it diverged in the first epoch)"
+                )
+                raise TrainingDiverged(
+                    f"training diverged: the loss became NaN or infinite in epoch {epoch} "
+                    f"(batch {totals.diverged_at + 1} of {steps_per_epoch}, lr "
+                    f"{lr_for_step(first_step + totals.diverged_at):.4g}); stopped without "
+                    f"saving this epoch; {kept}. Lower --lr or set --grad-clip."
+                )
+            val = _reduce(evaluate(raw_model, val_loader, autocast=autocast, limit=val_limit), ctx)
+            train_images += totals.count
+            train_seconds += totals.seconds
+            row = {
+                "epoch": epoch,
+                "train_loss": totals.loss,
+                "train_acc": totals.acc,
+                "val_loss": val.loss,
+                "val_acc": val.acc,
+                "gap": totals.acc - val.acc,
+                "lr": lr_for_step(epoch * steps_per_epoch - 1),
+                "images_per_s": totals.count / totals.seconds if totals.seconds else 0.0,
+                "epoch_time_s": time.perf_counter() - epoch_start,
+                "wall_time_s": time.perf_counter() - wall_start,
+            }
+            improved = val.acc > best_val_acc
+            if improved:
+                best_val_acc, best_epoch = val.acc, epoch
+            if ctx.is_main:
+                meta = {"epoch": epoch}
+                save_weights(raw_model, os.path.join(ckpt_dir, "last.safetensors"), meta)
+                if improved:
+                    save_weights(raw_model, os.path.join(ckpt_dir, "best.safetensors"), meta)
+                save_train_state(
+                    state_prefix, optimizer=optimizer, scaler=scaler,
+                    extra={
+                        "epoch": epoch, "step": epoch * steps_per_epoch,
+                        "best_val_acc": best_val_acc, "best_epoch": best_epoch,
+                        "wall_time_s": row["wall_time_s"], "config": config.to_dict(),
+                    },
+                )  # fmt: skip
+                writer.write(row)
+            log(
+                f"epoch {epoch}/{config.epochs}  train loss {row['train_loss']:.4f} "
+                f"acc {row['train_acc']:.4f}  val loss {row['val_loss']:.4f} "
+                f"acc {row['val_acc']:.4f}  gap {row['gap']:+.4f}  lr {row['lr']:.4g}  "
+                f"{row['images_per_s']:.0f} img/s  {row['epoch_time_s']:.1f}s"
+            )
+            if config.stop_after_epoch is not None and epoch >= config.stop_after_epoch:
+                barrier(ctx)
+                return {"run_dir": run_dir, "stopped_after_epoch": epoch}
+    finally:
+        if writer is not None:
+            writer.close()
+
+    test_limit = shard_size(len(data.test), ctx.rank, ctx.world_size)
+    test = _reduce(evaluate(raw_model, test_loader, autocast=autocast, limit=test_limit), ctx)
+    if not row:  # resumed a run whose last epoch is the final one: nothing trained here
+        raise ValueError(f"{run_dir}: no epoch left to train")
+    summary = {
+        "run_dir": run_dir,
+        "model": config.model,
+        "head": raw_model.head_kind,
+        "pool": raw_model.pool_name,
+        "dataset": config.dataset,
+        "params_total": int(params["total"]),
+        "params_backbone": int(params["backbone"]),
+        "params_head": int(params["head"]),
+        "flops_per_image": flops,
+        "best_val_acc": best_val_acc,
+        "best_epoch": best_epoch,
+        "final_val_acc": row["val_acc"],
+        "final_val_loss": row["val_loss"],
+        "test_acc": test.acc,
+        "test_loss": test.loss,
+        "final_train_acc": row["train_acc"],
+        "final_train_loss": row["train_loss"],
+        "gap": row["gap"],
+        "epochs": config.epochs,
+        "wall_time_s": time.perf_counter() - wall_start,
+        "images_per_s": train_images / train_seconds if train_seconds else 0.0,
+        "device": _device_name(device),
+        "world_size": ctx.world_size,
+        "num_classes": len(data.classes),
+        "train_images": len(train_set),
+        "val_images": len(val_set),
+        "test_images": len(data.test),
+        "torch_version": torch.__version__,
+        "config": config.to_dict(),
+    }
+    if ctx.is_main:
+        from globalpool.train.atomic import atomic_write_text
+
+        atomic_write_text(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2))
+        log(
+            f"done: test acc {summary['test_acc']:.4f}, best val acc {best_val_acc:.4f} "
+            f"(epoch {best_epoch}); run in {run_dir}"
+        )
+    barrier(ctx)
+    return summary
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"

@@ -1,0 +1,103 @@
+"""The pool registry on the command line (`globalpool pools`, `globalpool tour`), compile path."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+import globalpool.pool as gp
+from globalpool import functional as F
+from globalpool.cli.main import main
+from globalpool.pool import compile as pool_compile
+
+
+def test_pools_command_prints_every_registered_pool(capsys):
+    assert main(["pools"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].split() == ["name", "summary", "formula"]
+    for name in gp.list_pools():
+        entry = gp.pool_entry(name)
+        assert any(line.startswith(name + " ") and entry.formula in line for line in lines)
+    assert main(["pools", "--markdown"]) == 0
+    assert "| catavgmax | average and max" in capsys.readouterr().out
+
+
+def test_tour_command_shows_every_pool(capsys):
+    assert main(["tour", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "shape (2, 3, 4, 4)" in out
+    for name in gp.list_pools():
+        shape = "(2, 6)" if name == "catavgmax" else "(2, 3)"
+        assert any(line.startswith(name) and shape in line for line in out.splitlines())
+    assert main(["tour", "--shape", "1", "0", "2", "2"]) == 2
+    assert "four positive sizes" in capsys.readouterr().err
+
+
+def test_compile_switch_falls_back_to_eager_when_compilation_fails(monkeypatch):
+    def broken_compile(fn, **kw):
+        def run(*args):
+            raise RuntimeError("no compiler here")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    monkeypatch.setattr(pool_compile, "_compiled", {})
+    monkeypatch.setattr(pool_compile, "_failed", set())
+    x = torch.randn(2, 3, 4, 4)
+    gp.set_compile(True)
+    try:
+        assert gp.compile_enabled()
+        with pytest.warns(RuntimeWarning, match="using the eager kernel"):
+            y = F.gem_pool(x)
+        torch.testing.assert_close(y, x.clamp(min=1e-6).pow(3).mean((2, 3)).pow(1 / 3))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # warned once only
+            F.gem_pool(x)
+    finally:
+        gp.set_compile(False)
+    assert not gp.compile_enabled()
+
+
+@pytest.mark.parametrize("name", ["avg", "max", "catavgmax", "gem", "lse", "lp", "mixed"])
+def test_composite_forms_match_eager_kernels(name):
+    # the formulas torch.compile receives, run eagerly, agree with the eager kernels
+    x = torch.randn(3, 4, 5, dtype=torch.float64, requires_grad=True)
+    mask = torch.rand(3, 5) < 0.7
+    mask[:, 0] = True
+    f = getattr(F, f"{name}_pool")
+    flat = x.permute(0, 1, 2)  # (N, C, L) view, reduced over dim 2
+    m3, count = mask.unsqueeze(1), mask.sum(1, keepdim=True).double()
+    args = {"gem": (3.0, 1e-6, False), "lp": (2.0, 0.0, True), "lse": (10.0,), "mixed": (0.5,)}
+    key = "power" if name in ("gem", "lp") else name
+    for msk, cnt in ((None, None), (m3, count)):
+        want = f(x, None if msk is None else mask)
+        got = pool_compile.composite[key](flat, 2, msk, cnt, *args.get(name, ()))
+        torch.testing.assert_close(got, want)
+        (gw,) = torch.autograd.grad(want.sum(), x)
+        (gg,) = torch.autograd.grad(got.sum(), x)
+        torch.testing.assert_close(gg, gw)
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "globalpool.functional",
+        "globalpool.pool.functional",
+        "globalpool.pool.avg_max",
+        "globalpool.pool.gem",
+        "globalpool.pool.lse",
+        "globalpool.pool.lp",
+        "globalpool.pool.mixed",
+        "globalpool.pool.attention",
+        "globalpool.pool.compile",
+    ],
+)
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

@@ -1,0 +1,117 @@
+"""Gradients: gradcheck in float64 for every operator, with and without mask; max ties."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.autograd import gradcheck
+
+from globalpool import functional as F
+
+ALL = ["avg", "max", "avgmax", "catavgmax", "gem", "lse", "lp", "mixed", "attention"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Tiny tensors: OpenMP hand-offs between busy shared cores cost more than they save.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _call(name, x, mask, fmt, params):
+    kw = {"data_format": fmt}
+    if name == "attention":
+        return F.attention_pool(x, params["weight"], mask, **kw)
+    if name == "gem":
+        return F.gem_pool(x, mask, p=params["p"], eps=1e-3, **kw)
+    if name == "lp":
+        return F.lp_pool(x, mask, p=params["p"], **kw)
+    if name == "lse":
+        return F.lse_pool(x, mask, r=params["r"], **kw)
+    if name == "mixed":
+        return F.mixed_pool(x, mask, alpha=params["alpha"], **kw)
+    return getattr(F, f"{name}_pool")(x, mask, **kw)
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last", "memory_channels_last"])
+def test_gradcheck(name, masked, layout):
+    g = torch.Generator().manual_seed(11)
+    # positive, well-separated values: away from GeM's clamp, |x|'s kink and max ties
+    base = torch.randperm(2 * 3 * 3 * 4, generator=g).double().reshape(2, 3, 3, 4) / 24 + 0.2
+    fmt = "channels_first"
+    if layout == "channels_last":
+        base, fmt = base.permute(0, 2, 3, 1).contiguous(), "channels_last"
+    elif layout == "memory_channels_last":
+        base = base.contiguous(memory_format=torch.channels_last)
+    x = base.requires_grad_()
+    mask = None
+    if masked:
+        mask = torch.ones(2, 3, 4, dtype=torch.bool)
+        mask[1, 2:, :] = False
+        mask[1, :, 3] = False
+    params = {
+        "p": torch.tensor(2.5, dtype=torch.float64, requires_grad=True),
+        "r": torch.tensor(1.7, dtype=torch.float64, requires_grad=True),
+        "alpha": torch.tensor(0.3, dtype=torch.float64, requires_grad=True),
+        "weight": torch.tensor([0.3, -0.5, 0.8], dtype=torch.float64, requires_grad=True),
+    }
+    inputs = (x, *params.values())
+
+    def fn(x, p, r, alpha, weight):
+        vals = {"p": p, "r": r, "alpha": alpha, "weight": weight}
+        return _call(name, x, mask, fmt, vals)
+
+    assert gradcheck(fn, inputs, eps=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["gem", "lp", "lse"])
+def test_gradcheck_fixed_params_and_large_scale(name):
+    # float params (no grad) and inputs that take the rescaled (overflow-safe) branch
+    x = (torch.rand(2, 3, 4, 4, dtype=torch.float64) + 0.5).requires_grad_()
+    if name == "lse":
+        assert gradcheck(lambda t: F.lse_pool(t * 100.0, r=3.0), (x,))
+    else:
+        pool = getattr(F, f"{name}_pool")
+        assert gradcheck(lambda t: pool(t, p=40.0), (x,), atol=1e-5)
+        assert gradcheck(lambda t: pool(t * 1e10, p=40.0) / 1e10, (x,), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["max", "avgmax", "catavgmax", "mixed"])
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last", "memory_channels_last"])
+def test_max_ties_gradient_goes_to_first_position(name, layout):
+    x = torch.zeros(2, 3, 3, 4)
+    x[0, 0, 1, 2] = x[0, 0, 2, 0] = x[0, 0, 0, 3] = 5.0  # first in row-major: (0, 3)
+    x[1, 2] = 7.0  # a whole tied (dead) channel: first position (0, 0)
+    expected_pos = {(0, 0): (0, 3), (1, 2): (0, 0)}
+    fmt = "channels_first"
+    if layout == "channels_last":
+        x, fmt = x.permute(0, 2, 3, 1).contiguous(), "channels_last"
+    elif layout == "memory_channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    grads = []
+    for _ in range(3):
+        xr = x.clone().requires_grad_()
+        out = getattr(F, f"{name}_pool")(xr, data_format=fmt)
+        out[:, -3:].sum().backward()  # the max part (for catavgmax: its last C outputs)
+        grads.append(xr.grad)
+    assert all(torch.equal(grads[0], gr) for gr in grads[1:])  # same on every run
+    gcf = grads[0] if fmt == "channels_first" else grads[0].permute(0, 3, 1, 2)
+    avg_share = {"max": 0.0, "avgmax": 0.5 / 12, "catavgmax": 0.0, "mixed": 0.5 / 12}[name]
+    max_share = {"max": 1.0, "avgmax": 0.5, "catavgmax": 1.0, "mixed": 0.5}[name]
+    for (n, c), (h, w) in expected_pos.items():
+        want = torch.full((3, 4), avg_share)
+        want[h, w] += max_share
+        torch.testing.assert_close(gcf[n, c], want)
+
+
+def test_masked_max_ignores_padding_even_when_larger():
+    x = torch.tensor([[[1.0, 9.0, 2.0]]], requires_grad=True)
+    mask = torch.tensor([[True, False, True]])
+    y = F.max_pool(x, mask)
+    y.sum().backward()
+    assert y.item() == 2.0
+    assert x.grad.tolist() == [[[0.0, 0.0, 1.0]]]

@@ -1,0 +1,103 @@
+"""Property tests (hypothesis): random shapes, formats and masks against plain formulas."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from globalpool import functional as F
+
+NAMES = ["avg", "max", "avgmax", "catavgmax", "gem", "lse", "lp", "mixed", "attention"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _plain(name: str, v: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Pool one sample's valid values v (C, L) with plain ops, float64."""
+    if name == "avg":
+        return v.mean(1)
+    if name == "max":
+        return v.amax(1)
+    if name == "avgmax":
+        return (v.mean(1) + v.amax(1)) / 2
+    if name == "catavgmax":
+        return torch.cat([v.mean(1), v.amax(1)])
+    if name == "gem":
+        return v.clamp(min=1e-6).pow(3).mean(1).pow(1 / 3)
+    if name == "lse":
+        return (torch.logsumexp(2.0 * v, 1) - math.log(v.shape[1])) / 2.0
+    if name == "lp":
+        return v.abs().pow(1.5).mean(1).pow(1 / 1.5)
+    if name == "mixed":
+        return 0.25 * v.amax(1) + 0.75 * v.mean(1)
+    return v @ torch.softmax(w @ v, 0)
+
+
+def _apply(name, x, mask, fmt, w):
+    kw = {"data_format": fmt}
+    extra = {"lse": {"r": 2.0}, "lp": {"p": 1.5}, "mixed": {"alpha": 0.25}}.get(name, {})
+    if name == "attention":
+        return F.attention_pool(x, w, mask, **kw)
+    return getattr(F, f"{name}_pool")(x, mask, **kw, **extra)
+
+
+@st.composite
+def cases(draw):
+    nd = draw(st.integers(1, 3))
+    n = draw(st.integers(1, 3))
+    c = draw(st.integers(1, 4))
+    spatial = draw(st.lists(st.integers(1, 4), min_size=nd, max_size=nd))
+    seed = draw(st.integers(0, 2**16))
+    fmt = draw(st.sampled_from(["channels_first", "channels_last", "memory"]))
+    use_mask = draw(st.booleans())
+    name = draw(st.sampled_from(NAMES))
+    return nd, n, c, spatial, seed, fmt, use_mask, name
+
+
+@settings(max_examples=40, deadline=None)
+@given(cases())
+def test_pool_matches_plain_formula_per_sample(case):
+    nd, n, c, spatial, seed, fmt, use_mask, name = case
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, c, *spatial, generator=g, dtype=torch.float64) * 3
+    w = torch.randn(c, generator=g, dtype=torch.float64)
+    mask = None
+    if use_mask:
+        mask = torch.rand(n, *spatial, generator=g) < 0.6
+        mask.view(n, -1)[:, 0] = True  # at least one valid position each
+    if fmt == "channels_last":
+        inp, data_format = x.permute(0, *range(2, x.ndim), 1).contiguous(), "channels_last"
+    elif fmt == "memory" and nd == 2:
+        inp, data_format = x.contiguous(memory_format=torch.channels_last), "channels_first"
+    else:
+        inp, data_format = x, "channels_first"
+    got = _apply(name, inp, mask, data_format, w)
+    assert got.shape == (n, c * (2 if name == "catavgmax" else 1))
+    for i in range(n):
+        values = x[i].reshape(c, -1)
+        if mask is not None:
+            values = values[:, mask[i].reshape(-1)]
+        torch.testing.assert_close(got[i], _plain(name, values, w))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**16), st.floats(0.05, 50.0))
+def test_lse_and_gem_orderings(seed, power):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 3, 4, 4, generator=g, dtype=torch.float64)
+    avg, top = x.mean((2, 3)), x.amax((2, 3))
+    lse = F.lse_pool(x, r=power)
+    assert torch.all(avg - 1e-9 <= lse) and torch.all(lse <= top + 1e-9)
+    pos = x.abs() + 0.01
+    gem = F.gem_pool(pos, p=max(power, 1.0))
+    assert torch.all(pos.mean((2, 3)) - 1e-9 <= gem) and torch.all(gem <= pos.amax((2, 3)) + 1e-9)

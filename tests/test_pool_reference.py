@@ -1,0 +1,192 @@
+"""Every pool against an independent plain-torch formula, in every layout, with masks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as TF
+
+from globalpool import functional as F
+from globalpool.pool import create_pool, list_pools
+
+ALL = ["avg", "max", "avgmax", "catavgmax", "gem", "lse", "lp", "mixed", "attention"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Tiny tensors: OpenMP hand-offs between busy shared cores cost more than they save.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def reference(name: str, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Plain formula on a channels-first (N, C, *S) tensor, in float64."""
+    x = x.double()
+    dims = tuple(range(2, x.ndim))
+    if name == "avg":
+        return x.mean(dims)
+    if name == "max":
+        return x.amax(dims)
+    if name == "avgmax":
+        return 0.5 * (x.mean(dims) + x.amax(dims))
+    if name == "catavgmax":
+        return torch.cat([x.mean(dims), x.amax(dims)], 1)
+    if name == "gem":
+        return x.clamp(min=1e-6).pow(3.0).mean(dims).pow(1 / 3.0)
+    if name == "lse":
+        flat = x.flatten(2)
+        return (torch.logsumexp(10.0 * flat, -1) - math.log(flat.shape[-1])) / 10.0
+    if name == "lp":
+        return x.abs().pow(2.0).mean(dims).pow(0.5)
+    if name == "mixed":
+        return 0.5 * x.amax(dims) + 0.5 * x.mean(dims)
+    if name == "attention":
+        flat = x.flatten(2)  # (N, C, L)
+        attn = torch.softmax(torch.einsum("ncl,c->nl", flat, weight.double()), -1)
+        return torch.einsum("ncl,nl->nc", flat, attn)
+    raise AssertionError(name)
+
+
+def make_pool(name: str, channels: int, **kw):
+    pool = create_pool(name, channels=channels, **kw)
+    if name == "attention":
+        with torch.no_grad():
+            pool.weight.copy_(torch.linspace(-1.0, 1.0, channels))
+    return pool
+
+
+def to_last(x: torch.Tensor) -> torch.Tensor:
+    return x.permute(0, *range(2, x.ndim), 1).contiguous()
+
+
+def test_registry_names():
+    assert list_pools() == ALL
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_avg_max_match_adaptive_pools_and_plain_reductions(nd):
+    g = torch.Generator().manual_seed(nd)
+    x = torch.randn(2, 5, *([4, 3, 5][:nd]), generator=g)
+    dims = tuple(range(2, x.ndim))
+    adaptive_avg = getattr(torch.nn, f"AdaptiveAvgPool{nd}d")(1)
+    adaptive_max = getattr(torch.nn, f"AdaptiveMaxPool{nd}d")(1)
+    torch.testing.assert_close(create_pool("avg")(x), adaptive_avg(x).flatten(1))
+    torch.testing.assert_close(create_pool("max")(x), adaptive_max(x).flatten(1))
+    torch.testing.assert_close(F.avg_pool(x), x.mean(dims))
+    torch.testing.assert_close(F.max_pool(x), x.amax(dims))
+    torch.testing.assert_close(F.avg_pool(x, keepdim=True), adaptive_avg(x))
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_matches_reference_in_every_layout(name, nd):
+    g = torch.Generator().manual_seed(7 + nd)
+    x = torch.randn(3, 4, *([5, 3, 2][:nd]), generator=g, dtype=torch.float64)
+    pool = make_pool(name, 4).double()
+    expected = reference(name, x, getattr(pool, "weight", None))
+    torch.testing.assert_close(pool(x), expected)
+    # channels-last input (N, *S, C) with an explicit data format
+    pool_last = make_pool(name, 4, data_format="channels_last").double()
+    torch.testing.assert_close(pool_last(to_last(x)), expected)
+    # channels-first logical shape in channels_last / channels_last_3d memory format
+    if nd in (2, 3):
+        fmt = torch.channels_last if nd == 2 else torch.channels_last_3d
+        torch.testing.assert_close(pool(x.contiguous(memory_format=fmt)), expected)
+    # a non-contiguous view
+    torch.testing.assert_close(pool(x.transpose(0, 0)[..., :]), expected)
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("fmt", ["channels_first", "channels_last"])
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_keepdim_shapes(name, fmt, nd):
+    spatial = [4, 3, 2][:nd]
+    x = torch.randn(2, 5, *spatial)
+    if fmt == "channels_last":
+        x = to_last(x)
+    pool = make_pool(name, 5, data_format=fmt, keepdim=True)
+    out = pool.out_channels(5)
+    expected = (2, out, *[1] * nd) if fmt == "channels_first" else (2, *[1] * nd, out)
+    assert pool(x).shape == expected
+    assert make_pool(name, 5, data_format=fmt)(x).shape == (2, out)
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("fmt", ["channels_first", "channels_last"])
+def test_masked_pooling_equals_unpadded_crop(name, fmt):
+    g = torch.Generator().manual_seed(3)
+    sizes = [(5, 6), (2, 3), (1, 1), (4, 2)]
+    x = torch.randn(len(sizes), 3, 5, 6, generator=g, dtype=torch.float64)
+    mask = torch.zeros(len(sizes), 5, 6, dtype=torch.bool)
+    for i, (h, w) in enumerate(sizes):
+        mask[i, :h, :w] = True
+    x = x.masked_fill(~mask[:, None], 1e3)  # padding that would dominate if it leaked in
+    pool = make_pool(name, 3, data_format=fmt).double()
+    inp = x if fmt == "channels_first" else to_last(x)
+    got = pool(inp, mask)
+    for i, (h, w) in enumerate(sizes):
+        crop = x[i : i + 1, :, :h, :w]
+        crop = crop if fmt == "channels_first" else to_last(crop)
+        torch.testing.assert_close(got[i : i + 1], pool(crop))
+
+
+def test_masked_pooling_3d_and_1d():
+    x = torch.randn(2, 3, 4, 3, 2, dtype=torch.float64)
+    mask = torch.zeros(2, 4, 3, 2, dtype=torch.bool)
+    mask[0] = True
+    mask[1, :2, :1, :] = True
+    y = F.gem_pool(x, mask)
+    torch.testing.assert_close(y[1:], F.gem_pool(x[1:, :, :2, :1, :]))
+    x1 = torch.randn(2, 3, 7, dtype=torch.float64)
+    m1 = torch.arange(7)[None] < torch.tensor([[7], [3]])
+    torch.testing.assert_close(F.lse_pool(x1, m1)[1], F.lse_pool(x1[1:, :, :3])[0])
+
+
+def test_lse_between_avg_and_max_and_limits():
+    x = torch.randn(4, 6, 5, 5, dtype=torch.float64)
+    for r in (0.1, 1.0, 10.0, 100.0):
+        y = F.lse_pool(x, r=r)
+        assert torch.all(y >= x.mean((2, 3)) - 1e-12) and torch.all(y <= x.amax((2, 3)) + 1e-12)
+    torch.testing.assert_close(F.lse_pool(x, r=1e-6), x.mean((2, 3)), atol=1e-5, rtol=0)
+    torch.testing.assert_close(F.lse_pool(x, r=1e4), x.amax((2, 3)), atol=1e-3, rtol=0)
+
+
+def test_gem_and_lp_special_orders():
+    x = torch.rand(3, 4, 5, 5, dtype=torch.float64) + 0.1
+    torch.testing.assert_close(F.gem_pool(x, p=1.0), x.mean((2, 3)))
+    torch.testing.assert_close(F.lp_pool(-x, p=1.0), x.mean((2, 3)))
+    torch.testing.assert_close(F.lp_pool(x, p=4.0), x.pow(4).mean((2, 3)).pow(0.25))
+    torch.testing.assert_close(F.gem_pool(x, p=500.0), x.amax((2, 3)), atol=0.02, rtol=0)
+
+
+def test_mixed_and_attention_extremes():
+    x = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    torch.testing.assert_close(F.mixed_pool(x, alpha=0.0), x.mean((2, 3)))
+    torch.testing.assert_close(F.mixed_pool(x, alpha=1.0), x.amax((2, 3)))
+    # a fresh attention pool is average pooling (zero scores)
+    torch.testing.assert_close(create_pool("attention", channels=3).double()(x), x.mean((2, 3)))
+
+
+def test_catavgmax_layout_and_naive():
+    x = torch.randn(4, 8, 7, 7)
+    naive = torch.cat([TF.adaptive_avg_pool2d(x, 1), TF.adaptive_max_pool2d(x, 1)], 1).flatten(1)
+    torch.testing.assert_close(F.catavgmax_pool(x), naive)
+    xr = x.clone().requires_grad_()
+    torch.testing.assert_close(F.catavgmax_pool(xr), naive)  # the autograd path
+
+
+def test_module_learnable_parameters():
+    assert [n for n, _ in create_pool("gem").named_parameters()] == ["log_p"]
+    assert list(create_pool("gem", learn_p=False).parameters()) == []
+    assert [n for n, _ in create_pool("lse", learn_r=True).named_parameters()] == ["log_r"]
+    assert [n for n, _ in create_pool("mixed").named_parameters()] == ["alpha_logit"]
+    assert [n for n, _ in create_pool("attention", channels=4).named_parameters()] == ["weight"]
+    gem = create_pool("gem", p=4.0)
+    assert float(gem.p.detach()) == pytest.approx(4.0)
+    x = torch.rand(2, 3, 4, 4) + 0.5
+    gem(x).sum().backward()
+    assert gem.log_p.grad is not None and torch.isfinite(gem.log_p.grad)
