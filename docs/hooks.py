@@ -116,7 +116,8 @@ def _run_all() -> None:
     # drop stale outputs of earlier keys
     current = {p.name for p in done.values()}
     for old in CACHE.iterdir():
-        if old.is_dir() and old.name not in current and not old.name.startswith("."):
+        stale = f"-{mode}-" in old.name and old.name not in current
+        if old.is_dir() and stale and not old.name.startswith("."):
             shutil.rmtree(old, ignore_errors=True)
     _outputs.clear()
     _outputs.update(done)

@@ -150,6 +150,7 @@ TINY = [
 ]
 
 
+@pytest.mark.slow
 def test_tiny_compare_end_to_end(tmp_path, capsys, monkeypatch):
     """Two heads, 1 epoch on tiny shapes data, through the CLI: runs, report, table."""
     from globalpool.cli.main import main

@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
+from globalpool.atomic import atomic_path
 from globalpool.data import load_dataset
-from globalpool.data.cache import atomic_output
 from globalpool.data.folder import read_image_folder
 
 CLASSES = ["cat", "dog"]
@@ -220,7 +220,7 @@ def _mk(path):
 
 def test_interrupted_write_leaves_nothing(tmp_path):
     final = tmp_path / "out" / "entry.safetensors"
-    with pytest.raises(KeyboardInterrupt), atomic_output(final) as tmp:
+    with pytest.raises(KeyboardInterrupt), atomic_path(final) as tmp:
         tmp.write_bytes(b"half")
         raise KeyboardInterrupt
     assert list((tmp_path / "out").iterdir()) == []

@@ -8,7 +8,6 @@ global figure state or GUI backend is involved.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from globalpool.analysis.cam import cam_method, compute_cam
+from globalpool.atomic import atomic_path
 
 __all__ = [
     "cam_grid_figure",
@@ -119,20 +119,6 @@ def overlay_heatmap(image, cam, *, alpha: float = 0.5, cmap: str = "jet") -> np.
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def _atomic_write(path: Path, write) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def save_png(path: str | os.PathLike, rgb) -> Path:
     """Write an (H, W, 3) or (H, W) uint8 array to ``path`` as PNG, atomically."""
     from PIL import Image
@@ -141,7 +127,9 @@ def save_png(path: str | os.PathLike, rgb) -> Path:
     if arr.dtype != np.uint8 or arr.ndim not in (2, 3):
         raise ValueError(f"save_png needs uint8 (H, W[, 3]); got {arr.dtype} {arr.shape}")
     img = Image.fromarray(arr)
-    return _atomic_write(Path(path), lambda fh: img.save(fh, format="PNG"))
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
+    return Path(path)
 
 
 def save_overlay(
@@ -154,9 +142,9 @@ def save_overlay(
 def save_figure(fig, path: str | os.PathLike, *, dpi: int = 100) -> Path:
     """Save a matplotlib figure atomically; the format follows the suffix (png, svg, pdf)."""
     fmt = Path(path).suffix.lstrip(".").lower() or "png"
-    return _atomic_write(
-        Path(path), lambda fh: fig.savefig(fh, format=fmt, dpi=dpi, bbox_inches="tight")
-    )
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
+    return Path(path)
 
 
 def denormalize(x: torch.Tensor, mean, std) -> torch.Tensor:

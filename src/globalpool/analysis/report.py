@@ -444,11 +444,7 @@ def _load_test_set(config: dict[str, Any]):
     name = config.get("dataset")
     if not name:
         raise ValueError("the run's configuration names no dataset")
-    kwargs = dict(config.get("dataset_kwargs") or {})
-    for key in ("data_dir", "root"):
-        if config.get(key) and key not in kwargs:
-            kwargs[key] = config[key]
-    return load_dataset(name, **kwargs).test
+    return load_dataset(name, **dict(config.get("dataset_kwargs") or {})).test
 
 
 def _predict(model, meta: dict[str, Any], images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,16 +10,16 @@ leaves a half-written file under the final name.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from globalpool.atomic import atomic_path
 
 ENV_CACHE_DIR = "GLOBALPOOL_CACHE"
 
@@ -32,26 +32,6 @@ def default_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return Path.home() / ".cache" / "globalpool"
-
-
-@contextlib.contextmanager
-def atomic_output(final_path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``final_path``; rename it into place on success.
-
-    On any exception (KeyboardInterrupt included) the temporary file is removed and
-    ``final_path`` is left as it was.
-    """
-    final_path = Path(final_path)
-    final_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final_path.name}.", suffix=".part", dir=final_path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        yield tmp
-        os.replace(tmp, final_path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def file_fingerprint(path: Path) -> dict:
@@ -99,7 +79,7 @@ def save_entry(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
     from safetensors.numpy import save_file
 
     arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
-    with atomic_output(path) as tmp:
+    with atomic_path(path) as tmp:
         save_file(arrays, str(tmp), metadata={"globalpool": json.dumps(meta)})
 
 

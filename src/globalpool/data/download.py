@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from globalpool.data.cache import atomic_output
+from globalpool.atomic import atomic_path
 
 
 def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -45,7 +45,7 @@ def download_file(
     """
     dest = Path(dest)
     digest = hashlib.md5()
-    with atomic_output(dest) as tmp:
+    with atomic_path(dest) as tmp:
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as f:
                 expected = response.headers.get("Content-Length")

@@ -29,7 +29,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from globalpool.atomic import atomic_path
 from globalpool.deploy.masked import MaskedClassifier
 
 __all__ = [
@@ -140,23 +140,6 @@ def verification_inputs(
         image = torch.randn(n, _in_chans(model), hh, ww, generator=gen)
         out.append((image, _random_mask(n, hh, ww, gen)) if mask else (image,))
     return out
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temp file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make the export private
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _prepare(model: nn.Module, mask: bool, input_size):
@@ -300,7 +283,8 @@ def export_onnx(
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(meta)
     onnx.checker.check_model(proto)
-    _atomic_write(path, lambda tmp: onnx.save(proto, tmp))
+    with atomic_path(path) as tmp:
+        onnx.save(proto, str(tmp))
 
     result = ExportResult(path, "onnx", names, axes)
     if verify:
@@ -361,7 +345,8 @@ def export_torchscript(
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(module, examples[0], check_trace=False)
     extra = {TORCHSCRIPT_EXTRA: json.dumps(meta)}
-    _atomic_write(path, lambda tmp: torch.jit.save(traced, tmp, _extra_files=extra))
+    with atomic_path(path) as tmp:
+        torch.jit.save(traced, str(tmp), _extra_files=extra)
 
     result = ExportResult(path, "torchscript", names, axes)
     if verify:

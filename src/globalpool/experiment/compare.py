@@ -29,9 +29,9 @@ __all__ = ["COMPARE_DEFAULTS", "compare", "default_compare_config", "head_config
 COMPARE_DEFAULTS: dict[str, Any] = {
     "model": "fastnet",
     "dataset": "shapes",
-    "dataset_kwargs": {"n_train": 1000, "n_test": 1000},
-    "epochs": 12,
-    "batch_size": 64,
+    "dataset_kwargs": {"n_train": 500, "n_test": 1000},
+    "epochs": 10,
+    "batch_size": 32,
     "out_dir": "runs/compare",
     "tensorboard": False,
 }

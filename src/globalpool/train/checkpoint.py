@@ -24,7 +24,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
-from globalpool.train.atomic import atomic_write_bytes, atomic_write_text
+from globalpool.atomic import atomic_write_bytes, atomic_write_text
 
 MODEL_JSON = "model.json"
 CHECKPOINT_DIR = "checkpoints"

@@ -213,7 +213,7 @@ class TrainConfig:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write as JSON, atomically."""
-        from globalpool.train.atomic import atomic_write_text
+        from globalpool.atomic import atomic_write_text
 
         atomic_write_text(path, self.to_json() + "\n")
 

@@ -550,7 +550,7 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
         "config": config.to_dict(),
     }
     if ctx.is_main:
-        from globalpool.train.atomic import atomic_write_text
+        from globalpool.atomic import atomic_write_text
 
         atomic_write_text(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2))
         log(

@@ -14,7 +14,7 @@ import math
 import os
 from typing import Any
 
-from globalpool.train.atomic import atomic_write_text
+from globalpool.atomic import atomic_write_text
 
 METRIC_KEYS = (
     "epoch",

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from safetensors.torch import save as st_save
 
-from globalpool.train.atomic import atomic_write_bytes, atomic_write_text
+from globalpool.atomic import atomic_write_bytes, atomic_write_text
 
 _OPT = "optim.state."
 
