@@ -93,3 +93,21 @@ def test_imageset_validation_messages():
     assert len(sub) == 2 and sub.masks.shape == (2, 6, 6) and sub.labels.tolist() == [0, 1]
     with pytest.raises(ValueError, match=r"out of range"):
         s.subset([7])
+
+
+def test_train_subset_is_stratified_seeded_and_leaves_test_alone():
+    full = load_dataset("shapes", n_train=300, n_test=30, seed=1)
+    a = load_dataset("shapes", n_train=300, n_test=30, seed=1, train_subset=90, subset_seed=4)
+    b = load_dataset("shapes", n_train=300, n_test=30, seed=1, train_subset=90, subset_seed=4)
+    assert len(a.train) == 90
+    assert a.train.class_counts() == [30, 30, 30]
+    assert torch.equal(a.train.images, b.train.images)
+    assert torch.equal(a.test.images, full.test.images)
+    # every kept image is one of the full training images
+    flat = full.train.images.flatten(1)
+    assert all((flat == img.flatten()).all(1).any() for img in a.train.images[:10])
+
+
+def test_train_subset_out_of_range_names_the_limit():
+    with pytest.raises(ValueError, match=r"\[1, 30\]"):
+        load_dataset("shapes", n_train=30, n_test=3, train_subset=31)

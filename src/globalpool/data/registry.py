@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from globalpool.data.imageset import Dataset
+from globalpool.data.split import stratified_split_index
 
 
 @dataclass(frozen=True)
@@ -43,12 +44,18 @@ def dataset_entry(name: str) -> DatasetEntry:
     return _DATASETS[name]
 
 
-def load_dataset(name: str, **kwargs) -> Dataset:
+def load_dataset(
+    name: str, *, train_subset: int | None = None, subset_seed: int = 0, **kwargs
+) -> Dataset:
     """Load the dataset registered as ``name`` into memory.
 
     Args:
         name: a name from :func:`list_datasets` (``shapes``, ``digits``, ``cifar10``,
             ``folder``).
+        train_subset: keep only this many training images, a seeded stratified sample
+            (for small-data runs, where the overfitting of FC heads shows most); the
+            test split is never subsampled.
+        subset_seed: seed of that sample.
         **kwargs: options of that dataset's loader (see ``globalpool.data.<name>``).
 
     Returns:
@@ -68,4 +75,18 @@ def load_dataset(name: str, **kwargs) -> Dataset:
             f"dataset {name!r} got unknown option(s) {', '.join(unknown)}; "
             f"it takes: {', '.join(allowed)}"
         )
-    return entry.loader(**kwargs)
+    ds = entry.loader(**kwargs)
+    if train_subset is None:
+        return ds
+    n = len(ds.train)
+    if not isinstance(train_subset, int) or not 0 < train_subset <= n:
+        raise ValueError(
+            f"train_subset must be an integer in [1, {n}] for {name!r}; got {train_subset!r}"
+        )
+    if train_subset == n:
+        return ds
+    keep, _ = stratified_split_index(
+        ds.train.labels, 1 - train_subset / n, subset_seed, num_classes=len(ds.classes)
+    )
+    info = {**ds.info, "train_subset": train_subset, "subset_seed": subset_seed}
+    return Dataset.from_splits(ds.name, ds.train.subset(keep), ds.test, info)
