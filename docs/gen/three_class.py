@@ -18,13 +18,13 @@ DEPENDS: list[str] = []
 
 
 def train_run(args, pool: str) -> tuple[str, str]:
-    n_train, epochs = (200, 1) if args.quick else (900, 10)
+    n_train, epochs = (200, 1) if args.quick else (1200, 10)
     dataset_kwargs = {"n_train": n_train, "n_test": 300}
     argv = [
-        "train", "--model", "fastnet", "--model-kwargs", '{"widths": [24, 48]}',
+        "train", "--model", "fastnet", "--model-kwargs", '{"widths": [32, 64]}',
         "--head", "classmap", "--pool", pool,
         "--dataset", "shapes", "--dataset-kwargs", json.dumps(dataset_kwargs),
-        "--epochs", str(epochs), "--batch-size", "64", "--lr", "0.05", "--seed", "0",
+        "--epochs", str(epochs), "--batch-size", "64", "--seed", "0",
         "--quiet", "--no-tensorboard", "--out", f"runs/three-class-{pool}",
     ]  # fmt: skip
     command, output = run_cli(argv, cwd=args.out)
