@@ -7,41 +7,14 @@ says why, so the commands can tell the user.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from globalpool.data import normalize
+from globalpool.data.folder import read_image
+
 __all__ = ["fit_to_model", "normalize_images", "read_image"]
-
-
-def read_image(path: str | os.PathLike, in_chans: int = 3) -> torch.Tensor:
-    """Read an image file as uint8 (C, H, W): RGB for ``in_chans`` 3, grey ("L") for 1.
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: not an image Pillow can read, or ``in_chans`` not 1 or 3.
-
-    Example:
-        >>> read_image("cat.png").shape  # doctest: +SKIP
-        torch.Size([3, 224, 300])
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    if in_chans not in (1, 3):
-        raise ValueError(f"in_chans must be 1 (grey) or 3 (RGB); got {in_chans}")
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such image file: {str(path)!r}")
-    try:
-        with Image.open(path) as img:
-            arr = torch.from_numpy(np.array(img.convert("L" if in_chans == 1 else "RGB")))
-    except (UnidentifiedImageError, OSError) as err:
-        raise ValueError(f"cannot read {str(path)!r} as an image: {err}") from None
-    return arr[None] if arr.ndim == 2 else arr.permute(2, 0, 1).contiguous()
 
 
 def _resize_uint8(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -88,19 +61,5 @@ def fit_to_model(image: torch.Tensor, model: nn.Module) -> tuple[torch.Tensor, s
 
 
 def normalize_images(images_uint8: torch.Tensor, mean, std) -> torch.Tensor:
-    """uint8 (N, C, H, W) -> float32 ``(x / 255 - mean) / std`` per channel.
-
-    Uses ``globalpool.data.normalize`` when the data package provides it.
-    """
-    try:
-        from globalpool.data import normalize
-    except ImportError:  # keep analysis usable without the data package
-        normalize = None
-    if normalize is not None:
-        return normalize(images_uint8, mean, std)
-    c = images_uint8.shape[1]
-    m = torch.as_tensor(mean, dtype=torch.float32).reshape(-1)
-    s = torch.as_tensor(std, dtype=torch.float32).reshape(-1)
-    if m.numel() not in (1, c) or s.numel() not in (1, c):
-        raise ValueError(f"mean/std need 1 or {c} values; got {m.numel()} and {s.numel()}")
-    return (images_uint8.float() / 255.0 - m.view(1, -1, 1, 1)) / s.view(1, -1, 1, 1)
+    """uint8 (N, C, H, W) -> float32 ``(x / 255 - mean) / std`` per channel."""
+    return normalize(images_uint8, mean, std)

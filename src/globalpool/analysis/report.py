@@ -33,7 +33,6 @@ import math
 import os
 import platform
 import sys
-import tempfile
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,11 +42,11 @@ from typing import Any
 
 import numpy as np
 
+from globalpool.atomic import atomic_write_bytes, atomic_write_text
+
 __all__ = [
     "ASSETS_DIRNAME",
     "RunRecord",
-    "atomic_write_bytes",
-    "atomic_write_text",
     "environment_info",
     "load_run_record",
     "results_table",
@@ -74,32 +73,6 @@ _COLUMNS: list[tuple[str, str]] = [
     ("images_per_s", "Images/s"),
 ]
 _ACC_KEYS = {"best_val_acc", "final_val_acc", "test_acc", "final_train_acc", "gap"}
-
-
-# --------------------------------------------------------------------------- files
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same directory + rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        # mkstemp creates 0600; give the report the usual permissions (umask applies).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """UTF-8 text version of :func:`atomic_write_bytes`."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 # --------------------------------------------------------------------------- runs
@@ -937,8 +910,10 @@ def write_report(
         f"<body><main>\n{chr(10).join(body)}\n</main>"
         f"<script>{_RENDER_CHECK_JS}</script></body></html>\n"
     )
-    html_path = atomic_write_text(out_dir / "report.html", page)
-    md_path = atomic_write_text(out_dir / "report.md", "\n".join(md))
+    html_path = out_dir / "report.html"
+    atomic_write_text(html_path, page)
+    md_path = out_dir / "report.md"
+    atomic_write_text(md_path, "\n".join(md))
     return {"html": html_path, "markdown": md_path, "assets": assets}
 
 

@@ -6,6 +6,7 @@ and ``folder``.
 
 from globalpool.data import cifar10, digits, folder, shapes  # noqa: F401  (registration)
 from globalpool.data.augment import Augment
+from globalpool.data.folder import read_image
 from globalpool.data.imageset import Dataset, ImageSet, channel_stats
 from globalpool.data.loader import Loader, normalize
 from globalpool.data.registry import dataset_entry, list_datasets, load_dataset, register_dataset
@@ -21,6 +22,7 @@ __all__ = [
     "list_datasets",
     "load_dataset",
     "normalize",
+    "read_image",
     "register_dataset",
     "train_val_split",
 ]

@@ -82,6 +82,33 @@ def decode_image(source, size: tuple[int, int] | None, grey: bool) -> np.ndarray
     return arr[:, :, None] if arr.ndim == 2 else arr
 
 
+def read_image(path: str | os.PathLike, in_chans: int = 3) -> torch.Tensor:
+    """Read one image file as uint8 (C, H, W): RGB for ``in_chans`` 3, grey for 1.
+
+    The same decoder as the folder datasets (grey, RGBA, palette and 16-bit converted).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not an image Pillow can read, or ``in_chans`` not 1 or 3.
+
+    Example:
+        >>> read_image("cat.png").shape  # doctest: +SKIP
+        torch.Size([3, 224, 300])
+    """
+    from PIL import UnidentifiedImageError
+
+    if in_chans not in (1, 3):
+        raise ValueError(f"in_chans must be 1 (grey) or 3 (RGB); got {in_chans}")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such image file: {str(path)!r}")
+    try:
+        arr = decode_image(path, None, grey=in_chans == 1)
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError(f"cannot read {str(path)!r} as an image: {err}") from None
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+
 def _decode_chunk(args) -> tuple[np.ndarray, list[tuple[int, str]], list[tuple[int, tuple]]]:
     """Decode a chunk: (stacked images, unreadable [(i, error)], wrong-size [(i, (h, w))])."""
     sources, size, grey, resize = args

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from globalpool.data.folder import read_image
+
 __all__ = ["IMAGE_SUFFIXES", "find_images", "resize_image", "to_image_tensors"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
@@ -61,15 +63,8 @@ def _from_pil(image, channels: int) -> torch.Tensor:
 
 
 def _from_path(path: Path, channels: int) -> torch.Tensor:
-    from PIL import Image, UnidentifiedImageError
-
-    if not path.is_file():
-        raise FileNotFoundError(f"no such image file: {str(path)!r}")
-    try:
-        with Image.open(path) as image:
-            return _from_pil(image, channels)
-    except (UnidentifiedImageError, OSError) as err:
-        raise ValueError(f"cannot read {str(path)!r} as an image: {err}") from None
+    image = read_image(path, in_chans=1 if channels == 1 else 3)
+    return _match_channels(image.float() / 255.0, channels, str(path))
 
 
 def _from_numpy(array: np.ndarray, channels: int, what: str = "numpy array") -> torch.Tensor:

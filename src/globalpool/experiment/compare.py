@@ -128,7 +128,7 @@ def compare(
     configs = [head_config(base_config, spec, out) for spec in specs]
     out.mkdir(parents=True, exist_ok=True)
 
-    from globalpool.analysis.report import atomic_write_text
+    from globalpool.atomic import atomic_write_text
 
     plan = {
         "command": command,
