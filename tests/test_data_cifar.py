@@ -9,20 +9,10 @@ import threading
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from globalpool.data import load_dataset
 from globalpool.data.cifar10 import CIFAR10_CLASSES, RestrictedUnpickler, restricted_loads
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 PER_BATCH = 6
 

@@ -11,14 +11,6 @@ from globalpool.data import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_registry_names_and_errors():
     assert set(list_datasets()) == {"shapes", "digits", "cifar10", "folder"}
     with pytest.raises(ValueError, match=r"unknown dataset 'mnist'.*shapes"):

@@ -6,15 +6,6 @@ from globalpool.data import load_dataset
 from globalpool.data.shapes import SHAPE_CLASSES, generate_shapes
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: torch's thread pool only adds scheduling stalls on a busy machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_same_seed_same_images_other_seed_different():
     a = generate_shapes(40, seed=3)
     b = generate_shapes(40, seed=3)

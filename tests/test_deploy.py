@@ -26,15 +26,6 @@ CLASSES = ["circle", "square", "triangle"]
 MEAN, STD = [0.4, 0.5, 0.6], [0.2, 0.25, 0.3]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Two shared CPU cores: torch's default two threads spin against other processes.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_run(path, head="pool-linear", num_classes=3, seed=0):
     torch.manual_seed(seed)
     model = create_model("fastnet", num_classes, head=head).eval()

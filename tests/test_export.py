@@ -24,15 +24,6 @@ TOL = 1e-4
 SIZES = [(2, 16, 16), (1, 27, 21), (3, 12, 31)]  # (N, H, W): odd sizes exercise ceil modes
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Two shared CPU cores: torch's default two threads spin against other processes.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def toy_backbone() -> nn.Module:
     """Total stride 4, padded convs: 16x16 -> 4x4 feature maps."""
     return nn.Sequential(

@@ -8,14 +8,6 @@ from globalpool.heads import ClassMapHead, FCHead, PoolLinearHead, create_head, 
 from globalpool.pool import list_pools
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: a thread pool only adds contention
-    yield
-    torch.set_num_threads(threads)
-
-
 def _x(c=16, h=5, w=7, n=3, seed=0):
     return torch.randn(n, c, h, w, generator=torch.Generator().manual_seed(seed))
 

@@ -13,14 +13,6 @@ MODELS = list_models()
 OURS = ["allcnn_c", "fastnet", "lenet5", "nin", "smallgap", "vgg_small"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small models and batches: a thread pool only adds contention
-    yield
-    torch.set_num_threads(threads)
-
-
 def _x(shape, seed=0):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 

@@ -2,19 +2,8 @@
 
 import json
 
-import pytest
-import torch
-
 from globalpool.cli.main import main
 from globalpool.models import list_models
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_table_lists_every_model(capsys):

@@ -1,18 +1,9 @@
 """Parameter and FLOP counts, against numbers computed by hand from the layer shapes."""
 
 import pytest
-import torch
 from torch import nn
 
 from globalpool.models import count_flops, count_params, create_model
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def conv_params(cin, cout, k):

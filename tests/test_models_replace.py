@@ -9,14 +9,6 @@ from globalpool.models import count_params, create_model, replace_head
 from globalpool.pool import list_pools
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def seq_lenet(in_chans=1):
     return nn.Sequential(
         nn.Conv2d(in_chans, 6, 5), nn.ReLU(), nn.MaxPool2d(2),

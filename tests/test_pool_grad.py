@@ -11,15 +11,6 @@ from globalpool import functional as F
 ALL = ["avg", "max", "avgmax", "catavgmax", "gem", "lse", "lp", "mixed", "attention"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: OpenMP hand-offs between busy shared cores cost more than they save.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _call(name, x, mask, fmt, params):
     kw = {"data_format": fmt}
     if name == "attention":

@@ -14,15 +14,6 @@ from globalpool.pool import create_pool, list_pools
 ALL = ["avg", "max", "avgmax", "catavgmax", "gem", "lse", "lp", "mixed", "attention"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: OpenMP hand-offs between busy shared cores cost more than they save.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def reference(name: str, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
     """Plain formula on a channels-first (N, C, *S) tensor, in float64."""
     x = x.double()

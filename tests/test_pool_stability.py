@@ -14,15 +14,6 @@ from globalpool.pool import create_pool
 ALL = ["avg", "max", "avgmax", "catavgmax", "gem", "lse", "lp", "mixed", "attention"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: OpenMP hand-offs between busy shared cores cost more than they save.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_lse_with_inputs_around_1e4():
     g = torch.Generator().manual_seed(0)
     x = 1e4 + torch.randn(2, 3, 5, 5, generator=g)

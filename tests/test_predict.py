@@ -15,15 +15,6 @@ from globalpool.models.classifier import Classifier
 MEAN, STD = [0.5, 0.45, 0.4], [0.25, 0.2, 0.3]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Two shared CPU cores: torch's default two threads spin against other processes.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def toy_model(head: str = "pool-linear") -> Classifier:
     torch.manual_seed(0)
     backbone = nn.Sequential(

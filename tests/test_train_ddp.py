@@ -18,7 +18,7 @@ import torch
 
 from globalpool.train import train
 from globalpool.train.metrics import read_metrics
-from test_train_loop import DATA, assert_same_weights, one_thread, tiny, weights  # noqa: F401
+from test_train_loop import DATA, assert_same_weights, tiny, weights
 
 
 def test_two_cpu_processes_match_one(tmp_path):

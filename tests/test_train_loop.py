@@ -21,16 +21,6 @@ SUMMARY_KEYS = {
 DATA = {"n_train": 240, "n_test": 64, "size": 16}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine, intra-op threads fighting other
-    processes made these tiny runs 20x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(out_dir, **changes) -> TrainConfig:
     """smallgap + class-map head: no batch norm, no dropout, a few ms per batch."""
     base = TrainConfig(
