@@ -157,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
     except TrainingDiverged as err:
         print(f"globalpool train: {err}", file=sys.stderr)
         return 1
-    if "test_acc" in summary and config.quiet:
+    # Under torchrun every rank returns the summary; only rank 0 reports it.
+    if "test_acc" in summary and config.quiet and os.environ.get("RANK", "0") == "0":
         print(json.dumps({k: summary[k] for k in ("run_dir", "best_val_acc", "test_acc")}))
     return 0

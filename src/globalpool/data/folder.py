@@ -106,7 +106,8 @@ def read_image(path: str | os.PathLike, in_chans: int = 3) -> torch.Tensor:
         arr = decode_image(path, None, grey=in_chans == 1)
     except (UnidentifiedImageError, OSError) as err:
         raise ValueError(f"cannot read {str(path)!r} as an image: {err}") from None
-    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+    # (H, W, C) -> (C, H, W) in one copy; the copy is writable, unlike PIL's buffer view.
+    return torch.from_numpy(np.array(arr.transpose(2, 0, 1)))
 
 
 def _decode_chunk(args) -> tuple[np.ndarray, list[tuple[int, str]], list[tuple[int, tuple]]]:
