@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import torch
 from torch import nn
 
 from globalpool.pool._layout import normalize_data_format
@@ -40,6 +43,24 @@ class GlobalPoolBase(nn.Module):
     def out_channels(self, in_channels: int) -> int:
         """Number of output features for ``in_channels`` input channels."""
         return in_channels * self.feat_mult
+
+    def _positive_scalar(self, name: str, value: float, learnable: bool) -> None:
+        """Keep a positive hyper-parameter (GeM's p, LSE's r...): learnable as the
+        Parameter ``log_<name>`` (so it stays positive), else as the float ``fixed_<name>``.
+        Read it back with :meth:`_scalar`."""
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise ValueError(f"{self.pool_name} pool expects {name} > 0, got {value!r}")
+        setattr(self, f"learn_{name}", bool(learnable))
+        if learnable:
+            setattr(self, f"log_{name}", nn.Parameter(torch.tensor(math.log(value))))
+        else:
+            setattr(self, f"fixed_{name}", float(value))
+
+    def _scalar(self, name: str) -> torch.Tensor | float:
+        """The current value of a :meth:`_positive_scalar` (a 0-d tensor when learnable)."""
+        if getattr(self, f"learn_{name}"):
+            return getattr(self, f"log_{name}").exp()
+        return getattr(self, f"fixed_{name}")
 
     def _kw(self) -> dict:
         return {"data_format": self.data_format, "keepdim": self.keepdim}

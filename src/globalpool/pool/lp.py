@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
-from torch import nn
 
 from globalpool.pool import functional as F
 from globalpool.pool.base import GlobalPoolBase
@@ -58,18 +55,12 @@ class LpPool(GlobalPoolBase):
         keepdim: bool = False,
     ):
         super().__init__(channels, data_format=data_format, keepdim=keepdim)
-        if not (isinstance(p, (int, float)) and math.isfinite(p) and p > 0):
-            raise ValueError(f"lp pool expects p > 0, got {p!r}")
-        self.learn_p = bool(learn_p)
-        if self.learn_p:
-            self.log_p = nn.Parameter(torch.tensor(math.log(p)))
-        else:
-            self.fixed_p = float(p)
+        self._positive_scalar("p", p, learn_p)
 
     @property
     def p(self) -> torch.Tensor | float:
         """The current order (a 0-d tensor when learnable)."""
-        return self.log_p.exp() if self.learn_p else self.fixed_p
+        return self._scalar("p")
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return F.lp_pool(x, mask, p=self.p, **self._kw())

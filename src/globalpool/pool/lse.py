@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
-from torch import nn
 
 from globalpool.pool import functional as F
 from globalpool.pool.base import GlobalPoolBase
@@ -62,18 +59,12 @@ class LSEPool(GlobalPoolBase):
         keepdim: bool = False,
     ):
         super().__init__(channels, data_format=data_format, keepdim=keepdim)
-        if not (isinstance(r, (int, float)) and math.isfinite(r) and r > 0):
-            raise ValueError(f"lse pool expects r > 0, got {r!r}")
-        self.learn_r = bool(learn_r)
-        if self.learn_r:
-            self.log_r = nn.Parameter(torch.tensor(math.log(r)))
-        else:
-            self.fixed_r = float(r)
+        self._positive_scalar("r", r, learn_r)
 
     @property
     def r(self) -> torch.Tensor | float:
         """The current sharpness (a 0-d tensor when learnable)."""
-        return self.log_r.exp() if self.learn_r else self.fixed_r
+        return self._scalar("r")
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return F.lse_pool(x, mask, r=self.r, **self._kw())
