@@ -210,7 +210,7 @@ def test_tiny_compare_end_to_end(tmp_path, capsys, monkeypatch):
     assert page.count('<tr><td class="text">pool-linear-max') == 0
 
     # The report renders in a browser: every image decodes.
-    from test_report import render_in_chromium
+    from browser import render_in_chromium
 
     dom = render_in_chromium(out / "report.html", tmp_path)
     assert 'data-status="ok"' in dom and 'data-images="4"' in dom

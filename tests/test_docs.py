@@ -8,24 +8,15 @@ inside the page, that every <img> loaded.
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from browser import render_in_chromium, require
+
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # Appended to a copy of each page: after load, report how many <img> decoded.
 CHECK = """
 <script>
@@ -42,28 +33,13 @@ window.addEventListener("load", function () {
 """
 
 
-def _need(what: str, found: bool) -> None:
-    if found:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{what} is required in CI (.ci/run installs it) but was not found")
-    pytest.skip(f"{what} is not installed")
-
-
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     try:
         import mkdocs  # noqa: F401
         import mkdocstrings  # noqa: F401
     except ImportError:
-        _need("the docs extra (pip install -e '.[docs]')", False)
+        require("the docs extra (pip install -e '.[docs]')", False)
     out = tmp_path_factory.mktemp("site")
     env = dict(os.environ, GLOBALPOOL_DOCS_QUICK="1", NO_MKDOCS_2_WARNING="1")
     proc = subprocess.run(
@@ -79,25 +55,11 @@ def site(tmp_path_factory) -> Path:
 
 
 def _images_in_chromium(page: Path, work: Path) -> tuple[int, str]:
-    exe = _chromium()
-    _need("chromium", exe is not None)
     checked = page.with_name("checked.html")  # beside the page: relative links still work
     checked.write_text(
         page.read_text(encoding="utf-8").replace("</body>", CHECK + "</body>"), encoding="utf-8"
     )
-    dom = subprocess.run(
-        [
-            exe,
-            *CHROMIUM_FLAGS,
-            f"--user-data-dir={work / 'profile'}",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-            checked.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
+    dom = render_in_chromium(checked, work)
     marker = re.search(r'<p id="img-check"([^>]*)>', dom)
     assert marker, f"the image check did not run in {page}"
     attrs = dict(re.findall(r'data-(\w+)="([^"]*)"', marker.group(1)))

@@ -7,13 +7,12 @@ import json
 import math
 import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from browser import render_in_chromium
 from globalpool.analysis.report import (
     environment_info,
     load_run_record,
@@ -228,54 +227,6 @@ def test_select_examples_covers_classes_first():
 
 
 # ------------------------------------------------------------------ headless browser
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-]
-
-
-def chromium_path() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
-def render_in_chromium(html_path: Path, work: Path, screenshot: Path | None = None) -> str:
-    """Load the page in headless Chromium; return the DOM after load (scripts run)."""
-    exe = chromium_path()
-    if exe is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is required in CI (.ci/run installs it) but was not found")
-        pytest.skip("chromium is not installed")
-    url = html_path.resolve().as_uri()
-    base = [exe, *CHROMIUM_FLAGS, f"--user-data-dir={work / 'profile'}"]
-    dom = subprocess.run(
-        [*base, "--virtual-time-budget=5000", "--dump-dom", url],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=True,
-    ).stdout
-    if screenshot is not None:
-        subprocess.run(
-            [*base, "--window-size=1400,2400", f"--screenshot={screenshot}", url],
-            capture_output=True,
-            text=True,
-            timeout=90,
-            check=True,
-        )
-    return dom
-
-
 def test_report_renders_in_headless_chromium(fixture_runs, tmp_path):
     paths = write_report(tmp_path / "cmp", fixture_runs, model_views=False)
     shot = tmp_path / "shot" / "report.png"

@@ -30,7 +30,7 @@ import torch
 
 from globalpool.pool._kernels import first_max, log_mean_exp, power_mean
 from globalpool.pool._layout import flatten_spatial, normalize_data_format, restore_layout
-from globalpool.pool.compile import run_pool
+from globalpool.pool.compile import composite, run_pool
 
 __all__ = [
     "attention_pool",
@@ -49,10 +49,8 @@ __all__ = [
 # Eager implementations on the flat view (t, dim, mask, count); see _layout.Flat.
 
 
-def _avg(t, dim, mask, count):
-    if mask is None:
-        return t.mean(dim)
-    return torch.where(mask, t, 0.0).sum(dim) / count
+# Average pooling is plain ops already: its composite (compile/export) form is the eager one.
+_avg = composite["avg"]
 
 
 def _max(t, dim, mask, count):
