@@ -48,6 +48,10 @@ HELP = {
     "final_lr_ratio": "cosine schedule: final lr as a fraction of --lr",
     "label_smoothing": "label smoothing of the training loss",
     "grad_clip": "clip the global gradient norm to this value (0 = off)",
+    "lookahead_every": "average the weights every N steps and restart from the average (0 = off)",
+    "lookahead_decay": "the weight-averaging decay reached at the end of training",
+    "tta": "test-time augmentation for test_acc_tta: none, flip or flip-translate",
+    "test_curve": "measure test accuracy every epoch (reported only; not timed)",
     "amp": "mixed precision: none, bf16 (CPU/CUDA) or fp16 (CUDA)",
     "channels_last": "channels-last memory format",
     "compile": "torch.compile the model",
@@ -70,10 +74,18 @@ def _json_object(text: str) -> dict:
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    from globalpool.train.config import AMP_MODES, DEVICES, OPTIMIZERS, SCHEDULES, TrainConfig
+    from globalpool.train.config import (
+        AMP_MODES,
+        DEVICES,
+        OPTIMIZERS,
+        SCHEDULES,
+        TTA_MODES,
+        TrainConfig,
+    )  # fmt: skip
 
     choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "amp": AMP_MODES}
     choices["device"] = DEVICES
+    choices["tta"] = TTA_MODES
     for field in dataclasses.fields(TrainConfig):
         name = field.name
         flags = ["--" + name.replace("_", "-")]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from globalpool.models.registry import register_model
@@ -32,7 +34,8 @@ class _ConvGroup(nn.Sequential):
 
 @register_model(
     "fastnet",
-    summary="fast default for 32x32: 2x2 stem + 3 conv-pool-BN-GELU groups, pool + linear",
+    summary="fast default for 32x32: 2x2 stem (learned or whitening) + 3 conv-pool-BN-GELU "
+    "groups, pool + linear",
     default_head="pool-linear",
     head_defaults={"fc": {"hidden": [256], "dropout": 0.5}},
 )
@@ -51,17 +54,38 @@ class FastNet(nn.Sequential):
     ``widths=(64, 256, 256)`` for the airbench size on a GPU. 32x32 -> 31 (stem) -> 15 ->
     7 -> 3x3 feature maps.
 
+    With ``stem="whiten"`` the stem is airbench's whitening layer instead: its weights are
+    set once from training images (:meth:`init_from_data`, which the training loop calls)
+    to the eigenvectors of the 2x2-patch covariance, scaled to unit variance, each with its
+    negative (so GELU passes both signs), and then frozen; only its bias trains. Its width
+    is ``2 * in_chans * 4`` (24 for RGB).
+
     Args:
         in_chans: input channels.
         widths: channels of the three groups.
-        stem_width: channels of the 2x2 stem conv.
+        stem_width: channels of the 2x2 stem conv (``stem="conv"`` only).
+        stem: ``conv`` (learned) or ``whiten`` (data-initialised, frozen weights).
 
     Input shape: (N, in_chans, H, W), H, W >= 9. Output shape: (N, widths[-1], h, w).
+
+    Example:
+        >>> net = FastNet(widths=(8, 8, 8), stem="whiten")
+        >>> net.init_from_data(torch.randn(64, 3, 32, 32))
+        >>> net(torch.randn(2, 3, 32, 32)).shape
+        torch.Size([2, 8, 3, 3])
     """
 
     def __init__(
-        self, in_chans: int = 3, widths: Sequence[int] = (32, 64, 128), stem_width: int = 24
+        self,
+        in_chans: int = 3,
+        widths: Sequence[int] = (32, 64, 128),
+        stem_width: int = 24,
+        stem: str = "conv",
     ) -> None:
+        if stem not in ("conv", "whiten"):
+            raise ValueError(f"fastnet stem must be 'conv' or 'whiten'; got {stem!r}")
+        if stem == "whiten":
+            stem_width = 2 * in_chans * 2 * 2
         layers: list[nn.Module] = [nn.Conv2d(in_chans, stem_width, 2), nn.GELU()]
         ch = stem_width
         for width in widths:
@@ -69,3 +93,34 @@ class FastNet(nn.Sequential):
             ch = width
         super().__init__(*layers)
         self.num_features = ch
+        self.stem = stem
+        if stem == "whiten":
+            self[0].weight.requires_grad_(False)
+
+    @torch.no_grad()
+    def init_from_data(self, images: torch.Tensor, eps: float = 5e-4) -> None:
+        """Set the whitening stem from normalised training images (N, in_chans, H, W).
+
+        No-op for ``stem="conv"``. The 2x2 patches' (uncentred) covariance is
+        eigendecomposed in float64; filter i is eigenvector i / sqrt(eigenvalue i + eps).
+        """
+        if self.stem != "whiten":
+            return
+        conv = self[0]
+        if images.ndim != 4 or images.shape[1] != conv.in_channels:
+            raise ValueError(
+                f"init_from_data expects (N, {conv.in_channels}, H, W) images; "
+                f"got shape {tuple(images.shape)}"
+            )
+        kh, kw = conv.kernel_size
+        patches = (
+            F.unfold(images.double(), (kh, kw))
+            .transpose(1, 2)
+            .reshape(-1, conv.in_channels * kh * kw)
+        )
+        covariance = patches.T @ patches / patches.shape[0]
+        eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
+        filters = (eigenvectors / (eigenvalues + eps).sqrt()).T  # row i: eigenvector i, scaled
+        filters = filters.reshape(-1, conv.in_channels, kh, kw)
+        conv.weight.copy_(torch.cat([filters, -filters]).to(conv.weight))
+        conv.bias.zero_()

@@ -17,6 +17,7 @@ OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "onecycle", "constant")
 AMP_MODES = ("none", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
+TTA_MODES = ("none", "flip", "flip-translate")
 
 
 @dataclass
@@ -51,6 +52,17 @@ class TrainConfig:
             ``constant`` (warm-up, then flat).
         warmup_epochs: length of the linear warm-up, in epochs (may be fractional).
         label_smoothing, grad_clip (max global gradient norm; 0 = off).
+        lookahead_every: average the weights every this many steps and restart from the
+            average (see :mod:`globalpool.train.lookahead`); 0 = off.
+        lookahead_decay: the averaging decay reached at the end of training.
+
+    Evaluation:
+        tta: test-time augmentation for the reported ``test_acc_tta`` (``none``, ``flip``,
+            ``flip-translate``; see :mod:`globalpool.train.tta`). ``test_acc`` is always
+            the plain single-view accuracy.
+        test_curve: also measure the (single-view) test accuracy after every epoch, for
+            a time-to-accuracy curve. For reporting only: nothing reads it to steer
+            training, and its time is left out of ``train_clock_s``.
 
     Speed:
         amp: ``none``, ``bf16`` (CPU or CUDA) or ``fp16`` (CUDA, with a GradScaler).
@@ -98,6 +110,11 @@ class TrainConfig:
     final_lr_ratio: float = 0.0
     label_smoothing: float = 0.0
     grad_clip: float = 0.0
+    lookahead_every: int = 0
+    lookahead_decay: float = 0.774
+
+    tta: str = "none"
+    test_curve: bool = False
 
     amp: str = "none"
     channels_last: bool = False
@@ -151,6 +168,7 @@ class TrainConfig:
         choice("schedule", SCHEDULES)
         choice("amp", AMP_MODES)
         choice("device", DEVICES)
+        choice("tta", TTA_MODES)
         number("val_fraction", low=0.0, high=0.9, low_open=True)
         integer("epochs", low=1)
         integer("batch_size", low=1)
@@ -166,6 +184,8 @@ class TrainConfig:
         number("final_lr_ratio", low=0.0, high=1.0)
         number("label_smoothing", low=0.0, high=1.0)
         number("grad_clip", low=0.0)
+        integer("lookahead_every", low=0)
+        number("lookahead_decay", low=0.0, high=0.999)
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
             raise ValueError(f"betas must be two numbers in [0, 1); got {self.betas!r}")
         if self.warmup_epochs > self.epochs:

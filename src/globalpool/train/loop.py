@@ -42,11 +42,13 @@ from globalpool.train.distributed import (
     teardown_distributed,
     wrap_model,
 )
+from globalpool.train.lookahead import Lookahead
 from globalpool.train.metrics import MetricsWriter
 from globalpool.train.optim import build_optimizer
 from globalpool.train.progress import bars_enabled, progress
 from globalpool.train.schedule import lr_at
 from globalpool.train.train_state import apply_train_state, load_train_state, save_train_state
+from globalpool.train.tta import tta_logits
 
 # Fields that may differ between a run and its resumption without changing its results.
 _RESUME_FREE_FIELDS = {"epochs", "quiet", "tensorboard", "stop_after_epoch", "out_dir", "device"}
@@ -109,6 +111,7 @@ def train_one_epoch(
     scaler: torch.amp.GradScaler | None = None,
     grad_clip: float = 0.0,
     check_every: int = 1,
+    after_step=None,
 ) -> EpochTotals:
     """One pass of optimisation over ``batches``.
 
@@ -122,6 +125,8 @@ def train_one_epoch(
         check_every: test the loss for NaN/inf every this many steps (0 = only at the
             end, for multi-process runs where ranks must not stop at different steps);
             each check waits for the device.
+        after_step: ``step -> None`` called after each optimiser step with its global
+            index (weight averaging), or None.
 
     Returns:
         :class:`EpochTotals` of the training objective and running accuracy; on a
@@ -155,6 +160,8 @@ def train_one_epoch(
             if grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
+        if after_step is not None:
+            after_step(first_step + index)
         # Sums stay on the device (no sync per step); read once at the end.
         n = y.shape[0]
         batch_loss = loss.detach().float() * n
@@ -178,12 +185,19 @@ def shard_size(n: int, rank: int, world_size: int) -> int:
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, batches, *, autocast=contextlib.nullcontext, limit: int | None = None
+    model: nn.Module,
+    batches,
+    *,
+    autocast=contextlib.nullcontext,
+    limit: int | None = None,
+    tta: str = "none",
 ) -> EpochTotals:
     """Cross-entropy (no label smoothing) and accuracy sums of ``model`` over ``batches``.
 
     Args:
         limit: count only the first ``limit`` images (drops a distributed loader's padding).
+        tta: test-time augmentation (``none``, ``flip``, ``flip-translate``; see
+            :func:`globalpool.train.tta.tta_logits`).
     """
     model.eval()
     loss_sum = correct = 0.0
@@ -195,7 +209,7 @@ def evaluate(
                 break
             x, y = x[: limit - count], y[: limit - count]
         with autocast():
-            logits = model(x)
+            logits = tta_logits(model, x, tta)
         loss_sum += float(nn.functional.cross_entropy(logits.float(), y, reduction="sum"))
         correct += float((logits.argmax(1) == y).sum())
         count += y.shape[0]
@@ -326,6 +340,17 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
     raw_model = model
+    # Data-dependent initialisation (fastnet's whitening stem): part of the timed training.
+    init_from_data = getattr(getattr(model, "backbone", None), "init_from_data", None)
+    data_init_s = 0.0
+    if init_from_data is not None and not resume:
+        from globalpool.data import normalize
+
+        start = time.perf_counter()
+        pick = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(config.seed))
+        sample = normalize(train_set.images[pick[:5000]].to(device), data.mean, data.std)
+        init_from_data(sample)
+        data_init_s = time.perf_counter() - start
     optimizer = build_optimizer(raw_model, config)
     autocast = autocast_context(config.amp, device)
     scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" else None
@@ -360,6 +385,7 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
     test_loader = Loader(data.test, eval_bs, shuffle=False, **common, **shard)
 
     val_limit = shard_size(len(val_set), ctx.rank, ctx.world_size)
+    test_limit = shard_size(len(data.test), ctx.rank, ctx.world_size)
     steps_per_epoch = len(train_loader)
     total_steps = config.epochs * steps_per_epoch
     warmup_steps = round(config.warmup_epochs * steps_per_epoch)
@@ -372,6 +398,7 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
 
     # ---- resume ---------------------------------------------------------------------
     start_epoch, best_val_acc, best_epoch, wall_before = 1, -1.0, 0, 0.0
+    train_clock = data_init_s
     if resume:
         tensors, doc = load_train_state(state_prefix)
         weights_path = os.path.join(ckpt_dir, "last.safetensors")
@@ -388,6 +415,7 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
         start_epoch = int(doc["epoch"]) + 1
         best_val_acc, best_epoch = float(doc["best_val_acc"]), int(doc["best_epoch"])
         wall_before = float(doc["wall_time_s"])
+        train_clock = float(doc.get("train_clock_s", 0.0))
         if start_epoch > config.epochs:
             raise ValueError(
                 f"{run_dir} has already trained {doc['epoch']} epochs of {config.epochs}; "
@@ -395,6 +423,14 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
             )
         log(f"resuming {run_dir} at epoch {start_epoch}")
 
+    lookahead = None
+    if config.lookahead_every:
+        lookahead = Lookahead(
+            raw_model, every=config.lookahead_every, total_steps=total_steps,
+            base_decay=config.lookahead_decay,
+        )  # fmt: skip
+        if resume:
+            lookahead.load_state_tensors(tensors)
     model = wrap_model(raw_model, ctx)
     if config.compile:
         model = torch.compile(model)
@@ -454,6 +490,7 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
                     model, batches, optimizer, criterion, lr_for_step=lr_for_step,
                     first_step=first_step, autocast=autocast, scaler=scaler,
                     grad_clip=config.grad_clip, check_every=check_every,
+                    after_step=lookahead.after_step if lookahead else None,
                 ),
                 ctx,
             )  # fmt: skip
@@ -469,6 +506,9 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
                     f"{lr_for_step(first_step + totals.diverged_at):.4g}); stopped without "
                     f"saving this epoch; {kept}. Lower --lr or set --grad-clip."
                 )
+            train_clock += totals.seconds
+            if lookahead is not None and epoch == config.epochs:
+                lookahead.finish()
             val = _reduce(evaluate(raw_model, val_loader, autocast=autocast, limit=val_limit), ctx)
             train_images += totals.count
             train_seconds += totals.seconds
@@ -483,7 +523,12 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
                 "images_per_s": totals.count / totals.seconds if totals.seconds else 0.0,
                 "epoch_time_s": time.perf_counter() - epoch_start,
                 "wall_time_s": time.perf_counter() - wall_start,
+                "train_clock_s": train_clock,
             }
+            row["test_acc"] = None
+            if config.test_curve:  # reported only: nothing below reads it
+                test_now = evaluate(raw_model, test_loader, autocast=autocast, limit=test_limit)
+                row["test_acc"] = _reduce(test_now, ctx).acc
             improved = val.acc > best_val_acc
             if improved:
                 best_val_acc, best_epoch = val.acc, epoch
@@ -497,8 +542,10 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
                     extra={
                         "epoch": epoch, "step": epoch * steps_per_epoch,
                         "best_val_acc": best_val_acc, "best_epoch": best_epoch,
-                        "wall_time_s": row["wall_time_s"], "config": config.to_dict(),
+                        "wall_time_s": row["wall_time_s"], "train_clock_s": train_clock,
+                        "config": config.to_dict(),
                     },
+                    tensors=lookahead.state_tensors() if lookahead else None,
                 )  # fmt: skip
                 writer.write(row)
             log(
@@ -506,6 +553,7 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
                 f"acc {row['train_acc']:.4f}  val loss {row['val_loss']:.4f} "
                 f"acc {row['val_acc']:.4f}  gap {row['gap']:+.4f}  lr {row['lr']:.4g}  "
                 f"{row['images_per_s']:.0f} img/s  {row['epoch_time_s']:.1f}s"
+                f"  clock {train_clock:.1f}s" + _test_note(row)
             )
             if config.stop_after_epoch is not None and epoch >= config.stop_after_epoch:
                 barrier(ctx)
@@ -514,8 +562,21 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
         if writer is not None:
             writer.close()
 
-    test_limit = shard_size(len(data.test), ctx.rank, ctx.world_size)
+    val_tta = None
+    if config.tta != "none":  # for choosing settings on the validation split (tuning)
+        val_tta = _reduce(
+            evaluate(raw_model, val_loader, autocast=autocast, limit=val_limit, tta=config.tta),
+            ctx,
+        )
     test = _reduce(evaluate(raw_model, test_loader, autocast=autocast, limit=test_limit), ctx)
+    test_tta = None
+    final_eval_s = test.seconds
+    if config.tta != "none":
+        test_tta = _reduce(
+            evaluate(raw_model, test_loader, autocast=autocast, limit=test_limit, tta=config.tta),
+            ctx,
+        )
+        final_eval_s = test_tta.seconds
     if not row:  # resumed a run whose last epoch is the final one: nothing trained here
         raise ValueError(f"{run_dir}: no epoch left to train")
     summary = {
@@ -532,8 +593,13 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
         "best_epoch": best_epoch,
         "final_val_acc": row["val_acc"],
         "final_val_loss": row["val_loss"],
+        "final_val_acc_tta": val_tta.acc if val_tta is not None else None,
         "test_acc": test.acc,
         "test_loss": test.loss,
+        "tta": config.tta,
+        "test_acc_tta": test_tta.acc if test_tta is not None else None,
+        "train_clock_s": train_clock,
+        "final_eval_s": final_eval_s,
         "final_train_acc": row["train_acc"],
         "final_train_loss": row["train_loss"],
         "gap": row["gap"],
@@ -559,6 +625,10 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
         )
     barrier(ctx)
     return summary
+
+
+def _test_note(row: dict) -> str:
+    return f"  test acc {row['test_acc']:.4f}" if row.get("test_acc") is not None else ""
 
 
 def _device_name(device: torch.device) -> str:

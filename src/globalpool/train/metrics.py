@@ -27,6 +27,8 @@ METRIC_KEYS = (
     "images_per_s",
     "epoch_time_s",
     "wall_time_s",
+    "train_clock_s",
+    "test_acc",
 )
 
 

@@ -107,6 +107,7 @@ def save_train_state(
     optimizer: torch.optim.Optimizer,
     scaler: Any | None = None,
     extra: dict[str, Any] | None = None,
+    tensors: dict[str, torch.Tensor] | None = None,
 ) -> None:
     """Write ``<prefix>.safetensors`` and ``<prefix>.json`` atomically.
 
@@ -115,6 +116,8 @@ def save_train_state(
         optimizer: its ``state_dict()`` is stored.
         scaler: a ``torch.amp.GradScaler`` (its state is all scalars), or None.
         extra: JSON-able values stored as they are (epoch, step, best accuracy...).
+        tensors: more named CPU tensors to keep (the lookahead average); their names must
+            not start with ``optim.`` or ``rng.``.
     """
     prefix = os.fspath(prefix)
     opt_tensors, opt_rest = flatten_optimizer_state(optimizer.state_dict())
@@ -128,7 +131,8 @@ def save_train_state(
     )
     epoch = str(doc.get("epoch", ""))
     atomic_write_bytes(
-        prefix + ".safetensors", st_save({**opt_tensors, **rng_tensors}, {"epoch": epoch})
+        prefix + ".safetensors",
+        st_save({**(tensors or {}), **opt_tensors, **rng_tensors}, {"epoch": epoch}),
     )
     atomic_write_text(prefix + ".json", json.dumps(doc, indent=1) + "\n")
 

@@ -1,0 +1,96 @@
+"""Choose a recipe's settings on the validation split: train variants, rank by validation.
+
+Each variant is the recipe with some settings changed (``key=value;key=value``, values in
+JSON where they parse as JSON, e.g. ``pool=avg``, ``epochs=12``,
+``model_kwargs={"stem": "whiten", "widths": [48, 96, 192]}``; the empty string is the
+recipe itself). Every variant trains on the training split minus the held-out validation
+split (10%, stratified, seeded); the table ranks them by final validation accuracy (with
+the recipe's test-time augmentation, and without) beside their training clock. The test
+split is not read here: runs write a test accuracy into their own summary.json, which this
+script ignores, so settings are chosen on validation only, as ``globalpool speedrun``'s
+honesty rule asks.
+
+Usage:
+    python benchmarks/tune_recipe.py --recipe cifar10-85 --data cifar10-jpg.tar.gz \\
+        --variants '' 'pool=avg' 'pool=gem' 'epochs=8' -- --device cuda
+Arguments after ``--`` are ``globalpool train`` flags applied to every variant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def parse_variant(text: str) -> dict:
+    """``'pool=avg;epochs=8'`` -> ``{"pool": "avg", "epochs": 8}``."""
+    changes = {}
+    for item in filter(None, (part.strip() for part in text.split(";"))):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"variant item {item!r} is not key=value")
+        try:
+            changes[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            changes[key.strip()] = value
+    return changes
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipe", required=True)
+    parser.add_argument("--data", help="CIFAR-10 path (dataset_kwargs path)")
+    parser.add_argument("--variants", nargs="+", default=[""])
+    parser.add_argument("--out", default="runs/tune")
+    args = parser.parse_args(argv)
+
+    from globalpool.cli.main import build_parser
+    from globalpool.train import train
+    from globalpool.train.config import TrainConfig
+    from globalpool.train.recipes import get_recipe
+
+    recipe = get_recipe(args.recipe)
+    flags = build_parser().parse_args(["train", *extra])
+    common = {f: getattr(flags, f) for f in TrainConfig.__dataclass_fields__ if hasattr(flags, f)}
+    if args.data:
+        common["dataset_kwargs"] = {"path": args.data}
+    out = Path(args.out)
+    rows = []
+    for i, text in enumerate(args.variants):
+        changes = parse_variant(text)
+        config = recipe.config(
+            **{**common, **changes, "test_curve": False, "quiet": True,
+               "out_dir": str(out / f"variant{i}")}
+        )  # fmt: skip
+        summary = train(config, overwrite=True)
+        row = {
+            "variant": text or "(recipe)",
+            "val_acc": summary["final_val_acc"],
+            "val_acc_tta": summary["final_val_acc_tta"],
+            "train_clock_s": summary["train_clock_s"],
+            "epochs": summary["epochs"],
+            "device": summary["device"],
+        }
+        rows.append(row)
+        tta = "n/a" if row["val_acc_tta"] is None else f"{100 * row['val_acc_tta']:.2f}%"
+        print(
+            f"{row['variant']:60s} val {100 * row['val_acc']:.2f}%  val+TTA {tta}  "
+            f"clock {row['train_clock_s']:.1f} s",
+            flush=True,
+        )
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "tune.json").write_text(json.dumps({"recipe": recipe.name, "rows": rows}, indent=2))
+    print(f"\nranked by validation accuracy with TTA ({recipe.name}):")
+    for row in sorted(rows, key=lambda r: -(r["val_acc_tta"] or r["val_acc"])):
+        tta = row["val_acc_tta"] or row["val_acc"]
+        print(f"  {100 * tta:6.2f}%  {row['train_clock_s']:7.1f} s  {row['variant']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

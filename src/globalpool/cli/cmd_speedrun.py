@@ -1,0 +1,91 @@
+"""``globalpool speedrun``: a tuned recipe to a CIFAR-10 accuracy target, timed, per seed.
+
+Example:
+    globalpool speedrun --target 85 --data ../shared/data/cifar10-jpg.tar.gz
+    globalpool speedrun --target 85 --seeds 0 1 2 --data cifar10-jpg.tar.gz --out runs/sr85
+    globalpool speedrun --list
+    globalpool speedrun --recipe cifar10-94 --device cuda --amp bf16   # any train flag
+
+Each epoch prints a time-to-accuracy line (training clock, test accuracy with and without
+test-time augmentation); the end prints mean and spread over seeds. OUT gets one run
+directory per seed, ``speedrun.json``, ``speedrun.md`` and ``accuracy_vs_time.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import sys
+
+
+def register(subparsers) -> None:
+    from globalpool.cli.cmd_train import _add_config_flags
+
+    parser = subparsers.add_parser(
+        "speedrun",
+        help="train a tuned recipe to a CIFAR-10 accuracy target and time it",
+        description="Train a recipe (globalpool speedrun --list) once per seed, print a "
+        "time-to-accuracy line per epoch, and write OUT/speedrun.md, speedrun.json and "
+        "accuracy_vs_time.png. Every train flag overrides the recipe's setting.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--target", type=float, help="accuracy target in percent: 85, 90 or 94")
+    which.add_argument("--recipe", help="recipe name (see --list)")
+    which.add_argument("--list", action="store_true", help="list the recipes and stop")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed")
+    parser.add_argument(
+        "--data",
+        metavar="PATH",
+        help="CIFAR-10 location: the official archive or folder, or an image-folder archive "
+        "such as cifar10-jpg.tar.gz (default: download the official archive)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="rerun seeds that have runs")
+    _add_config_flags(parser)
+    for action in parser._actions:
+        if action.dest == "seed":
+            action.help = argparse.SUPPRESS  # --seeds
+        elif action.dest == "out_dir":
+            action.help = "output directory (default: runs/speedrun-<recipe>)"
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from globalpool.experiment.speedrun import speedrun
+    from globalpool.train.config import TrainConfig
+    from globalpool.train.recipes import RECIPES, get_recipe, recipe_for_target
+
+    if args.list:
+        for recipe in RECIPES.values():
+            print(
+                f"{recipe.name:12s} {100 * recipe.target:.0f}% in {recipe.budget_s / 60:.0f} min "
+                f"on {recipe.hardware}: {recipe.summary}"
+            )
+        return 0
+    if args.recipe is not None:
+        recipe = get_recipe(args.recipe)
+    elif args.target is not None:
+        recipe = recipe_for_target(args.target)
+    else:
+        raise ValueError("give --target (85, 90 or 94) or --recipe NAME (see --list)")
+    overrides = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if hasattr(args, f.name) and f.name != "seed"
+    }
+    if hasattr(args, "seed"):
+        raise ValueError("speedrun takes --seeds (one run each), not --seed")
+    if args.data:
+        kwargs = dict(overrides.get("dataset_kwargs", recipe.settings.get("dataset_kwargs", {})))
+        overrides["dataset_kwargs"] = {**kwargs, "path": args.data}
+    out_dir = overrides.pop("out_dir", f"runs/speedrun-{recipe.name}")
+    speedrun(
+        recipe,
+        seeds=args.seeds,
+        out_dir=out_dir,
+        overrides=overrides,
+        overwrite=args.overwrite,
+        command=shlex.join(["globalpool", *sys.argv[1:]]),
+    )
+    return 0

@@ -1,0 +1,234 @@
+"""``speedrun``: a recipe trained with several seeds, timed to its accuracy target.
+
+Each seed is one ordinary training run (``out_dir/seed<k>/``: config, metrics, checkpoints,
+summary). Its clock counts what reaching the result needs: the data-dependent
+initialisation, every training pass (batches are made on the fly, so data preparation is
+inside) and the final test evaluation with test-time augmentation. It leaves out the
+one-time dataset decode, the per-epoch validation pass and the per-epoch test curve, which
+only report (nothing reads them to steer training). Then ``out_dir`` gets:
+
+- ``speedrun.json``: per seed and in aggregate (mean, standard deviation, min, max) the
+  test accuracy with and without test-time augmentation and the time to the result;
+- ``speedrun.md``: the same as a table, with the command;
+- ``accuracy_vs_time.png``: test accuracy against the training clock, every seed (per
+  epoch without test-time augmentation; the final result with it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from globalpool.train.recipes import Recipe
+
+__all__ = [
+    "accuracy_vs_time_figure", "aggregate", "curve_from_rows", "speedrun", "time_to_target",
+]  # fmt: skip
+
+
+def time_to_target(rows: Sequence[dict], target: float, key: str = "test_acc") -> float | None:
+    """Training clock (s) of the first epoch whose ``key`` reaches ``target``, else None."""
+    for row in rows:
+        value = row.get(key)
+        if value is not None and value >= target:
+            return float(row["train_clock_s"])
+    return None
+
+
+def curve_from_rows(rows: Sequence[dict], final: tuple[float, float] | None = None) -> dict:
+    """A curve for :func:`accuracy_vs_time_figure` from metrics rows (``train_clock_s``,
+    ``test_acc``) and the final ``(time to result s, accuracy with TTA)``."""
+    points = [(r["train_clock_s"], r["test_acc"]) for r in rows if r.get("test_acc") is not None]
+    return {"points": points, "final": final}
+
+
+def _stats(values: Sequence[float]) -> dict[str, float | None]:
+    values = [v for v in values if v is not None]
+    if not values:
+        return {"mean": None, "std": None, "min": None, "max": None, "n": 0}
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+    }
+
+
+def aggregate(per_seed: Sequence[dict], target: float) -> dict[str, Any]:
+    """Mean/std/min/max over seeds of the accuracies and the time to the result, and how
+    many seeds reached ``target`` with TTA."""
+    tta = [s["test_acc_tta"] for s in per_seed]
+    return {
+        "test_acc": _stats([s["test_acc"] for s in per_seed]),
+        "test_acc_tta": _stats(tta),
+        "time_to_result_s": _stats([s["time_to_result_s"] for s in per_seed]),
+        "seeds_reaching_target": sum(1 for v in tta if v is not None and v >= target),
+        "seeds": len(per_seed),
+    }
+
+
+def accuracy_vs_time_figure(curves: dict[str, dict], target: float, budget_s: float):
+    """Test accuracy against the training clock (minutes), one line per run.
+
+    Args:
+        curves: label -> ``{"points": [(clock s, accuracy)...], "final": (s, acc) | None}``:
+            the per-epoch single-view accuracy, and the final result with test-time
+            augmentation at its time to result (a star).
+        target, budget_s: drawn as a horizontal and a vertical line.
+    """
+    from globalpool.analysis.report import _new_figure
+
+    fig = _new_figure(7.0, 4.2)
+    ax = fig.subplots()
+    lowest = 100 * target
+    for i, (label, curve) in enumerate(curves.items()):
+        color = f"C{i % 10}"
+        minutes = [t / 60 for t, _ in curve["points"]]
+        accs = [100 * a for _, a in curve["points"]]
+        ax.plot(minutes, accs, "-o", ms=3, color=color, label=label)
+        if curve.get("final") is not None:
+            t, acc = curve["final"]
+            ax.plot([t / 60], [100 * acc], "*", ms=11, color=color)
+        lowest = min([lowest, *accs[len(accs) // 2 :]])
+    ax.axhline(100 * target, color="grey", lw=0.8)
+    ax.axvline(budget_s / 60, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("training clock (minutes)")
+    ax.set_ylabel("test accuracy (%)   (star: final, with TTA)")
+    ax.set_ylim(max(0.0, lowest - 5), min(100.0, 100 * target + 5))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def _markdown(result: dict) -> str:
+    agg = result["aggregate"]
+
+    def pct(s):
+        return "n/a" if s["mean"] is None else f"{100 * s['mean']:.2f} ± {100 * s['std']:.2f}"
+
+    t = agg["time_to_result_s"]
+    lines = [
+        f"# Speedrun {result['recipe']}: {100 * result['target']:.0f}% test accuracy "
+        f"in under {result['budget_s'] / 60:.0f} min ({result['hardware']})",
+        "",
+        f"Command: `{result['command']}`" if result.get("command") else "",
+        f"Device: {result['device']}. Seeds: {', '.join(map(str, result['seeds']))}.",
+        "",
+        "| seed | test acc | test acc (TTA) | time to result (s) | first epoch at target (s) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for s in result["per_seed"]:
+        tta = "n/a" if s["test_acc_tta"] is None else f"{100 * s['test_acc_tta']:.2f}%"
+        first = "not reached" if s["epoch_at_target_s"] is None else f"{s['epoch_at_target_s']:.0f}"
+        lines.append(
+            f"| {s['seed']} | {100 * s['test_acc']:.2f}% | {tta} | "
+            f"{s['time_to_result_s']:.0f} | {first} |"
+        )
+    lines += [
+        "",
+        f"Mean ± sd over {agg['seeds']} seed(s): test {pct(agg['test_acc'])}%, with TTA "
+        f"{pct(agg['test_acc_tta'])}%, time to result {t['mean']:.0f} ± {t['std']:.0f} s "
+        f"(min {t['min']:.0f}, max {t['max']:.0f}); {agg['seeds_reaching_target']} of "
+        f"{agg['seeds']} reached the target.",
+        "",
+        "![test accuracy against training time](accuracy_vs_time.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def speedrun(
+    recipe: Recipe,
+    *,
+    seeds: Sequence[int] = (0,),
+    out_dir: str | os.PathLike = "runs/speedrun",
+    overrides: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    command: str | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train ``recipe`` once per seed into ``out_dir/seed<k>`` and write the speedrun files.
+
+    Args:
+        recipe: from :mod:`globalpool.train.recipes`.
+        seeds: one run each.
+        overrides: :class:`~globalpool.train.TrainConfig` fields replacing the recipe's
+            (``dataset_kwargs`` with the data path, ``device``, ``epochs``...).
+        command: the command line to record in the report.
+
+    Returns:
+        the dict written to ``speedrun.json``.
+    """
+    from globalpool.analysis.render import save_figure
+    from globalpool.atomic import atomic_write_text
+    from globalpool.train import train
+    from globalpool.train.metrics import read_metrics
+
+    if not seeds:
+        raise ValueError("speedrun needs at least one seed")
+    out = Path(out_dir)
+    per_seed, curves, device = [], {}, None
+    for seed in seeds:
+        config = recipe.config(
+            **{**(overrides or {}), "seed": int(seed), "out_dir": str(out / f"seed{seed}")}
+        )
+        config = config.replace(test_curve=True)
+        log(f"speedrun {recipe.name}: seed {seed} -> {config.out_dir}")
+        summary = train(config, overwrite=overwrite)
+        rows = read_metrics(Path(config.out_dir) / "metrics.jsonl")
+        device = summary["device"]
+        key = "test_acc_tta" if summary["test_acc_tta"] is not None else "test_acc"
+        final = summary[key]
+        time_to_result = summary["train_clock_s"] + summary["final_eval_s"]
+        entry = {
+            "seed": int(seed),
+            "run_dir": config.out_dir,
+            "test_acc": summary["test_acc"],
+            "test_acc_tta": summary["test_acc_tta"],
+            "train_clock_s": summary["train_clock_s"],
+            "time_to_result_s": time_to_result,
+            "epoch_at_target_s": time_to_target(rows, recipe.target),
+            "epochs": summary["epochs"],
+        }
+        per_seed.append(entry)
+        curves[f"seed {seed}"] = curve_from_rows(rows, (time_to_result, final))
+        reached = final >= recipe.target and entry["time_to_result_s"] <= recipe.budget_s
+        log(
+            f"speedrun {recipe.name} seed {seed}: test {100 * summary['test_acc']:.2f}%"
+            + (f", with {config.tta} TTA {100 * final:.2f}%" if key == "test_acc_tta" else "")
+            + f" in {entry['time_to_result_s']:.1f} s of training clock "
+            f"({'meets' if reached else 'misses'} {100 * recipe.target:.0f}% in "
+            f"{recipe.budget_s / 60:.0f} min)"
+        )
+    result = {
+        "recipe": recipe.name,
+        "target": recipe.target,
+        "budget_s": recipe.budget_s,
+        "hardware": recipe.hardware,
+        "settings": recipe.config(**(overrides or {})).to_dict(),
+        "device": device,
+        "seeds": [int(s) for s in seeds],
+        "command": command,
+        "per_seed": per_seed,
+        "aggregate": aggregate(per_seed, recipe.target),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    save_figure(
+        accuracy_vs_time_figure(curves, recipe.target, recipe.budget_s),
+        out / "accuracy_vs_time.png",
+    )
+    atomic_write_text(out / "speedrun.json", json.dumps(result, indent=2, allow_nan=False) + "\n")
+    atomic_write_text(out / "speedrun.md", _markdown(result))
+    agg = result["aggregate"]
+    acc = agg["test_acc_tta"] if agg["test_acc_tta"]["n"] else agg["test_acc"]
+    t = agg["time_to_result_s"]
+    log(
+        f"speedrun {recipe.name}: {len(seeds)} seed(s), test {100 * acc['mean']:.2f} ± "
+        f"{100 * acc['std']:.2f}%, {t['mean']:.0f} ± {t['std']:.0f} s; {out}/speedrun.md"
+    )
+    return result

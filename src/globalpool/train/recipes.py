@@ -1,0 +1,120 @@
+"""Named training recipes: tuned :class:`TrainConfig` settings for a goal.
+
+A recipe is the settings (model, pool, optimiser, schedule, weight averaging, test-time
+augmentation...) that reach an accuracy target fast; ``globalpool speedrun --target 85``
+runs one, ``globalpool train --config`` can repeat one from its saved ``config.json``.
+Every setting was chosen on the validation split (the last 10% of the training images,
+held out), never on the test split; how, and with which runs, is in BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from globalpool.train.config import TrainConfig
+
+__all__ = ["RECIPES", "Recipe", "get_recipe", "list_recipes", "recipe_for_target"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A goal and the settings that reach it.
+
+    Args:
+        name: e.g. ``cifar10-85``.
+        target: test accuracy aimed at, in [0, 1].
+        budget_s: the time target it is built for (training clock, seconds).
+        hardware: what the budget assumes.
+        settings: :class:`TrainConfig` fields that differ from its defaults.
+    """
+
+    name: str
+    target: float
+    budget_s: float
+    hardware: str
+    summary: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def config(self, **overrides: Any) -> TrainConfig:
+        """The recipe's :class:`TrainConfig` with ``overrides`` applied (and validated)."""
+        return TrainConfig().replace(**{**self.settings, **overrides}).validate()
+
+
+# What the CIFAR-10 recipes share: fastnet with airbench's whitening stem, global max
+# pooling of the 3x3 final map, SGD with Nesterov momentum, label smoothing 0.2,
+# lookahead weight averaging, flip + crop augmentation, channels-last memory.
+_CIFAR = {
+    "model": "fastnet",
+    "head": "pool-linear",
+    "pool": "max",
+    "dataset": "cifar10",
+    "batch_size": 256,
+    "lr": 0.2,
+    "momentum": 0.9,
+    "nesterov": True,
+    "weight_decay": 5e-4,
+    "schedule": "cosine",
+    "warmup_epochs": 1.0,
+    "label_smoothing": 0.2,
+    "lookahead_every": 5,
+    "crop_padding": 2,
+    "tta": "flip-translate",
+    "channels_last": True,
+    "test_curve": True,
+    "tensorboard": False,
+}
+
+# Chosen on the validation split with benchmarks/tune_recipe.py (BENCHMARKS.md has the
+# runs): the pool of each recipe is the one with the best validation accuracy with TTA
+# among max, avg, avgmax, catavgmax, gem and lse (85: lse; 94: catavgmax; 90: max, over
+# lse), and the length the shortest that cleared the target on validation with margin.
+RECIPES: dict[str, Recipe] = {
+    r.name: r
+    for r in (
+        Recipe(
+            "cifar10-85", 0.85, 8 * 60, "2 CPU cores",
+            "fastnet (32, 64, 128), whitening stem, log-sum-exp pool, 10 epochs",
+            {**_CIFAR, "model_kwargs": {"stem": "whiten"}, "pool": "lse", "epochs": 10},
+        ),
+        Recipe(
+            "cifar10-90", 0.90, 25 * 60, "2 CPU cores",
+            "fastnet (64, 128, 256), whitening stem, max pool, 20 epochs",
+            {**_CIFAR, "model_kwargs": {"stem": "whiten", "widths": [64, 128, 256]},
+             "epochs": 20},
+        ),
+        Recipe(
+            "cifar10-94", 0.94, 70 * 60, "2 CPU cores (or one GPU)",
+            "fastnet (64, 256, 256) (airbench's widths), whitening stem, concatenated "
+            "avg+max pool, 18 epochs",
+            {**_CIFAR, "model_kwargs": {"stem": "whiten", "widths": [64, 256, 256]},
+             "pool": "catavgmax", "epochs": 18, "batch_size": 512, "lr": 0.4},
+        ),
+    )
+}  # fmt: skip
+
+
+def list_recipes() -> list[str]:
+    """Names of the recipes."""
+    return sorted(RECIPES)
+
+
+def get_recipe(name: str) -> Recipe:
+    """The recipe called ``name``; ValueError listing the known ones otherwise."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; known: {', '.join(list_recipes())}")
+    return RECIPES[name]
+
+
+def recipe_for_target(target: float, dataset: str = "cifar10") -> Recipe:
+    """The ``dataset`` recipe for a target accuracy given in percent (85) or as a fraction."""
+    fraction = target / 100 if target > 1 else target
+    for recipe in RECIPES.values():
+        if recipe.settings.get("dataset") == dataset and abs(recipe.target - fraction) < 1e-9:
+            return recipe
+    known = sorted(
+        round(r.target * 100) for r in RECIPES.values() if r.settings.get("dataset") == dataset
+    )
+    raise ValueError(
+        f"no {dataset} recipe for a target of {target}; targets: {', '.join(map(str, known))}"
+    )

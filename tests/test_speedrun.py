@@ -1,0 +1,291 @@
+"""The speedrun pieces: lookahead averaging, test-time augmentation, the whitening stem,
+recipes, ``globalpool speedrun`` end to end, and the airbench adapter of the benchmark."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from globalpool.cli.main import main
+from globalpool.experiment.speedrun import aggregate, time_to_target
+from globalpool.models.fastnet import FastNet
+from globalpool.train import TrainConfig, train
+from globalpool.train.checkpoint import read_safetensors
+from globalpool.train.lookahead import Lookahead
+from globalpool.train.metrics import read_metrics
+from globalpool.train.optim import param_groups
+from globalpool.train.recipes import get_recipe, list_recipes, recipe_for_target
+from globalpool.train.tta import tta_logits
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = {"n_train": 240, "n_test": 64, "size": 16}
+
+
+def _load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# ------------------------------------------------------------------------ lookahead
+def test_lookahead_matches_a_hand_computed_average():
+    model = nn.Linear(3, 1, bias=False)
+    total, every, base = 6, 2, 0.5
+    la = Lookahead(model, every=every, total_steps=total, base_decay=base)
+    avg = model.weight.detach().double().clone()
+    rng = np.random.default_rng(0)
+    for step in range(total):
+        with torch.no_grad():  # stand-in for an optimiser step
+            model.weight.add_(torch.from_numpy(rng.normal(size=(1, 3))).float())
+        live = model.weight.detach().double().clone()
+        la.after_step(step)
+        if (step + 1) % every == 0:
+            decay = base * ((step + 1) / total) ** 3
+            avg = decay * avg + (1 - decay) * live
+            torch.testing.assert_close(model.weight.detach().double(), avg, atol=1e-6, rtol=0)
+    with torch.no_grad():
+        model.weight.add_(1.0)  # a step after the last update is dropped by finish()
+    la.finish()
+    torch.testing.assert_close(model.weight.detach().double(), avg, atol=1e-6, rtol=0)
+
+
+def test_lookahead_averages_batchnorm_statistics_and_skips_integers():
+    bn = nn.BatchNorm1d(2)
+    la = Lookahead(bn, every=1, total_steps=1, base_decay=0.5)
+    assert "num_batches_tracked" not in la.average
+    assert {"weight", "bias", "running_mean", "running_var"} <= set(la.average)
+    with pytest.raises(ValueError, match="every must be an int >= 1"):
+        Lookahead(bn, every=0, total_steps=1, base_decay=0.5)
+    with pytest.raises(ValueError, match="no lookahead average"):
+        la.load_state_tensors({})
+
+
+# ------------------------------------------------------------------------------ TTA
+def test_tta_views_match_hand_made_views():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(5)).eval()
+    x = torch.randn(2, 3, 8, 8)
+    net(x)
+    with torch.no_grad():
+        plain = net(x)
+        mirror = 0.5 * (plain + net(x.flip(-1)))
+        padded = np.pad(x.numpy(), ((0, 0), (0, 0), (1, 1), (1, 1)), mode="reflect")
+        up_left = torch.from_numpy(np.ascontiguousarray(padded[:, :, :8, :8]))
+        down_right = torch.from_numpy(np.ascontiguousarray(padded[:, :, 2:, 2:]))
+        views = [up_left, up_left.flip(-1), down_right, down_right.flip(-1)]
+        full = 0.5 * mirror + 0.125 * sum(net(v) for v in views)
+        torch.testing.assert_close(tta_logits(net, x, "none"), plain)
+        torch.testing.assert_close(tta_logits(net, x, "flip"), mirror)
+        torch.testing.assert_close(tta_logits(net, x, "flip-translate"), full)
+        cl = x.contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(tta_logits(net, cl, "flip-translate"), full)
+    with pytest.raises(ValueError, match="tta mode must be one of none, flip"):
+        tta_logits(net, x, "rotate")
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        tta_logits(net, x[0], "flip")
+
+
+# ------------------------------------------------------------------- whitening stem
+def test_whitening_stem_whitens_patches_and_is_frozen():
+    rng = np.random.default_rng(0)
+    mixing = rng.normal(size=(3, 3))  # correlated channels
+    images = np.einsum("ij,njhw->nihw", mixing, rng.normal(size=(200, 3, 12, 12)))
+    net = FastNet(widths=(8, 8, 8), stem="whiten")
+    net.init_from_data(torch.from_numpy(images).float())
+    weight = net[0].weight.detach().double().numpy()
+    assert weight.shape == (24, 3, 2, 2) and np.allclose(weight[12:], -weight[:12])
+    # Independent check in numpy: the first 12 filters' responses have unit covariance.
+    patches = np.stack(
+        [images[:, :, i : i + 2, j : j + 2].reshape(200, -1) for i in range(11) for j in range(11)]
+    ).reshape(-1, 12)
+    responses = patches @ weight[:12].reshape(12, -1).T
+    covariance = responses.T @ responses / len(responses)
+    assert np.abs(covariance - np.eye(12)).max() < 0.01
+    trainable = [p for g in param_groups(net, 5e-4) for p in g["params"]]
+    assert all(p is not net[0].weight for p in trainable)
+    assert any(p is net[0].bias for p in trainable)
+    with pytest.raises(ValueError, match=r"expects \(N, 3, H, W\) images; got shape \(4, 1"):
+        net.init_from_data(torch.zeros(4, 1, 8, 8))
+    with pytest.raises(ValueError, match="stem must be 'conv' or 'whiten'"):
+        FastNet(stem="pca")
+
+
+def test_training_initialises_the_stem_from_data(tmp_path):
+    cfg = TrainConfig(
+        model="fastnet", model_kwargs={"stem": "whiten", "widths": [8, 8, 8]},
+        dataset="shapes", dataset_kwargs=DATA, epochs=1, batch_size=32, quiet=True,
+        tensorboard=False, device="cpu", out_dir=str(tmp_path / "run"),
+    )  # fmt: skip
+    train(cfg)
+    weights = read_safetensors(tmp_path / "run" / "checkpoints" / "last.safetensors")[0]
+    stem = weights["backbone.0.weight"]
+    assert stem.abs().sum() > 0 and torch.equal(stem[12:], -stem[:12])
+
+
+# ------------------------------------------------------- loop: lookahead, TTA, curve
+def _tiny(out_dir, **changes) -> TrainConfig:
+    base = TrainConfig(
+        model="smallgap", dataset="shapes", dataset_kwargs=DATA, val_fraction=0.2, epochs=3,
+        batch_size=32, lr=0.05, out_dir=str(out_dir), quiet=True, tensorboard=False,
+        device="cpu", lookahead_every=2, tta="flip", test_curve=True,
+    )  # fmt: skip
+    return base.replace(**changes)
+
+
+def test_lookahead_run_resumes_exactly_and_reports_tta_and_clock(tmp_path):
+    full, part = tmp_path / "full", tmp_path / "part"
+    summary = train(_tiny(full))
+    train(_tiny(part, stop_after_epoch=1))
+    assert train(_tiny(part), resume=True)["test_acc"] == summary["test_acc"]
+    for name in ("last", "best"):
+        a = read_safetensors(full / "checkpoints" / f"{name}.safetensors")[0]
+        b = read_safetensors(part / "checkpoints" / f"{name}.safetensors")[0]
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    rows = read_metrics(full / "metrics.jsonl")
+    clocks = [r["train_clock_s"] for r in rows]
+    assert all(c > 0 for c in clocks) and clocks == sorted(clocks)
+    assert all(0.0 <= r["test_acc"] <= 1.0 for r in rows)
+    assert rows[-1]["test_acc"] == summary["test_acc"]  # same final weights, same test set
+    assert 0.0 <= summary["test_acc_tta"] <= 1.0 and summary["tta"] == "flip"
+    assert summary["train_clock_s"] == pytest.approx(clocks[-1])
+    assert summary["final_eval_s"] > 0 and summary["final_val_acc_tta"] is not None
+
+
+def test_without_tta_or_curve_nothing_extra_is_reported(tmp_path):
+    summary = train(_tiny(tmp_path / "r", epochs=1, tta="none", test_curve=False))
+    assert summary["test_acc_tta"] is None and summary["final_val_acc_tta"] is None
+    assert read_metrics(tmp_path / "r" / "metrics.jsonl")[0]["test_acc"] is None
+
+
+# --------------------------------------------------------------------------- recipes
+def test_recipes_validate_and_are_found_by_target():
+    assert list_recipes() == ["cifar10-85", "cifar10-90", "cifar10-94"]
+    for name in list_recipes():
+        recipe = get_recipe(name)
+        config = recipe.config()
+        assert config.dataset == "cifar10" and config.val_fraction > 0  # test is never tuned on
+        assert config.model == "fastnet" and config.model_kwargs["stem"] == "whiten"
+    assert recipe_for_target(85).name == "cifar10-85"
+    assert recipe_for_target(0.9).name == "cifar10-90"
+    with pytest.raises(ValueError, match="targets: 85, 90, 94"):
+        recipe_for_target(99)
+    with pytest.raises(ValueError, match="unknown recipe 'x'; known: cifar10-85"):
+        get_recipe("x")
+
+
+def test_time_to_target_and_aggregate():
+    rows = [{"train_clock_s": 10.0, "test_acc": 0.5}, {"train_clock_s": 20.0, "test_acc": 0.9}]
+    assert time_to_target(rows, 0.85) == 20.0 and time_to_target(rows, 0.95) is None
+    seeds = [
+        {"test_acc": 0.8, "test_acc_tta": 0.84, "time_to_result_s": 10.0},
+        {"test_acc": 0.82, "test_acc_tta": 0.88, "time_to_result_s": 14.0},
+    ]
+    agg = aggregate(seeds, 0.85)
+    assert agg["test_acc_tta"]["mean"] == pytest.approx(0.86)
+    assert agg["test_acc_tta"]["std"] == pytest.approx(np.std([0.84, 0.88], ddof=1))
+    assert agg["time_to_result_s"]["min"] == 10.0 and agg["seeds_reaching_target"] == 1
+
+
+# ------------------------------------------------------------------------------ CLI
+def test_speedrun_cli_end_to_end(tmp_path, capsys):
+    out = tmp_path / "sr"
+    args = [
+        "speedrun", "--target", "85", "--seeds", "0", "1", "--dataset", "shapes",
+        "--dataset-kwargs", json.dumps(DATA), "--model-kwargs",
+        '{"stem": "whiten", "widths": [8, 8, 8]}', "--epochs", "2", "--batch-size", "32",
+        "--device", "cpu", "--out", str(out),
+    ]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr()
+    assert "clock" in printed.err + printed.out and "test acc" in printed.err + printed.out
+    result = json.loads((out / "speedrun.json").read_text())
+    assert result["recipe"] == "cifar10-85" and result["seeds"] == [0, 1]
+    summaries = [json.loads((out / f"seed{s}" / "summary.json").read_text()) for s in (0, 1)]
+    assert [s["test_acc_tta"] for s in summaries] == [e["test_acc_tta"] for e in result["per_seed"]]
+    mean = sum(s["test_acc_tta"] for s in summaries) / 2
+    assert result["aggregate"]["test_acc_tta"]["mean"] == pytest.approx(mean)
+    for s, entry in zip(summaries, result["per_seed"], strict=True):
+        assert entry["time_to_result_s"] == pytest.approx(s["train_clock_s"] + s["final_eval_s"])
+        assert s["config"]["pool"] == "lse" and s["config"]["tta"] == "flip-translate"
+    assert (out / "accuracy_vs_time.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| seed | test acc |" in (out / "speedrun.md").read_text()
+
+
+def test_speedrun_cli_list_and_errors(capsys):
+    assert main(["speedrun", "--list"]) == 0
+    assert "cifar10-90" in capsys.readouterr().out
+    assert main(["speedrun", "--target", "99"]) == 2
+    assert "targets: 85, 90, 94" in capsys.readouterr().err
+    assert main(["speedrun", "--target", "85", "--seed", "3"]) == 2
+    assert "--seeds" in capsys.readouterr().err
+    assert main(["speedrun"]) == 2
+    assert "give --target" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ the benchmarks
+FAKE_AIRBENCH = """import torch
+hyp = {'opt': {'train_epochs': 9.9,}, 'net': {'widths': {'block1': 64, 'block2': 256,
+'block3': 256,}}}
+data = torch.load(p, map_location=torch.device(gpu))
+self.images = (self.images.half() / 255)
+net = net.half().cuda()
+accs = torch.tensor([main(run) for run in range(25)])
+"""
+
+
+def test_airbench_adapter_applies_each_change_once():
+    bench = _load_script("bench_speedrun")
+    cpu = bench.adapt_airbench(FAKE_AIRBENCH, device="cpu", runs=2, divisor=4, threads=2)
+    for text in ("range(2)]", "'block1': 16,", "'block2': 64,", "'block3': 64,",
+                 "net = net.float()", "map_location='cpu'", "_torch.set_num_threads(2)",
+                 "(self.images.float() / 255)"):  # fmt: skip
+        assert text in cpu, text
+    gpu = bench.adapt_airbench(FAKE_AIRBENCH, device="cuda", runs=3, divisor=1, threads=2)
+    assert "half().cuda()" in gpu and "range(3)]" in gpu and "prelude" not in gpu
+    with pytest.raises(ValueError, match="does not contain 'for run in range"):
+        bench.adapt_airbench("print(1)", device="cuda", runs=1, divisor=1, threads=1)
+
+
+def test_airbench_log_parser():
+    bench = _load_script("bench_speedrun")
+    log = """-----
+|  run  |  epoch  |  train_loss  |  train_acc  |  val_acc  |  tta_val_acc  |  total_time_seconds  |
+|     0  |      0  |  1.4  |  0.6  |   0.47  |          |   6.34  |
+|        |      1  |  1.3  |  0.7  |   0.72  |          |   6.57  |
+|        |   eval  |  1.3  |  0.7  |   0.72  |   0.75   |   6.60  |
+|     1  |      0  |  1.4  |  0.6  |   0.50  |          |   0.24  |
+|        |   eval  |  1.4  |  0.6  |   0.50  |   0.52   |   0.30  |
+Mean: 0.6"""
+    runs = bench.parse_airbench_log(log)
+    assert [r["test_acc_tta"] for r in runs] == [0.75, 0.52]
+    assert [r["time_to_result_s"] for r in runs] == [6.60, 0.30]
+    assert runs[0]["curve"] == [
+        {"train_clock_s": 6.34, "test_acc": 0.47},
+        {"train_clock_s": 6.57, "test_acc": 0.72},
+    ]
+
+
+def test_tune_recipe_variant_syntax():
+    tune = _load_script("tune_recipe")
+    assert tune.parse_variant("") == {}
+    assert tune.parse_variant('pool=avg; epochs=8;model_kwargs={"widths": [8, 8, 8]}') == {
+        "pool": "avg", "epochs": 8, "model_kwargs": {"widths": [8, 8, 8]},
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="not key=value"):
+        tune.parse_variant("pool")
+
+
+def test_conv_stem_is_unchanged_by_init_from_data():
+    net = FastNet(widths=(8, 8, 8))
+    before = net[0].weight.detach().clone()
+    net.init_from_data(torch.randn(4, 3, 16, 16))
+    assert torch.equal(before, net[0].weight) and net[0].weight.requires_grad
