@@ -69,7 +69,7 @@ def main() -> None:
     found = [
         (title, body)
         for level, title, body in markdown_sections(ROOT / "BENCHMARKS.md")
-        if "pool" in title.lower() and level >= 2
+        if "bench_pool" in title.lower() and level >= 2
     ]
     if found:
         from _common import shift_headings
