@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from globalpool.pool import list_pools, pool_entry
-
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -31,6 +29,8 @@ def format_table(rows: list[tuple[str, ...]], markdown: bool = False) -> str:
 
 
 def run(args) -> int:
+    from globalpool.pool import list_pools, pool_entry
+
     rows = [("name", "summary", "formula")]
     for name in list_pools():
         entry = pool_entry(name)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
-from globalpool.pool import create_pool, list_pools
+if TYPE_CHECKING:
+    import torch
 
 
 def register(subparsers) -> None:
@@ -33,6 +34,10 @@ def _row(values: torch.Tensor) -> str:
 
 
 def run(args) -> int:
+    import torch
+
+    from globalpool.pool import create_pool, list_pools
+
     n, k, h, w = args.shape
     if min(args.shape) <= 0:
         raise ValueError(f"--shape needs four positive sizes N K H W, got {list(args.shape)}")
