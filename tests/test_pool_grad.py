@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch.autograd import gradcheck
 
 from globalpool import functional as F
+from globalpool.pool import _kernels
 
 ALL = ["avg", "max", "avgmax", "catavgmax", "gem", "lse", "lp", "mixed", "attention"]
 
@@ -106,3 +109,70 @@ def test_masked_max_ignores_padding_even_when_larger():
     y.sum().backward()
     assert y.item() == 2.0
     assert x.grad.tolist() == [[[0.0, 0.0, 1.0]]]
+
+
+def _reference(name, x, p, r):
+    """Plain torch expressions on (N, C, H, W) (autograd through ordinary ops)."""
+    if name == "max":
+        return x.amax((2, 3))
+    if name == "gem":
+        return x.clamp(min=1e-3).pow(p).mean((2, 3)).pow(1 / p)
+    if name == "lp":
+        return x.abs().pow(p).mean((2, 3)).pow(1 / p)
+    return (torch.logsumexp(r * x.flatten(2), -1) - math.log(x[0, 0].numel())) / r
+
+
+@pytest.mark.parametrize("name", ["max", "gem", "lp", "lse"])
+@pytest.mark.parametrize("layout", ["channels_first", "memory_channels_last"])
+def test_kernels_split_into_many_blocks_match_plain_torch(name, layout, monkeypatch):
+    # One sample per block (the kernels' cache blocking), against plain torch, in float64.
+    monkeypatch.setattr(_kernels, "_BLOCK_ELEMS", 1)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(5, 3, 3, 4, generator=g, dtype=torch.float64)
+    if layout == "memory_channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    p = torch.tensor(2.5, dtype=torch.float64, requires_grad=True)
+    r = torch.tensor(1.7, dtype=torch.float64, requires_grad=True)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ya = _call(name, xa, None, "channels_first", {"p": p, "r": r})
+    yb = _reference(name, xb, p, r)
+    torch.testing.assert_close(ya, yb)
+    w = torch.randn(ya.shape, generator=g, dtype=torch.float64)
+    params = [] if name == "max" else [p if name in ("gem", "lp") else r]
+    grads_a = torch.autograd.grad((ya * w).sum(), [xa, *params])
+    grads_b = torch.autograd.grad((yb * w).sum(), [xb, *params])
+    for ga, gb in zip(grads_a, grads_b, strict=True):
+        torch.testing.assert_close(ga, gb)
+
+
+@pytest.mark.parametrize("name", ["max", "gem", "lp", "lse"])
+def test_gradcheck_many_blocks_with_mask(name, monkeypatch):
+    monkeypatch.setattr(_kernels, "_BLOCK_ELEMS", 1)
+    g = torch.Generator().manual_seed(3)
+    x = torch.randperm(3 * 2 * 12, generator=g).double().reshape(3, 2, 3, 4) / 24 + 0.2
+    mask = torch.ones(3, 3, 4, dtype=torch.bool)
+    mask[1, 1:, :] = False
+    mask[2, :, 0] = False
+    p = torch.tensor(2.5, dtype=torch.float64, requires_grad=True)
+    r = torch.tensor(1.7, dtype=torch.float64, requires_grad=True)
+
+    def fn(x, p, r):
+        return _call(name, x, mask, "channels_first", {"p": p, "r": r})
+
+    assert gradcheck(fn, (x.requires_grad_(), p, r), eps=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["gem", "lse"])
+def test_half_input_many_blocks_matches_float32(name, monkeypatch):
+    monkeypatch.setattr(_kernels, "_BLOCK_ELEMS", 1)
+    x = torch.randn(4, 3, 5, 5, generator=torch.Generator().manual_seed(9))
+    xh = x.bfloat16().requires_grad_()
+    xf = xh.detach().float().requires_grad_()
+    yh = _call(name, xh, None, "channels_first", {"p": 3.0, "r": 2.0})
+    yf = _call(name, xf, None, "channels_first", {"p": 3.0, "r": 2.0})
+    assert yh.dtype == torch.bfloat16
+    torch.testing.assert_close(yh.float(), yf, rtol=2e-2, atol=2e-2)
+    yh.sum().backward()
+    yf.sum().backward()
+    assert xh.grad.dtype == torch.bfloat16
+    torch.testing.assert_close(xh.grad.float(), xf.grad, rtol=2e-2, atol=2e-3)

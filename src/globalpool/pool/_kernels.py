@@ -1,8 +1,9 @@
 """Autograd functions behind the max, power-mean (GeM, Lp) and log-mean-exp (LSE) pools.
 
-Each saves only its input and its small output, and recomputes what the backward pass
-needs, instead of keeping the full-size intermediates a composite expression would save.
-All of them reduce a 3-D view ``t`` over ``dim`` (see ``_layout.Flat``).
+Each saves only its input and small per-row results, and recomputes what the backward
+pass needs, instead of keeping the full-size intermediates a composite expression would
+save; the elementwise passes run block by block in cache (see ``_BLOCK_ELEMS``). All of
+them reduce a 3-D view ``t`` over ``dim`` (see ``_layout.Flat``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,56 @@ def _work_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
+# Blocking: the kernels run their elementwise passes block by block (a few samples at a
+# time, ~1 MiB of input), so the temporaries are small reused buffers that stay in the
+# L2 cache, instead of full-size tensors that every pass streams through memory again
+# (and that the allocator hands out as fresh, page-faulting pages). This makes the
+# forward and backward passes several times faster than the same ops on whole tensors.
+_BLOCK_ELEMS = 1 << 18
+
+
+def _blocks(t: torch.Tensor) -> tuple[list[tuple[int, int]], int]:
+    """Spans ``(start, stop)`` of dim 0 of ``t`` with about ``_BLOCK_ELEMS`` elements each."""
+    n = t.shape[0]
+    per_sample = t.numel() // n if n else 1
+    step = max(1, min(n, _BLOCK_ELEMS // max(1, per_sample)))
+    return [(s, min(n, s + step)) for s in range(0, n, step)], step
+
+
+def _scaled(src: torch.Tensor, factor: float, out: torch.Tensor) -> torch.Tensor:
+    """``src * factor`` into the work buffer ``out`` (half inputs are cast first)."""
+    if out.dtype == src.dtype:
+        return torch.mul(src, factor, out=out)
+    return out.copy_(src).mul_(factor)
+
+
+def _base(tc, out, eps, use_abs, invalid):
+    """clamp_min(tc, eps) (or |tc|) into ``out``, zero at invalid positions."""
+    if out.dtype == tc.dtype:
+        torch.abs(tc, out=out) if use_abs else torch.clamp_min(tc, eps, out=out)
+    else:
+        out.copy_(tc).abs_() if use_abs else out.copy_(tc).clamp_min_(eps)
+    if invalid is not None:
+        out.masked_fill_(invalid, 0.0)
+    return out
+
+
+def _below(value: float, dtype: torch.dtype) -> float:
+    """The largest ``dtype`` number below ``value``: ``x > _below(v)`` is ``x >= v``."""
+    v = torch.tensor(value, dtype=dtype)
+    return float(torch.nextafter(v, torch.tensor(-math.inf, dtype=dtype)))
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """sum(a * b) of two same-shape contiguous buffers (one BLAS pass, no temporary)."""
+    return torch.dot(a.reshape(-1), b.reshape(-1))
+
+
+def _total(parts: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    """The sum of the per-block partial sums (0 for an empty batch)."""
+    return torch.stack(parts).sum() if parts else like.new_zeros(())
+
+
 class _FirstMax(torch.autograd.Function):
     """amax over ``dim``; the gradient goes to the first maximal position (flattened order)."""
 
@@ -41,19 +92,59 @@ class _FirstMax(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         t, y = ctx.saved_tensors
         dim = ctx.dim
-        # eq straight into a float buffer: one pass instead of a bool tensor plus a cast
-        hit = torch.eq(t, y.unsqueeze(dim), out=torch.empty_like(t, dtype=grad.dtype))
+        top, g = y.unsqueeze(dim), grad.unsqueeze(dim)
+        gx = torch.empty_like(t, dtype=grad.dtype)
+        hits = grad.new_empty(y.shape)  # maximal positions per row
+        # Block by block (see _blocks), so the mask is still in cache when it is counted
+        # and scaled; eq writes straight into the float gradient: no bool tensor, no cast.
+        for a, b in _blocks(t)[0]:
+            hit = torch.eq(t[a:b], top[a:b], out=gx[a:b])
+            torch.sum(hit, dim, out=hits[a:b])
+            hit.mul_(g[a:b])
         # Ties are rare except in dead (all-equal) channels; only then pay for the scan
         # that keeps the first maximal position alone.
-        if bool((hit.sum(dim) > 1).any()):
-            hit.mul_(hit.cumsum(dim) == 1)
-        return hit.mul_(grad.unsqueeze(dim)), None
+        if bool((hits > 1).any()):
+            hit = torch.eq(t, top).to(grad.dtype)
+            gx = hit.mul_(hit.cumsum(dim) == 1).mul_(g)
+        return gx, None
+
+
+def _as_channels_last_4d(t: torch.Tensor) -> torch.Tensor:
+    """A contiguous (N, L, C) tensor as an (N, C, 1, L) view in channels-last memory."""
+    return t.permute(0, 2, 1).unsqueeze(2)
+
+
+class _ChannelsLastMax(torch.autograd.Function):
+    """first_max over dim 1 of a contiguous (N, L, C) view, by torch's adaptive max pool.
+
+    In this layout torch's channels-last adaptive_max_pool2d (vectorised over C) keeps the
+    first maximal index per channel, and its backward scatters the gradient there: faster
+    here than masking by equality (which wins in the (N, C, L) layout).
+    """
+
+    @staticmethod
+    def forward(ctx, t: torch.Tensor) -> torch.Tensor:
+        y, index = torch.ops.aten.adaptive_max_pool2d(_as_channels_last_4d(t), [1, 1])
+        ctx.save_for_backward(t, index)
+        return y.view(t.shape[0], t.shape[2])
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        t, index = ctx.saved_tensors
+        n, _, c = t.shape
+        g = torch.ops.aten.adaptive_max_pool2d_backward(
+            grad.reshape(n, c, 1, 1), _as_channels_last_4d(t), index
+        )
+        return g.squeeze(2).permute(0, 2, 1)
 
 
 def first_max(t: torch.Tensor, dim: int) -> torch.Tensor:
     """Max over ``dim`` whose gradient goes to the first maximal index along ``dim``."""
     if not torch.is_grad_enabled() or not t.requires_grad:
         return t.amax(dim)
+    if dim == 1 and t.is_contiguous():
+        return _ChannelsLastMax.apply(t)
     return _FirstMax.apply(t, dim)
 
 
@@ -63,24 +154,27 @@ class _PowerMean(torch.autograd.Function):
     @staticmethod
     def forward(ctx, t, p, eps, dim, mask, count, use_abs):
         out_dtype = t.dtype
-        tw = t.to(_work_dtype(t.dtype))
+        work = _work_dtype(t.dtype)
         pv = _scalar(p)
-        denom = count if count is not None else tw.shape[dim]
-
-        def base() -> torch.Tensor:
-            a = tw.abs() if use_abs else tw.clamp_min(eps)
-            if mask is not None:
-                a.masked_fill_(~mask, 0.0)
-            return a
-
-        a = base()
-        s = a.pow_(pv).sum(dim) / denom
+        denom = count if count is not None else t.shape[dim]
+        invalid = ~mask if mask is not None else None
+        spans, step = _blocks(t)
+        buf = t.new_empty((step, *t.shape[1:]), dtype=work)
+        s = t.new_empty((t.shape[0], t.shape[3 - dim]), dtype=work)
+        for a, b in spans:
+            inv = invalid[a:b] if invalid is not None else None
+            base = _base(t[a:b], buf[: b - a], eps, use_abs, inv)
+            torch.sum(base.pow_(pv), dim, out=s[a:b])
+        s = s.div_(denom)
         if bool(torch.isfinite(s).all()) and bool((s > _TINY).all()):
             y = s.pow_(1.0 / pv)
         else:
             # Overflow or underflow of a**p: scale by the per-row max first, so the
-            # largest term is 1 and the sum lies in [1, L].
-            a = base()
+            # largest term is 1 and the sum lies in [1, L] (rare: unblocked).
+            tw = t.to(work)
+            a = tw.abs() if use_abs else tw.clamp_min(eps)
+            if invalid is not None:
+                a.masked_fill_(invalid, 0.0)
             top = a.amax(dim, keepdim=True).clamp_min_(_TINY)
             s = a.div_(top).pow_(pv).sum(dim) / denom
             y = top.squeeze(dim) * s.pow_(1.0 / pv)
@@ -94,32 +188,54 @@ class _PowerMean(torch.autograd.Function):
     def backward(ctx, grad):
         t, y, mask, count = ctx.saved_tensors
         pv, eps, dim, use_abs = ctx.pv, ctx.eps, ctx.dim, ctx.use_abs
-        tw = t.to(y.dtype)
-        denom = count if count is not None else tw.shape[dim]
+        work = y.dtype
+        need_x, need_p = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        denom = count if count is not None else t.shape[dim]
+        invalid = ~mask if mask is not None else None
+        gy = grad.to(work)
         y_safe = y.clamp_min(_TINY).unsqueeze(dim)
         # With r = a / y: dy/dx = r**(p-1) / n * da/dx and dy/dp = y / p * mean(r**p log r);
         # r <= n**(1/p) so neither can overflow.
-        r = (tw.abs() if use_abs else tw.clamp_min(eps)).div_(y_safe)
-        need_x, need_p = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        q = r.pow(pv - 1.0) if need_p else r.pow_(pv - 1.0)
-        gx = gp = None
-        scale = (grad.to(y.dtype) / denom).unsqueeze(dim)
-        if need_x:
-            if use_abs:
-                gx = torch.copysign(q, tw)
-                if mask is not None:
-                    gx.masked_fill_(~mask, 0.0)
-            else:
-                # clamp_min passes the gradient where x >= eps (as torch.clamp does).
-                keep = tw >= eps if mask is None else (tw >= eps) & mask
-                gx = torch.where(keep, q, 0.0)
-            gx = gx.mul_(scale).to(t.dtype)
+        scale = (gy / denom).unsqueeze(dim)
+        weight = (gy * y / (pv * denom)).unsqueeze(dim)  # of sum r**p log r, per row
+        # clamp_min passes the gradient where x >= eps (as torch.clamp does), i.e. x > below
+        below = _below(eps, work)
+        gx = torch.empty_like(t) if need_x else None
+        spans, step = _blocks(t)
+        r_buf = t.new_empty((step, *t.shape[1:]), dtype=work)
+        log_buf = torch.empty_like(r_buf) if need_p else None
+        x_buf = torch.empty_like(r_buf) if work != t.dtype else None
+        parts = []
+        for a, b in spans:
+            inv = invalid[a:b] if invalid is not None else None
+            tc = t[a:b] if x_buf is None else x_buf[: b - a].copy_(t[a:b])
+            r = _base(tc, r_buf[: b - a], eps, use_abs, inv).div_(y_safe[a:b])
+            if need_p:
+                term = log_buf[: b - a]
+                if use_abs:  # r**p log r, 0 where r = 0
+                    torch.xlogy(torch.pow(r, pv, out=term), r, out=term)
+                    parts.append(term.mul_(weight[a:b]).sum())
+                elif inv is not None:  # r log r, 0 at the invalid (r = 0) positions
+                    torch.xlogy(r, r, out=term).mul_(weight[a:b])
+                else:  # r >= eps / y > 0
+                    torch.log(r, out=term).mul_(r).mul_(weight[a:b])
+            q = r.pow_(pv - 1.0)
+            if inv is not None:
+                q.masked_fill_(inv, 0.0)
+            if need_p and not use_abs:
+                parts.append(_dot(q, term))
+            if need_x:
+                out = gx[a:b] if gx.dtype == work else q
+                if use_abs:
+                    torch.mul(torch.copysign(q, tc, out=q), scale[a:b], out=out)
+                else:
+                    q.mul_(scale[a:b])
+                    torch.ops.aten.threshold_backward.grad_input(q, tc, below, grad_input=out)
+                if out is q:
+                    gx[a:b].copy_(q)
+        gp = None
         if need_p:
-            term = torch.xlogy(q.mul_(r), r)
-            if mask is not None:
-                term.masked_fill_(~mask, 0.0)
-            gp = (term.sum(dim) * (grad.to(y.dtype) * y / pv) / denom).sum()
-            gp = gp.reshape(ctx.p_meta[0]).to(ctx.p_meta[1])
+            gp = _total(parts, y).reshape(ctx.p_meta[0]).to(ctx.p_meta[1])
         return gx, gp, None, None, None, None, None
 
 
@@ -143,18 +259,26 @@ class _LogMeanExp(torch.autograd.Function):
     @staticmethod
     def forward(ctx, t, r, dim, mask, count):
         out_dtype = t.dtype
-        tw = t.to(_work_dtype(t.dtype))
+        work = _work_dtype(t.dtype)
         rv = _scalar(r)
-        z = tw * rv
-        if mask is not None:
-            z.masked_fill_(~mask, -math.inf)
-        top = z.amax(dim, keepdim=True)
-        total = z.sub_(top).exp_().sum(dim)
-        log_n = count.log() if count is not None else math.log(tw.shape[dim])
-        y = (top.squeeze(dim) + total.log() - log_n) / rv
+        invalid = ~mask if mask is not None else None
+        spans, step = _blocks(t)
+        z_buf = t.new_empty((step, *t.shape[1:]), dtype=work)
+        rows = (t.shape[0], t.shape[3 - dim])
+        top = t.new_empty(rows, dtype=work).unsqueeze(dim)  # max of r * x, per row
+        total = t.new_empty(rows, dtype=work)  # sum of exp(r * x - top)
+        for a, b in spans:
+            z = _scaled(t[a:b], rv, z_buf[: b - a])
+            if invalid is not None:
+                z.masked_fill_(invalid[a:b], -math.inf)
+            torch.amax(z, dim, keepdim=True, out=top[a:b])
+            torch.sum(z.sub_(top[a:b]).exp_(), dim, out=total[a:b])
+        log_n = count.log() if count is not None else math.log(t.shape[dim])
+        spread = (total.log() - log_n) / rv  # y - top / r
+        y = top.squeeze(dim) / rv + spread
         # The backward pass reuses the shift and the sum, so its softmax weights are
         # normalised exactly even where x - y would cancel (|x| ~ 1e4 in float32).
-        ctx.save_for_backward(t, y, top, total, mask)
+        ctx.save_for_backward(t, spread, top, total, mask)
         ctx.r_meta = (r.shape, r.dtype) if isinstance(r, torch.Tensor) else None
         ctx.rv, ctx.dim = rv, dim
         return y.to(out_dtype)
@@ -162,21 +286,37 @@ class _LogMeanExp(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        t, y, top, total, mask = ctx.saved_tensors
+        t, spread, top, total, mask = ctx.saved_tensors
         rv, dim = ctx.rv, ctx.dim
-        tw = t.to(y.dtype)
-        # softmax weights w = exp(r x - top) / total
-        w = (tw * rv).sub_(top)
-        if mask is not None:
-            w.masked_fill_(~mask, -math.inf)
-        w.exp_()
-        g = grad.to(y.dtype) / total
+        work = total.dtype
+        need_x, need_r = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        invalid = ~mask if mask is not None else None
+        gy = grad.to(work)
+        g = (gy / total).unsqueeze(dim)
+        gx = torch.empty_like(t) if need_x else None
+        spans, step = _blocks(t)
+        z_buf = t.new_empty((step, *t.shape[1:]), dtype=work)
+        w_buf = None if need_x and work == t.dtype else torch.empty_like(z_buf)
+        parts = []
+        for a, b in spans:
+            # z = r * x - top; the gradient is the softmax weight exp(z) / total * grad
+            z = _scaled(t[a:b], rv, z_buf[: b - a]).sub_(top[a:b])
+            if invalid is not None:
+                z.masked_fill_(invalid[a:b], -math.inf)
+            w = torch.exp(z, out=gx[a:b] if w_buf is None else w_buf[: b - a]).mul_(g[a:b])
+            if need_r:
+                # dy/dr = (sum_s softmax * (x - top / r) - (y - top / r)) / r, and
+                # sum_s grad * softmax * (x - top / r) = sum gx * z / r: one dot product
+                # over small shifted terms (no cancellation of large x against y).
+                if invalid is not None:
+                    z.masked_fill_(invalid[a:b], 0.0)
+                parts.append(_dot(w, z))
+            if need_x and w_buf is not None:
+                gx[a:b].copy_(w)
         gr = None
-        if ctx.needs_input_grad[1]:
-            weighted_x = (w * tw).sum(dim) / total
-            gr = (grad.to(y.dtype) * (weighted_x - y) / rv).sum()
+        if need_r:
+            gr = (_total(parts, total) / rv - (gy * spread).sum()) / rv
             gr = gr.reshape(ctx.r_meta[0]).to(ctx.r_meta[1])
-        gx = w.mul_(g.unsqueeze(dim)).to(t.dtype) if ctx.needs_input_grad[0] else None
         return gx, gr, None, None, None
 
 

@@ -49,8 +49,19 @@ __all__ = [
 # Eager implementations on the flat view (t, dim, mask, count); see _layout.Flat.
 
 
-# Average pooling is plain ops already: its composite (compile/export) form is the eager one.
-_avg = composite["avg"]
+_BLAS_DTYPES = (torch.float32, torch.float64)
+
+
+def _avg(t, dim, mask, count):
+    if mask is None and dim == 2 and t.dtype in _BLAS_DTYPES and t.is_contiguous():
+        # (N, C, L) rows of a few dozen contiguous values (7x7 maps) are summed faster by
+        # a BLAS matrix-vector product than by torch's reduction kernel (about 2x forward
+        # at 7x7, never slower at 14x14); same result up to float rounding.
+        length = t.shape[2]
+        sums = torch.mv(t.reshape(-1, length), t.new_ones(length))
+        return sums.view(t.shape[0], t.shape[1]) / length
+    # Everything else: plain ops, as the composite (compile/export) form.
+    return composite["avg"](t, dim, mask, count)
 
 
 def _max(t, dim, mask, count):
@@ -69,7 +80,7 @@ def _catavgmax(t, dim, mask, count):
         channels = t.shape[3 - dim]
         out = torch.empty(t.shape[0], 2 * channels, dtype=t.dtype, device=t.device)
         if mask is None:
-            torch.mean(t, dim, out=out[:, :channels])
+            out[:, :channels] = _avg(t, dim, mask, count)
             torch.amax(t, dim, out=out[:, channels:])
         else:
             torch.sum(torch.where(mask, t, 0.0), dim, out=out[:, :channels])
