@@ -218,6 +218,13 @@ def test_speedrun_cli_end_to_end(tmp_path, capsys):
         assert s["config"]["pool"] == "lse" and s["config"]["tta"] == "flip-translate"
     assert (out / "accuracy_vs_time.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| seed | test acc |" in (out / "speedrun.md").read_text()
+    # Adding a seed later reuses the finished ones (same settings) and trains the new one.
+    before = (out / "seed0" / "summary.json").read_bytes()
+    assert main([*args[:4], "0", "1", "2", *args[6:]]) == 0
+    printed = capsys.readouterr()
+    assert (printed.out + printed.err).count("already ran with these settings") == 2
+    assert (out / "seed0" / "summary.json").read_bytes() == before
+    assert json.loads((out / "speedrun.json").read_text())["seeds"] == [0, 1, 2]
 
 
 def test_speedrun_cli_list_and_errors(capsys):

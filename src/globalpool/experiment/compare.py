@@ -65,7 +65,7 @@ def head_config(base_config, spec: HeadSpec, out_dir: str | os.PathLike):
 _COSMETIC = ("quiet", "tensorboard")
 
 
-def _finished_with(run_dir: Path, config) -> bool:
+def finished_with(run_dir: Path, config) -> bool:
     """True when ``run_dir`` holds a finished run of ``config`` (up to cosmetic flags)."""
     summary, saved = run_dir / "summary.json", run_dir / "config.json"
     if not (summary.is_file() and saved.is_file()):
@@ -151,7 +151,7 @@ def compare(
     start = time.perf_counter()
     for i, (spec, cfg) in enumerate(zip(specs, configs, strict=True), start=1):
         run_dir = Path(cfg.out_dir)
-        if _finished_with(run_dir, cfg):
+        if finished_with(run_dir, cfg):
             say(f"[{i}/{len(specs)}] {spec.label}: already trained in {run_dir}, reusing it")
             summaries.append(json.loads((run_dir / "summary.json").read_text(encoding="utf-8")))
             finished.append(spec)

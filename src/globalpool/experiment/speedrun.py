@@ -159,6 +159,9 @@ def speedrun(
         seeds: one run each.
         overrides: :class:`~globalpool.train.TrainConfig` fields replacing the recipe's
             (``dataset_kwargs`` with the data path, ``device``, ``epochs``...).
+        overwrite: retrain seeds whose directory holds a run; without it, a seed that
+            finished with the same settings is reused (so ``--seeds 0 1 2`` after
+            ``--seeds 0`` trains seeds 1 and 2 only) and one with other settings is an error.
         command: the command line to record in the report.
 
     Returns:
@@ -166,6 +169,7 @@ def speedrun(
     """
     from globalpool.analysis.render import save_figure
     from globalpool.atomic import atomic_write_text
+    from globalpool.experiment.compare import finished_with
     from globalpool.train import train
     from globalpool.train.metrics import read_metrics
 
@@ -178,8 +182,13 @@ def speedrun(
             **{**(overrides or {}), "seed": int(seed), "out_dir": str(out / f"seed{seed}")}
         )
         config = config.replace(test_curve=True)
-        log(f"speedrun {recipe.name}: seed {seed} -> {config.out_dir}")
-        summary = train(config, overwrite=overwrite)
+        summary_path = Path(config.out_dir) / "summary.json"
+        if not overwrite and finished_with(Path(config.out_dir), config):
+            log(f"speedrun {recipe.name}: seed {seed} already ran with these settings: reused")
+            summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        else:
+            log(f"speedrun {recipe.name}: seed {seed} -> {config.out_dir}")
+            summary = train(config, overwrite=overwrite)
         rows = read_metrics(Path(config.out_dir) / "metrics.jsonl")
         device = summary["device"]
         key = "test_acc_tta" if summary["test_acc_tta"] is not None else "test_acc"
