@@ -51,11 +51,16 @@ def test_compile_switch_falls_back_to_eager_when_compilation_fails(monkeypatch):
     try:
         assert gp.compile_enabled()
         with pytest.warns(RuntimeWarning, match="using the eager kernel"):
-            y = F.gem_pool(x)
-        torch.testing.assert_close(y, x.clamp(min=1e-6).pow(3).mean((2, 3)).pow(1 / 3))
+            y = F.lp_pool(x, p=2.0)
+        torch.testing.assert_close(y, x.abs().pow(2).mean((2, 3)).sqrt())
         with warnings.catch_warnings():
-            warnings.simplefilter("error")  # warned once only
-            F.gem_pool(x)
+            warnings.simplefilter("error")  # warned once only; gem and lse never compile
+            F.lp_pool(x, p=2.0)
+            torch.testing.assert_close(
+                F.gem_pool(x), x.clamp(min=1e-6).pow(3).mean((2, 3)).pow(1 / 3)
+            )
+            F.lse_pool(x)
+        assert set(pool_compile._failed) == {"lp"}
     finally:
         gp.set_compile(False)
     assert not gp.compile_enabled()
@@ -71,7 +76,7 @@ def test_composite_forms_match_eager_kernels(name):
     flat = x.permute(0, 1, 2)  # (N, C, L) view, reduced over dim 2
     m3, count = mask.unsqueeze(1), mask.sum(1, keepdim=True).double()
     args = {"gem": (3.0, 1e-6, False), "lp": (2.0, 0.0, True), "lse": (10.0,), "mixed": (0.5,)}
-    key = "power" if name in ("gem", "lp") else name
+    key = name
     for msk, cnt in ((None, None), (m3, count)):
         want = f(x, None if msk is None else mask)
         got = pool_compile.composite[key](flat, 2, msk, cnt, *args.get(name, ()))

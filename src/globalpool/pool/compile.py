@@ -1,9 +1,9 @@
 """Optional torch.compile path for the pooling operators, with an eager fallback.
 
-Off by default. ``set_compile(True)`` (for example from a training config) routes every
-functional pool through a ``torch.compile``-d composite of the same formula, so inductor
-can fuse its passes (catavgmax reads x once; GeM and LSE forward and backward become one
-or two loops each). If compilation fails for an operator (no C++ compiler, an unsupported
+Off by default. ``set_compile(True)`` (for example from a training config) routes the
+functional pools through a ``torch.compile``-d composite of the same formula, so inductor
+can fuse their passes (catavgmax reads x once; Lp forward and backward become one or two
+loops each), except those in ``EAGER_FASTER``, whose eager kernels measured faster. If compilation fails for an operator (no C++ compiler, an unsupported
 backend), a warning is issued once and that operator stays eager.
 
 Example:
@@ -96,9 +96,16 @@ composite: dict[str, Callable] = {
     "avgmax": _c_avgmax,
     "catavgmax": _c_catavgmax,
     "mixed": _c_mixed,
-    "power": _c_power,
+    "gem": _c_power,
+    "lp": _c_power,
     "lse": _c_lse,
 }
+
+# Operators whose eager kernels (pool/_kernels.py: blocked, with hand-written backwards)
+# beat inductor's code for their composite on the CPU (bench_pool.py: GeM forward+backward
+# 3.7-7x faster eager, LSE 0.9-1.6x), so set_compile(True) leaves them eager; export still
+# uses their composites.
+EAGER_FASTER = frozenset({"gem", "lse"})
 
 
 def run_pool(name: str, eager: Callable, *args):
@@ -107,7 +114,7 @@ def run_pool(name: str, eager: Callable, *args):
         # Export (ONNX / TorchScript tracing): plain ops only. The eager kernels are custom
         # autograd Functions (not serialisable by torch.jit) with data-dependent branches.
         return composite[name](*args)
-    if not _state["enabled"] or name in _failed:
+    if not _state["enabled"] or name in _failed or name in EAGER_FASTER:
         return eager(*args)
     fn = _compiled.get(name)
     if fn is None:

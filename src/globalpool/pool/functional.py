@@ -203,7 +203,7 @@ def gem_pool(
     _positive(p, "p", "gem")
     _positive(eps, "eps", "gem")
     f = flatten_spatial(x, mask, data_format, "gem")
-    y = run_pool("power", _power, f.t, f.dim, f.mask, f.count, p, float(eps), False)
+    y = run_pool("gem", _power, f.t, f.dim, f.mask, f.count, p, float(eps), False)
     return restore_layout(y, f, keepdim)
 
 
@@ -227,7 +227,7 @@ def lp_pool(
     """
     _positive(p, "p", "lp")
     f = flatten_spatial(x, mask, data_format, "lp")
-    y = run_pool("power", _power, f.t, f.dim, f.mask, f.count, p, 0.0, True)
+    y = run_pool("lp", _power, f.t, f.dim, f.mask, f.count, p, 0.0, True)
     return restore_layout(y, f, keepdim)
 
 
