@@ -3,8 +3,9 @@
 Off by default. ``set_compile(True)`` (for example from a training config) routes the
 functional pools through a ``torch.compile``-d composite of the same formula, so inductor
 can fuse their passes (catavgmax reads x once; Lp forward and backward become one or two
-loops each), except those in ``EAGER_FASTER``, whose eager kernels measured faster. If compilation fails for an operator (no C++ compiler, an unsupported
-backend), a warning is issued once and that operator stays eager.
+loops each), except those in ``EAGER_FASTER``, whose eager kernels measured faster. If
+compilation fails for an operator (no C++ compiler, an unsupported backend), a warning is
+issued once and that operator stays eager.
 
 Example:
     >>> import globalpool.pool as gp
