@@ -79,9 +79,11 @@ RECIPES: dict[str, Recipe] = {
         ),
         Recipe(
             "cifar10-90", 0.90, 25 * 60, "2 CPU cores",
-            "fastnet (64, 128, 256), whitening stem, max pool, 20 epochs",
+            "fastnet (64, 128, 256), whitening stem, max pool, 20 epochs, bf16 autocast",
+            # bf16: float32 ran at ~450 images/s here, 33 minutes for 20 epochs; the CPU's
+            # AMX bf16 units make the training step 1.5x faster for this network.
             {**_CIFAR, "model_kwargs": {"stem": "whiten", "widths": [64, 128, 256]},
-             "epochs": 20},
+             "epochs": 20, "amp": "bf16"},
         ),
         Recipe(
             "cifar10-94", 0.94, 70 * 60, "2 CPU cores (or one GPU)",
