@@ -181,15 +181,14 @@ def run_airbench(args, work: Path) -> dict:
 
 
 def run_globalpool(args, extra: list[str], out: Path) -> dict:
+    from globalpool.cli.cmd_train import given_config_flags
     from globalpool.cli.main import build_parser
     from globalpool.experiment.speedrun import speedrun
-    from globalpool.train.config import TrainConfig
     from globalpool.train.recipes import get_recipe
 
     recipe = get_recipe(args.recipe)
     flags = build_parser().parse_args(["train", *extra])
-    fields = {f for f in TrainConfig.__dataclass_fields__ if hasattr(flags, f)}
-    overrides = {name: getattr(flags, name) for name in fields}
+    overrides = given_config_flags(flags)
     overrides["dataset_kwargs"] = {"path": args.data}
     overrides["device"] = args.device
     overrides["quiet"] = args.quiet

@@ -49,14 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/tune")
     args = parser.parse_args(argv)
 
+    from globalpool.cli.cmd_train import given_config_flags
     from globalpool.cli.main import build_parser
     from globalpool.train import train
-    from globalpool.train.config import TrainConfig
     from globalpool.train.recipes import get_recipe
 
     recipe = get_recipe(args.recipe)
     flags = build_parser().parse_args(["train", *extra])
-    common = {f: getattr(flags, f) for f in TrainConfig.__dataclass_fields__ if hasattr(flags, f)}
+    common = given_config_flags(flags)
     if args.data:
         common["dataset_kwargs"] = {"path": args.data}
     out = Path(args.out)

@@ -69,13 +69,12 @@ def register(subparsers) -> None:
 
 def base_config_from_args(args: argparse.Namespace):
     """The base TrainConfig: compare defaults (or ``--config``) + the flags given."""
-    import dataclasses
-
+    from globalpool.cli.cmd_train import given_config_flags
     from globalpool.experiment.compare import default_compare_config
     from globalpool.train.config import TrainConfig
 
-    given = {f.name for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
-    per_head = sorted(given & set(_PER_HEAD))
+    given = given_config_flags(args)
+    per_head = sorted(given.keys() & set(_PER_HEAD))
     if per_head:
         flags = ", ".join("--" + name.replace("_", "-") for name in per_head)
         raise ValueError(
@@ -83,7 +82,7 @@ def base_config_from_args(args: argparse.Namespace):
             "(e.g. --heads fc:dropout=0.5,classmap:max,pool-linear:gem:p=3)"
         )
     base = TrainConfig.load(args.config) if args.config else default_compare_config()
-    return base.replace(**{name: getattr(args, name) for name in given}).validate()
+    return base.replace(**given).validate()
 
 
 def explicit_command(config, heads: str) -> str:

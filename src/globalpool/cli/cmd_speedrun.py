@@ -14,7 +14,6 @@ directory per seed, ``speedrun.json``, ``speedrun.md`` and ``accuracy_vs_time.pn
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shlex
 import sys
 
@@ -52,8 +51,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from globalpool.cli.cmd_train import given_config_flags
     from globalpool.experiment.speedrun import speedrun
-    from globalpool.train.config import TrainConfig
     from globalpool.train.recipes import RECIPES, get_recipe, recipe_for_target
 
     if args.list:
@@ -69,12 +68,8 @@ def run(args: argparse.Namespace) -> int:
         recipe = recipe_for_target(args.target)
     else:
         raise ValueError("give --target (85, 90 or 94) or --recipe NAME (see --list)")
-    overrides = {
-        f.name: getattr(args, f.name)
-        for f in dataclasses.fields(TrainConfig)
-        if hasattr(args, f.name) and f.name != "seed"
-    }
-    if hasattr(args, "seed"):
+    overrides = given_config_flags(args)
+    if "seed" in overrides:
         raise ValueError("speedrun takes --seeds (one run each), not --seed")
     if args.data:
         kwargs = dict(overrides.get("dataset_kwargs", recipe.settings.get("dataset_kwargs", {})))

@@ -135,15 +135,23 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def config_from_args(args: argparse.Namespace):
-    """The TrainConfig given by ``--config`` / ``--resume`` and the explicit flags."""
+def given_config_flags(args: argparse.Namespace) -> dict:
+    """The TrainConfig fields set on the command line by :func:`_add_config_flags`'s flags
+    (they default to SUPPRESS, so only the flags given are in ``args``)."""
     from globalpool.train.config import TrainConfig
 
-    overrides = {
+    return {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(TrainConfig)
         if hasattr(args, f.name)
     }
+
+
+def config_from_args(args: argparse.Namespace):
+    """The TrainConfig given by ``--config`` / ``--resume`` and the explicit flags."""
+    from globalpool.train.config import TrainConfig
+
+    overrides = given_config_flags(args)
     if args.resume and args.config:
         raise ValueError("give either --resume RUN_DIR or --config FILE, not both")
     if args.resume:
