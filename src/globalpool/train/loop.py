@@ -474,6 +474,7 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
     check_every = 0 if ctx.distributed else (1 if device.type == "cpu" else 50)
     wall_start = time.perf_counter() - wall_before
     train_images = train_seconds = 0.0
+    test_now = None  # the test set's totals after the latest epoch (with test_curve)
     row: dict[str, Any] = {}
     try:
         for epoch in progress(
@@ -526,9 +527,11 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
                 "train_clock_s": train_clock,
             }
             row["test_acc"] = None
-            if config.test_curve:  # reported only: nothing below reads it
-                test_now = evaluate(raw_model, test_loader, autocast=autocast, limit=test_limit)
-                row["test_acc"] = _reduce(test_now, ctx).acc
+            if config.test_curve:  # reported only: nothing steers training by it
+                test_now = _reduce(
+                    evaluate(raw_model, test_loader, autocast=autocast, limit=test_limit), ctx
+                )
+                row["test_acc"] = test_now.acc
             improved = val.acc > best_val_acc
             if improved:
                 best_val_acc, best_epoch = val.acc, epoch
@@ -568,7 +571,11 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
             evaluate(raw_model, val_loader, autocast=autocast, limit=val_limit, tta=config.tta),
             ctx,
         )
-    test = _reduce(evaluate(raw_model, test_loader, autocast=autocast, limit=test_limit), ctx)
+    # With the test curve on, the last epoch already evaluated the final weights on test.
+    if test_now is None:
+        test = _reduce(evaluate(raw_model, test_loader, autocast=autocast, limit=test_limit), ctx)
+    else:
+        test = test_now
     test_tta = None
     final_eval_s = test.seconds
     if config.tta != "none":
