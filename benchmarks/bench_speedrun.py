@@ -239,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         for why, old, new in ALWAYS + CPU_ONLY:
             print(f"{why}: {old!r} -> {new!r}")
         return 0
-    torch.set_num_threads(args.threads) if args.device == "cpu" else None
+    if args.device == "cpu":
+        torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result: dict = {"device": args.device, "threads": args.threads, "torch": torch.__version__}
