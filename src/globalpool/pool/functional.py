@@ -305,8 +305,13 @@ def attention_pool(
     work = torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype
     t = t.to(work)
     w = weight.reshape(channels).to(work)
-    # (N, L) scores from (N, C, L) or (N, L, C)
-    score = torch.matmul(w, t) if f.dim == 2 else torch.matmul(t, w)
+    # (N, L) scores from (N, C, L) or (N, L, C). In the (N, C, L) layout an explicit bmm
+    # with the expanded weight: matmul's broadcasting of a 1-D weight has a backward 2x
+    # slower (bench_pool.py, attention rows).
+    if f.dim == 2:
+        score = torch.bmm(w.expand(t.shape[0], 1, channels), t).squeeze(1)
+    else:
+        score = torch.matmul(t, w)
     if f.mask is not None:
         score = score.masked_fill(~f.mask.reshape(score.shape), -math.inf)
     attn = torch.softmax(score, dim=1)
