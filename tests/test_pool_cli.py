@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import pytest
@@ -77,13 +78,37 @@ def test_composite_forms_match_eager_kernels(name):
     m3, count = mask.unsqueeze(1), mask.sum(1, keepdim=True).double()
     args = {"gem": (3.0, 1e-6, False), "lp": (2.0, 0.0, True), "lse": (10.0,), "mixed": (0.5,)}
     key = name
-    for msk, cnt in ((None, None), (m3, count)):
+    forms = (pool_compile.composite[key], pool_compile._to_compile[key])
+    for form, (msk, cnt) in itertools.product(forms, ((None, None), (m3, count))):
         want = f(x, None if msk is None else mask)
-        got = pool_compile.composite[key](flat, 2, msk, cnt, *args.get(name, ()))
+        got = form(flat, 2, msk, cnt, *args.get(name, ()))
+        if isinstance(got, tuple):  # catavgmax's compiled form: the parts, cat outside
+            got = torch.cat(got, 1)
         torch.testing.assert_close(got, want)
         (gw,) = torch.autograd.grad(want.sum(), x)
         (gg,) = torch.autograd.grad(got.sum(), x)
         torch.testing.assert_close(gg, gw)
+
+
+def test_compiled_max_pools_match_eager_with_ties_in_both_layouts():
+    # torch.compile for real: values and the first-maximum tie rule of the gradient
+    x = torch.randn(2, 3, 4, 4).round()  # many ties
+    x[0, 0] = 1.0  # a dead channel, all positions equal
+    grads = {}
+    for compiled in (False, True):
+        gp.set_compile(compiled)
+        try:
+            for fmt in ("channels_first", "channels_last"):
+                xi = x if fmt == "channels_first" else x.permute(0, 2, 3, 1)
+                xi = xi.detach().requires_grad_()
+                y = F.catavgmax_pool(xi, data_format=fmt)
+                (g,) = torch.autograd.grad(y, xi, torch.arange(6.0).repeat(2, 1))
+                grads[compiled, fmt] = y.detach(), g
+        finally:
+            gp.set_compile(False)
+    for fmt in ("channels_first", "channels_last"):
+        torch.testing.assert_close(grads[True, fmt], grads[False, fmt])
+    assert "catavgmax" in pool_compile._compiled and not pool_compile._failed
 
 
 @pytest.mark.parametrize(
@@ -106,3 +131,11 @@ def test_docstring_examples_run(module):
 
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("name", ["max", "catavgmax", "gem", "lse", "mixed", "attention"])
+def test_pools_trace_into_one_graph_inside_a_compiled_model(name):
+    # TrainConfig.compile: the pool joins the model's graph (no data-dependent breaks)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), gp.create_pool(name, channels=4))
+    explained = torch._dynamo.explain(model)(torch.randn(2, 3, 6, 6))
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons

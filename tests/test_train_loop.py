@@ -180,3 +180,13 @@ def test_other_settings_train(tmp_path):
     train(config.replace(epochs=1, optimizer="sgd", lr=0.05, amp="none"), overwrite=True)
     assert json.loads((run / "summary.json").read_text())["epochs"] == 1
     assert read_safetensors(run / "checkpoints" / "last.safetensors")[1]["epoch"] == "1"
+
+
+def test_compile_pool_runs_the_pool_compiled_for_the_run_only(tmp_path):
+    from globalpool.pool import compile as pool_compile
+
+    pool_compile._compiled.pop("max", None)
+    summary = train(tiny(tmp_path / "run", epochs=1, pool="max", compile_pool=True))
+    assert summary["config"]["compile_pool"] is True
+    assert "max" in pool_compile._compiled and "max" not in pool_compile._failed
+    assert not pool_compile.compile_enabled()  # restored after the run

@@ -50,22 +50,63 @@ def _c_avg(t, dim, mask, count):
     return torch.where(mask, t, 0.0).sum(dim) / count
 
 
-def _c_max(t, dim, mask, count):
-    if mask is not None:
-        t = t.masked_fill(~mask, -math.inf)
+def _max_values(t, dim):
     return t.max(dim).values
 
 
-def _c_avgmax(t, dim, mask, count):
-    return 0.5 * (_c_avg(t, dim, mask, count) + _c_max(t, dim, mask, count))
+class _ArgmaxGradMax(torch.autograd.Function):
+    """amax over ``dim`` whose backward sends the gradient to ``argmax`` (the first maximum).
+
+    The compiled form of max: plain ops that dynamo traces, with a backward of one read
+    (argmax) and one write pass, where ``max(dim).values`` saves indices in the forward
+    and inductor scatters them into a zeroed gradient (bench_pool.py: max forward+backward
+    at 7x7 in NCHW memory 25% faster). Not used for export (torch.jit cannot save it).
+    """
+
+    @staticmethod
+    def forward(ctx, t, dim):
+        ctx.save_for_backward(t)
+        ctx.dim = dim
+        return t.amax(dim)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (t,) = ctx.saved_tensors
+        dim = ctx.dim
+        first = t.argmax(dim, keepdim=True)
+        shape = [1] * t.ndim
+        shape[dim] = t.shape[dim]
+        position = torch.arange(t.shape[dim], device=t.device).view(shape)
+        return torch.where(position == first, grad.unsqueeze(dim), 0.0), None
 
 
-def _c_catavgmax(t, dim, mask, count):
-    return torch.cat([_c_avg(t, dim, mask, count), _c_max(t, dim, mask, count)], 1)
+def _avg_max_family(max_of: Callable, *, cat: bool = True) -> dict[str, Callable]:
+    """avg, max, avgmax, catavgmax and mixed composites taking the max with ``max_of``.
 
+    With ``cat=False`` catavgmax returns its (avg, max) parts, to be concatenated outside
+    a compiled graph: a cat inside it makes inductor write the halves in two loops over x
+    (two reads instead of one).
+    """
 
-def _c_mixed(t, dim, mask, count, alpha):
-    return alpha * _c_max(t, dim, mask, count) + (1 - alpha) * _c_avg(t, dim, mask, count)
+    def c_max(t, dim, mask, count):
+        if mask is not None:
+            t = t.masked_fill(~mask, -math.inf)
+        return max_of(t, dim)
+
+    def c_avgmax(t, dim, mask, count):
+        return 0.5 * (_c_avg(t, dim, mask, count) + c_max(t, dim, mask, count))
+
+    def c_catavgmax(t, dim, mask, count):
+        parts = _c_avg(t, dim, mask, count), c_max(t, dim, mask, count)
+        return torch.cat(parts, 1) if cat else parts
+
+    def c_mixed(t, dim, mask, count, alpha):
+        return alpha * c_max(t, dim, mask, count) + (1 - alpha) * _c_avg(t, dim, mask, count)
+
+    return {
+        "avg": _c_avg, "max": c_max, "avgmax": c_avgmax, "catavgmax": c_catavgmax,
+        "mixed": c_mixed,
+    }  # fmt: skip
 
 
 def _c_power(t, dim, mask, count, p, eps, use_abs):
@@ -91,15 +132,18 @@ def _c_lse(t, dim, mask, count, r):
     return ((top.squeeze(dim) + s.log()) / r).to(t.dtype)
 
 
+# The export forms (plain ops only, as torch.jit and ONNX need them).
 composite: dict[str, Callable] = {
-    "avg": _c_avg,
-    "max": _c_max,
-    "avgmax": _c_avgmax,
-    "catavgmax": _c_catavgmax,
-    "mixed": _c_mixed,
+    **_avg_max_family(_max_values),
     "gem": _c_power,
     "lp": _c_power,
     "lse": _c_lse,
+}
+# What set_compile(True) compiles: the same maths, with the argmax-backward max, and
+# catavgmax's parts concatenated outside the graph (run_pool).
+_to_compile: dict[str, Callable] = {
+    **composite,
+    **_avg_max_family(_ArgmaxGradMax.apply, cat=False),
 }
 
 # Operators whose eager kernels (pool/_kernels.py: blocked, with hand-written backwards)
@@ -109,19 +153,28 @@ composite: dict[str, Callable] = {
 EAGER_FASTER = frozenset({"gem", "lse"})
 
 
+def _joined(out):
+    """A compiled form's result: catavgmax's (avg, max) parts concatenated, else as is."""
+    return torch.cat(out, 1) if isinstance(out, tuple) else out
+
+
 def run_pool(name: str, eager: Callable, *args):
     """Call the compiled composite ``name`` when compiling is on, else ``eager``, same args."""
     if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
         # Export (ONNX / TorchScript tracing): plain ops only. The eager kernels are custom
         # autograd Functions (not serialisable by torch.jit) with data-dependent branches.
         return composite[name](*args)
+    if torch.compiler.is_compiling():
+        # Inside a compiled model (TrainConfig.compile): plain ops that join the model's
+        # graph; the eager kernels' data-dependent checks would break it into pieces.
+        return _joined(_to_compile[name](*args))
     if not _state["enabled"] or name in _failed or name in EAGER_FASTER:
         return eager(*args)
     fn = _compiled.get(name)
     if fn is None:
-        fn = _compiled[name] = torch.compile(composite[name])
+        fn = _compiled[name] = torch.compile(_to_compile[name])
     try:
-        return fn(*args)
+        return _joined(fn(*args))
     except Exception as err:  # compilation problems must not break training
         _failed.add(name)
         warnings.warn(

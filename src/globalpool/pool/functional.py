@@ -103,9 +103,19 @@ def _lse(t, dim, mask, count, r):
     return log_mean_exp(t, r, dim, mask=mask, count=count)
 
 
+def _bounds(value) -> tuple[float, float] | None:
+    """(min, max) of a parameter value, or None inside a compiled graph for a tensor value,
+    whose reading would break the graph (the check then runs in eager calls only)."""
+    if not isinstance(value, torch.Tensor):
+        return float(value), float(value)
+    if torch.compiler.is_compiling():
+        return None
+    return float(value.detach().min()), float(value.detach().max())
+
+
 def _positive(value, name: str, op: str) -> None:
-    v = float(value.detach().min()) if isinstance(value, torch.Tensor) else float(value)
-    if not math.isfinite(v) or v <= 0:
+    bounds = _bounds(value)
+    if bounds is not None and not (math.isfinite(bounds[0]) and bounds[0] > 0):
         raise ValueError(f"{op} pool expects {name} > 0 and finite, got {value}")
 
 
@@ -269,9 +279,8 @@ def mixed_pool(
         alpha: blend in [0, 1] (float or tensor, broadcast against (N, C)).
         Others: as :func:`avg_pool`.
     """
-    lo = float(alpha.detach().min()) if isinstance(alpha, torch.Tensor) else float(alpha)
-    hi = float(alpha.detach().max()) if isinstance(alpha, torch.Tensor) else float(alpha)
-    if not (lo >= 0.0 and hi <= 1.0):
+    bounds = _bounds(alpha)
+    if bounds is not None and not (bounds[0] >= 0.0 and bounds[1] <= 1.0):
         raise ValueError(f"mixed pool expects alpha in [0, 1], got {alpha}")
     f = flatten_spatial(x, mask, data_format, "mixed")
     y = run_pool("mixed", _mixed, f.t, f.dim, f.mask, f.count, alpha)

@@ -66,7 +66,10 @@ class TrainConfig:
 
     Speed:
         amp: ``none``, ``bf16`` (CPU or CUDA) or ``fp16`` (CUDA, with a GradScaler).
-        channels_last, compile (``torch.compile``), device ``auto|cpu|cuda``.
+        channels_last, compile (``torch.compile`` of the whole model; the pools join its
+        graph), compile_pool (only the pooling operators through ``torch.compile``, the
+        rest eager: ``globalpool.pool.set_compile``, bench_pool.py's compiled column),
+        device ``auto|cpu|cuda``.
 
     Run:
         seed: fixes data order, augmentation, initialisation and dropout.
@@ -119,6 +122,7 @@ class TrainConfig:
     amp: str = "none"
     channels_last: bool = False
     compile: bool = False
+    compile_pool: bool = False
     device: str = "auto"
 
     seed: int = 0

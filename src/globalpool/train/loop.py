@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from globalpool.pool import compile_enabled, set_compile
 from globalpool.train.checkpoint import (
     CHECKPOINT_DIR,
     load_weights_into,
@@ -285,9 +286,12 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
     """
     config.validate()
     ctx = setup_distributed(config.device)
+    pools_compiled = compile_enabled()  # process-wide: restored afterwards
+    set_compile(config.compile_pool)
     try:
         return _train(config, ctx, resume=resume, overwrite=overwrite)
     finally:
+        set_compile(pools_compiled)
         teardown_distributed(ctx)
 
 
