@@ -115,6 +115,10 @@ def _reference(name, x, p, r):
     """Plain torch expressions on (N, C, H, W) (autograd through ordinary ops)."""
     if name == "max":
         return x.amax((2, 3))
+    if name == "avgmax":
+        return 0.5 * (x.mean((2, 3)) + x.amax((2, 3)))
+    if name == "catavgmax":
+        return torch.cat([x.mean((2, 3)), x.amax((2, 3))], 1)
     if name == "gem":
         return x.clamp(min=1e-3).pow(p).mean((2, 3)).pow(1 / p)
     if name == "lp":
@@ -122,7 +126,7 @@ def _reference(name, x, p, r):
     return (torch.logsumexp(r * x.flatten(2), -1) - math.log(x[0, 0].numel())) / r
 
 
-@pytest.mark.parametrize("name", ["max", "gem", "lp", "lse"])
+@pytest.mark.parametrize("name", ["max", "avgmax", "catavgmax", "gem", "lp", "lse"])
 @pytest.mark.parametrize("layout", ["channels_first", "memory_channels_last"])
 def test_kernels_split_into_many_blocks_match_plain_torch(name, layout, monkeypatch):
     # One sample per block (the kernels' cache blocking), against plain torch, in float64.
@@ -138,14 +142,14 @@ def test_kernels_split_into_many_blocks_match_plain_torch(name, layout, monkeypa
     yb = _reference(name, xb, p, r)
     torch.testing.assert_close(ya, yb)
     w = torch.randn(ya.shape, generator=g, dtype=torch.float64)
-    params = [] if name == "max" else [p if name in ("gem", "lp") else r]
+    params = {"gem": [p], "lp": [p], "lse": [r]}.get(name, [])
     grads_a = torch.autograd.grad((ya * w).sum(), [xa, *params])
     grads_b = torch.autograd.grad((yb * w).sum(), [xb, *params])
     for ga, gb in zip(grads_a, grads_b, strict=True):
         torch.testing.assert_close(ga, gb)
 
 
-@pytest.mark.parametrize("name", ["max", "gem", "lp", "lse"])
+@pytest.mark.parametrize("name", ["max", "avgmax", "catavgmax", "mixed", "gem", "lp", "lse"])
 def test_gradcheck_many_blocks_with_mask(name, monkeypatch):
     monkeypatch.setattr(_kernels, "_BLOCK_ELEMS", 1)
     g = torch.Generator().manual_seed(3)
@@ -156,8 +160,10 @@ def test_gradcheck_many_blocks_with_mask(name, monkeypatch):
     p = torch.tensor(2.5, dtype=torch.float64, requires_grad=True)
     r = torch.tensor(1.7, dtype=torch.float64, requires_grad=True)
 
+    alpha = torch.tensor(0.3, dtype=torch.float64)
+
     def fn(x, p, r):
-        return _call(name, x, mask, "channels_first", {"p": p, "r": r})
+        return _call(name, x, mask, "channels_first", {"p": p, "r": r, "alpha": alpha})
 
     assert gradcheck(fn, (x.requires_grad_(), p, r), eps=1e-6, atol=1e-5)
 

@@ -28,9 +28,15 @@ import math
 
 import torch
 
-from globalpool.pool._kernels import first_max, log_mean_exp, power_mean
+from globalpool.pool._kernels import (
+    avg_and_max,
+    first_max,
+    log_mean_exp,
+    power_mean,
+    row_mean,
+)
 from globalpool.pool._layout import flatten_spatial, normalize_data_format, restore_layout
-from globalpool.pool.compile import composite, run_pool
+from globalpool.pool.compile import run_pool
 
 __all__ = [
     "attention_pool",
@@ -49,21 +55,6 @@ __all__ = [
 # Eager implementations on the flat view (t, dim, mask, count); see _layout.Flat.
 
 
-_BLAS_DTYPES = (torch.float32, torch.float64)
-
-
-def _avg(t, dim, mask, count):
-    if mask is None and dim == 2 and t.dtype in _BLAS_DTYPES and t.is_contiguous():
-        # (N, C, L) rows of a few dozen contiguous values (7x7 maps) are summed faster by
-        # a BLAS matrix-vector product than by torch's reduction kernel (about 2x forward
-        # at 7x7, never slower at 14x14); same result up to float rounding.
-        length = t.shape[2]
-        sums = torch.mv(t.reshape(-1, length), t.new_ones(length))
-        return sums.view(t.shape[0], t.shape[1]) / length
-    # Everything else: plain ops, as the composite (compile/export) form.
-    return composite["avg"](t, dim, mask, count)
-
-
 def _max(t, dim, mask, count):
     if mask is not None:
         t = t.masked_fill(~mask, -math.inf)
@@ -71,28 +62,17 @@ def _max(t, dim, mask, count):
 
 
 def _avgmax(t, dim, mask, count):
-    return _avg(t, dim, mask, count).add_(_max(t, dim, mask, count)).mul_(0.5)
+    avg, top = avg_and_max(t, dim, mask, count)
+    return 0.5 * (avg + top)
 
 
 def _catavgmax(t, dim, mask, count):
-    if not torch.is_grad_enabled() or not t.requires_grad:
-        # Inference: both reductions write straight into one (N, 2C) buffer, no cat.
-        channels = t.shape[3 - dim]
-        out = torch.empty(t.shape[0], 2 * channels, dtype=t.dtype, device=t.device)
-        if mask is None:
-            out[:, :channels] = _avg(t, dim, mask, count)
-            torch.amax(t, dim, out=out[:, channels:])
-        else:
-            torch.sum(torch.where(mask, t, 0.0), dim, out=out[:, :channels])
-            out[:, :channels].div_(count)
-            torch.amax(t.masked_fill(~mask, -math.inf), dim, out=out[:, channels:])
-        return out
-    return torch.cat([_avg(t, dim, mask, count), _max(t, dim, mask, count)], 1)
+    return torch.cat(avg_and_max(t, dim, mask, count), 1)
 
 
 def _mixed(t, dim, mask, count, alpha):
-    avg = _avg(t, dim, mask, count)
-    return avg + alpha * (_max(t, dim, mask, count) - avg)
+    avg, top = avg_and_max(t, dim, mask, count)
+    return avg + alpha * (top - avg)
 
 
 def _power(t, dim, mask, count, p, eps, use_abs):
@@ -138,7 +118,7 @@ def avg_pool(
         (N, C), or (N, C, 1, ...) / (N, 1, ..., C) with keepdim.
     """
     f = flatten_spatial(x, mask, data_format, "avg")
-    return restore_layout(run_pool("avg", _avg, f.t, f.dim, f.mask, f.count), f, keepdim)
+    return restore_layout(run_pool("avg", row_mean, f.t, f.dim, f.mask, f.count), f, keepdim)
 
 
 def max_pool(
