@@ -1,11 +1,13 @@
 """Optional torch.compile path for the pooling operators, with an eager fallback.
 
-Off by default. ``set_compile(True)`` (for example from a training config) routes the
-functional pools through a ``torch.compile``-d composite of the same formula, so inductor
-can fuse their passes (catavgmax reads x once; Lp forward and backward become one or two
-loops each), except those in ``EAGER_FASTER``, whose eager kernels measured faster. If
+Off by default. ``set_compile(True)`` (for example from ``TrainConfig.compile_pool``)
+routes the functional pools through a ``torch.compile``-d composite of the same formula,
+so inductor can fuse their passes (catavgmax reads x once; Lp forward and backward become
+one or two loops each), except where the eager kernels measured faster: always for
+``EAGER_FASTER``, and for calls that need a gradient for ``EAGER_FASTER_WITH_GRAD``. If
 compilation fails for an operator (no C++ compiler, an unsupported backend), a warning is
-issued once and that operator stays eager.
+issued once and that operator stays eager. Inside a model compiled as a whole, every pool
+runs its composite, so it joins the model's graph.
 
 Example:
     >>> import globalpool.pool as gp
@@ -59,8 +61,9 @@ class _ArgmaxGradMax(torch.autograd.Function):
 
     The compiled form of max: plain ops that dynamo traces, with a backward of one read
     (argmax) and one write pass, where ``max(dim).values`` saves indices in the forward
-    and inductor scatters them into a zeroed gradient (bench_pool.py: max forward+backward
-    at 7x7 in NCHW memory 25% faster). Not used for export (torch.jit cannot save it).
+    and inductor scatters them into a zeroed gradient (compiled forward+backward at
+    256x2048x7x7 in NCHW memory: 69 ms against 92 ms). Not used for export (torch.jit
+    cannot save it).
     """
 
     @staticmethod
@@ -151,6 +154,11 @@ _to_compile: dict[str, Callable] = {
 # 3.7-7x faster eager, LSE 0.9-1.6x), so set_compile(True) leaves them eager; export still
 # uses their composites.
 EAGER_FASTER = frozenset({"gem", "lse"})
+# Operators whose eager forward+backward (one blocked backward pass) beats the compiled
+# one (bench_pool.py: max 1.2-3x, avgmax/catavgmax/mixed 0.9-1.6x), so set_compile(True)
+# compiles only their calls that need no gradient (evaluation, inference), where
+# inductor's one-pass forward is up to 2x faster at 7x7.
+EAGER_FASTER_WITH_GRAD = frozenset({"max", "avgmax", "catavgmax", "mixed"})
 
 
 def _joined(out):
@@ -169,6 +177,8 @@ def run_pool(name: str, eager: Callable, *args):
         # graph; the eager kernels' data-dependent checks would break it into pieces.
         return _joined(_to_compile[name](*args))
     if not _state["enabled"] or name in _failed or name in EAGER_FASTER:
+        return eager(*args)
+    if name in EAGER_FASTER_WITH_GRAD and torch.is_grad_enabled() and args[0].requires_grad:
         return eager(*args)
     fn = _compiled.get(name)
     if fn is None:
