@@ -55,7 +55,7 @@ def test_compile_switch_falls_back_to_eager_when_compilation_fails(monkeypatch):
             y = F.lp_pool(x, p=2.0)
         torch.testing.assert_close(y, x.abs().pow(2).mean((2, 3)).sqrt())
         with warnings.catch_warnings():
-            warnings.simplefilter("error")  # warned once only; gem and lse never compile
+            warnings.simplefilter("error")  # warned once only; avg, gem and lse never compile
             F.lp_pool(x, p=2.0)
             torch.testing.assert_close(
                 F.gem_pool(x), x.clamp(min=1e-6).pow(3).mean((2, 3)).pow(1 / 3)

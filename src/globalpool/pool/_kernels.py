@@ -170,13 +170,17 @@ _BLAS_DTYPES = (torch.float32, torch.float64)
 
 def row_mean(t: torch.Tensor, dim: int, mask=None, count=None) -> torch.Tensor:
     """Mean over ``dim`` (over the valid positions with ``mask``; ``count`` = their number)."""
-    if mask is None and dim == 2 and t.dtype in _BLAS_DTYPES and t.is_contiguous():
-        # (N, C, L) rows of a few dozen contiguous values (7x7 maps) are summed faster by
-        # a BLAS matrix-vector product than by torch's reduction kernel (about 2x forward
-        # at 7x7, never slower at 14x14); same result up to float rounding.
-        length = t.shape[2]
-        sums = torch.mv(t.reshape(-1, length), t.new_ones(length))
-        return sums.view(t.shape[0], t.shape[1]) / length
+    if mask is None and t.dtype in _BLAS_DTYPES and t.is_contiguous():
+        # Sums by BLAS, faster than torch's reduction kernel on these shapes (same result
+        # up to float rounding): (N, C, L) rows of a few dozen values (7x7 maps) as one
+        # matrix-vector product (1.25-2x forward), (N, L, C) as a batched vector-matrix
+        # product (1.3-2.2x at 7x7 and 28x28); level at 14x14.
+        length = t.shape[dim]
+        if dim == 2:
+            sums = torch.mv(t.reshape(-1, length), t.new_ones(length))
+        else:
+            sums = torch.matmul(t.new_ones(1, length), t)
+        return sums.view(t.shape[0], t.shape[3 - dim]).div_(length)
     if mask is None:
         return t.mean(dim)
     return torch.where(mask, t, 0.0).sum(dim) / count

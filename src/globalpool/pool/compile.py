@@ -149,11 +149,11 @@ _to_compile: dict[str, Callable] = {
     **_avg_max_family(_ArgmaxGradMax.apply, cat=False),
 }
 
-# Operators whose eager kernels (pool/_kernels.py: blocked, with hand-written backwards)
-# beat inductor's code for their composite on the CPU (bench_pool.py: GeM forward+backward
-# 3.7-7x faster eager, LSE 0.9-1.6x), so set_compile(True) leaves them eager; export still
-# uses their composites.
-EAGER_FASTER = frozenset({"gem", "lse"})
+# Operators whose eager kernels (pool/_kernels.py: blocked, with hand-written backwards;
+# BLAS sums for avg) beat inductor's code for their composite on the CPU (bench_pool.py:
+# GeM forward+backward 3.7-7x faster eager, LSE 0.9-1.6x; avg level or faster in every
+# row), so set_compile(True) leaves them eager; export still uses their composites.
+EAGER_FASTER = frozenset({"avg", "gem", "lse"})
 # Operators whose eager forward+backward (one blocked backward pass) beats the compiled
 # one (bench_pool.py: max 1.2-3x, avgmax/catavgmax/mixed 0.9-1.6x), so set_compile(True)
 # compiles only their calls that need no gradient (evaluation, inference), where
