@@ -10,8 +10,9 @@ pass (under no_grad) and forward+backward (grads of x and of the pool's paramete
               x.clamp(min=eps).pow(p).mean((2,3)).pow(1/p), two passes + cat, ...).
 Effective GB/s = bytes of x / forward time (forward) and 2 * bytes of x (read x, write
 dx) / time (forward+backward); the machine's read bandwidth is a sum over a 512 MiB
-buffer, measured in the same run. Times are the minimum over repeats (the machine may be
-shared; the minimum is the least disturbed run).
+buffer, measured in the same run. The variants of a row are timed in turns, round by
+round, and each keeps its fastest round (the machine may be shared: a slow spell then
+hits every column alike, and the minimum is the least disturbed run).
 
     python benchmarks/bench_pool.py            # full run, markdown table on stdout
     python benchmarks/bench_pool.py --quick    # fewer repeats, no compiled column
@@ -76,21 +77,38 @@ def best_ms(fn, repeats: int) -> float:
     return min(times) * 1e3
 
 
-def time_pair(fn, x, params, repeats):
-    """(forward ms under no_grad, forward+backward ms)."""
+def time_variants(variants: dict, x, params, repeats: int) -> dict[str, tuple[float, float]]:
+    """{name: (forward ms under no_grad, forward+backward ms)} for each ``(fn, compiled)``.
 
-    def fwd():
-        with torch.no_grad():
-            fn(x)
-
+    The variants are timed in turns, round by round, and each keeps its fastest round, so
+    a slow spell of this shared host hits all of them alike instead of one column.
+    """
     xr = x.detach().requires_grad_()
     inputs = [xr, *[p for p in params if p.requires_grad]]
-    grad_out = torch.ones_like(fn(x).detach())
+    runs = {}
+    for name, (fn, compiled) in variants.items():
+        gp.set_compile(compiled)
+        grad_out = torch.ones_like(fn(x).detach())
 
-    def fwd_bwd():
-        torch.autograd.grad(fn(xr), inputs, grad_out)
+        def fwd(fn=fn):
+            with torch.no_grad():
+                fn(x)
 
-    return best_ms(fwd, repeats), best_ms(fwd_bwd, repeats)
+        def fwd_bwd(fn=fn, grad_out=grad_out):
+            torch.autograd.grad(fn(xr), inputs, grad_out)
+
+        runs[name] = (compiled, fwd, fwd_bwd)
+    best = {name: [math.inf, math.inf] for name in runs}
+    for round_ in range(repeats + 2):  # two warm-up rounds (compilation, allocator)
+        for name, (compiled, *steps) in runs.items():
+            gp.set_compile(compiled)
+            for i, step in enumerate(steps):
+                start = time.perf_counter()
+                step()
+                if round_ >= 2:
+                    best[name][i] = min(best[name][i], time.perf_counter() - start)
+    gp.set_compile(False)
+    return {name: (fwd * 1e3, fwd_bwd * 1e3) for name, (fwd, fwd_bwd) in best.items()}
 
 
 def read_bandwidth(repeats: int) -> float:
@@ -140,14 +158,12 @@ def main(argv=None) -> int:
                     with torch.no_grad():
                         pool.weight.normal_(0, 0.05)
                 params = list(pool.parameters())
-                gp.set_compile(False)
-                fe, be = time_pair(pool, x, params, repeats)
-                fn, bn = time_pair(naive(name, pool), x, params, repeats)
-                fc = bc = float("nan")
+                variants = {"eager": (pool, False), "naive": (naive(name, pool), False)}
                 if use_compile and name != "attention":
-                    gp.set_compile(True)
-                    fc, bc = time_pair(pool, x, params, repeats)
-                    gp.set_compile(False)
+                    variants["compiled"] = (pool, True)
+                times = time_variants(variants, x, params, repeats)
+                (fe, be), (fn, bn) = times["eager"], times["naive"]
+                fc, bc = times.get("compiled", (float("nan"), float("nan")))
                 gbs = gb / fe * 1e3
                 compiled = (
                     f"{fc:.2f} | {gb / fc * 1e3 / bw:.2f} | {fn / fc:.2f}x"
