@@ -211,10 +211,6 @@ class _AvgAndMax(torch.autograd.Function):
 def avg_and_max(t: torch.Tensor, dim: int, mask=None, count=None):
     """``(mean, max)`` over ``dim`` of the valid positions; the max's gradient goes to the
     first maximal position, and the backward pass writes dx once for both."""
-    if not torch.is_grad_enabled() or not t.requires_grad:
-        if mask is not None:
-            return row_mean(t, dim, mask, count), t.masked_fill(~mask, -math.inf).amax(dim)
-        return row_mean(t, dim), t.amax(dim)
     return _AvgAndMax.apply(t, dim, mask, count)
 
 
