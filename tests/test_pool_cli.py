@@ -145,3 +145,27 @@ def test_pools_trace_into_one_graph_inside_a_compiled_model(name):
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), gp.create_pool(name, channels=4))
     explained = torch._dynamo.explain(model)(torch.randn(2, 3, 6, 6))
     assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
+
+
+def test_set_compile_routes_each_call_to_the_faster_kernel(monkeypatch):
+    compiled = []
+
+    def recording_compile(fn, **kw):
+        compiled.append(fn)
+        return fn
+
+    monkeypatch.setattr(torch, "compile", recording_compile)
+    monkeypatch.setattr(pool_compile, "_compiled", {})
+    x = torch.randn(2, 3, 4, 4, requires_grad=True)
+    gp.set_compile(True)
+    try:
+        F.avg_pool(x), F.gem_pool(x), F.lse_pool(x)  # EAGER_FASTER: never compiled
+        F.max_pool(x), F.catavgmax_pool(x)  # gradient needed: the eager kernels
+        assert compiled == []
+        with torch.no_grad():  # no gradient: the compiled forms
+            F.max_pool(x), F.catavgmax_pool(x)
+        F.lp_pool(x)  # compiled with or without gradient
+    finally:
+        gp.set_compile(False)
+    assert set(pool_compile._compiled) == {"max", "catavgmax", "lp"}
+    assert compiled == [pool_compile._to_compile[k] for k in ("max", "catavgmax", "lp")]
