@@ -134,7 +134,7 @@ def main(argv=None) -> int:
 
     bw = read_bandwidth(max(repeats // 2, 3))
     print(
-        f"# bench_pool: torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"bench_pool: torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"{platform.processor() or platform.machine()}, python {sys.version.split()[0]}"
     )
     print(f"machine read bandwidth (sum over 512 MiB): {bw:.1f} GB/s\n")
