@@ -41,6 +41,9 @@ at least 1.3x Keras' images/s (``ratio_project_over_keras_*`` >= 1.3).
 Usage:
     python benchmarks/bench_train.py                      # fastnet on shapes, CPU/GPU
     python benchmarks/bench_train.py --model smallgap --epochs 6 --json out.json
+    # the article-fmnist protocol (reproduce), on 12,800 Fashion-MNIST images
+    python benchmarks/bench_train.py --claim article-fmnist --data ../shared/data/fashion-mnist \
+        --n-train 12800 --epochs 5
     # issue 8, CIFAR-shaped: 32x32, batch 256, 2 threads, beside Keras (both formats)
     python benchmarks/bench_train.py --size 32 --batch-size 256 --threads 2 \
         --n-train 5120 --epochs 5 --no-augment --json bench_train_keras.json
@@ -52,7 +55,6 @@ import argparse
 import copy
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -201,11 +203,17 @@ def main(argv: list[str] | None = None) -> int:
         help="torch loops in channels-last memory format (model and batches)",
     )  # fmt: skip
     parser.add_argument("--no-keras", action="store_true", help="skip the Keras contender")
+    parser.add_argument(
+        "--claim", help="time a `globalpool reproduce` claim's protocol instead (its model, "
+        "data, optimiser, augmentation and memory format; --n-train images of its data)",
+    )  # fmt: skip
+    parser.add_argument("--data", help="the claim's data path (e.g. ../shared/data/fashion-mnist)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
     from globalpool.data import Augment, Loader, load_dataset, train_val_split
+    from globalpool.machine import machine_line
     from globalpool.models import create_model
     from globalpool.train import TrainConfig, train
     from globalpool.train.distributed import resolve_device
@@ -215,15 +223,30 @@ def main(argv: list[str] | None = None) -> int:
     from globalpool.train.schedule import lr_at
 
     device = resolve_device(args.device)
-    dataset_kwargs = {"n_train": args.n_train, "n_test": 256, "size": args.size}
-    config = TrainConfig(
-        model=args.model, head=args.head, pool=args.pool, dataset="shapes",
-        dataset_kwargs=dataset_kwargs, epochs=args.epochs + 1, batch_size=args.batch_size,
-        device=device.type, quiet=True, tensorboard=False, weight_decay=5e-4,
-        augment=not args.no_augment, channels_last=args.channels_last,
-    )  # fmt: skip
+    if args.claim:
+        from globalpool.experiment.claims import get_claim
+        from globalpool.experiment.reproduce import plan_runs
 
-    data = load_dataset("shapes", **dataset_kwargs)
+        run = plan_runs(get_claim(args.claim), seeds=[0], data=args.data)[0]
+        config = run["config"]
+        dataset_kwargs = {**config.dataset_kwargs, "train_subset": args.n_train}
+        config = config.replace(
+            epochs=args.epochs + 1, dataset_kwargs=dataset_kwargs, device=device.type,
+            quiet=True, tensorboard=False,
+        )  # fmt: skip
+        args.model, args.head, args.pool = config.model, config.head, config.pool
+        args.batch_size, args.channels_last = config.batch_size, config.channels_last
+        args.no_augment, args.no_keras = not config.augment, True
+    else:
+        dataset_kwargs = {"n_train": args.n_train, "n_test": 256, "size": args.size}
+        config = TrainConfig(
+            model=args.model, head=args.head, pool=args.pool, dataset="shapes",
+            dataset_kwargs=dataset_kwargs, epochs=args.epochs + 1, batch_size=args.batch_size,
+            device=device.type, quiet=True, tensorboard=False, weight_decay=5e-4,
+            augment=not args.no_augment, channels_last=args.channels_last,
+        )  # fmt: skip
+
+    data = load_dataset(config.dataset, **dataset_kwargs)
     train_set, _ = train_val_split(data.train, config.val_fraction, config.seed)
     in_chans, height, width = (int(s) for s in train_set.images.shape[1:])
     torch.manual_seed(0)
@@ -239,10 +262,16 @@ def main(argv: list[str] | None = None) -> int:
         mean=data.mean, std=data.std, device=device, seed=0, drop_last=True,
         channels_last=args.channels_last,
     )  # fmt: skip
-    bare_opt = torch.optim.SGD(
-        bare_model.parameters(), lr=config.lr, momentum=config.momentum,
-        nesterov=config.nesterov, weight_decay=config.weight_decay,
-    )  # fmt: skip
+    if config.optimizer == "adamw":  # the claim's Adam: no decay anywhere, one group
+        bare_opt = torch.optim.AdamW(
+            bare_model.parameters(), lr=config.lr, betas=config.betas,
+            weight_decay=config.weight_decay,
+        )  # fmt: skip
+    else:
+        bare_opt = torch.optim.SGD(
+            bare_model.parameters(), lr=config.lr, momentum=config.momentum,
+            nesterov=config.nesterov, weight_decay=config.weight_decay,
+        )  # fmt: skip
     project_opt = build_optimizer(project_model, config)
     total = (args.epochs + 1) * len(loader)
     check_every = 1 if device.type == "cpu" else 50
@@ -288,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
     med = {k: statistics.median(v) for k, v in wall_ips.items()}
     pairs = [p / b for p, b in zip(wall_ips["project"], wall_ips["bare"], strict=True)]
     result = {
+        "claim": args.claim,
+        "dataset": config.dataset,
+        "optimizer": config.optimizer,
         "model": args.model,
         "head": base.head_kind,
         "pool": base.pool_name,
@@ -295,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         "images_per_epoch": len(loader) * args.batch_size,
         "timed_epochs": args.epochs,
         "device": str(device),
-        "machine": f"{platform.machine()} {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}",
+        "machine": f"{machine_line()}, load {os.getloadavg()[0]:.1f}",
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "bare_images_per_s": round(med["bare"], 1),

@@ -139,6 +139,17 @@ def save_overlay(
     return save_png(path, overlay_heatmap(image, cam, alpha=alpha, cmap=cmap))
 
 
+def new_figure(width: float, height: float):
+    """A matplotlib Figure (constrained layout) on an Agg canvas, ``width`` x ``height``
+    inches; no pyplot, so no global backend or figure registry."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
 def save_figure(fig, path: str | os.PathLike, *, dpi: int = 100) -> Path:
     """Save a matplotlib figure atomically; the format follows the suffix (png, svg, pdf)."""
     fmt = Path(path).suffix.lstrip(".").lower() or "png"

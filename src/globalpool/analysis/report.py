@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from globalpool.analysis.render import new_figure
 from globalpool.atomic import atomic_write_bytes, atomic_write_text
 
 __all__ = [
@@ -240,6 +241,7 @@ def environment_info() -> dict[str, str]:
     import torch
 
     import globalpool
+    from globalpool.machine import machine_line
 
     info = {
         "globalpool": globalpool.__version__,
@@ -249,6 +251,7 @@ def environment_info() -> dict[str, str]:
         "matplotlib": matplotlib.__version__,
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu": machine_line(),
         "cpu_count": str(os.cpu_count()),
         "torch_threads": str(torch.get_num_threads()),
     }
@@ -261,16 +264,6 @@ def environment_info() -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- figures
-def _new_figure(width: float, height: float):
-    # Figure + Agg canvas directly: no pyplot, so no global backend or figure registry.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
 def _png_bytes(fig, dpi: int = 100) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
@@ -287,7 +280,7 @@ def _head_colors(n: int) -> list:
 def learning_curves_figure(records: Sequence[RunRecord]):
     """Two rows (accuracy, loss) by one column per head; axes shared along each row."""
     n = len(records)
-    fig = _new_figure(max(3.0 * n, 5.0), 5.4)
+    fig = new_figure(max(3.0 * n, 5.0), 5.4)
     axes = fig.subplots(2, n, sharex=True, sharey="row", squeeze=False)
     for col, rec in enumerate(records):
         epochs = rec.epochs
@@ -311,7 +304,7 @@ def learning_curves_figure(records: Sequence[RunRecord]):
 
 def gap_figure(records: Sequence[RunRecord]):
     """The generalization gap (train − validation accuracy, points) per epoch, all heads."""
-    fig = _new_figure(7.0, 3.8)
+    fig = new_figure(7.0, 3.8)
     ax = fig.subplots()
     for rec, color in zip(records, _head_colors(len(records)), strict=True):
         gap = rec.series("gap")

@@ -116,6 +116,18 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         if default is not None and "help" in kw and not isinstance(default, dict):
             kw["help"] += f" (default: {default})"
         parser.add_argument(*flags, **kw)
+    add_threads_flag(parser)
+
+
+def add_threads_flag(parser: argparse.ArgumentParser) -> None:
+    """``--threads N``: torch's CPU threads for this command (main applies it)."""
+    parser.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="CPU threads torch may use (default: torch's choice, one per core). On a "
+        "machine busy with other work, 1 avoids threads spinning against each other",
+    )
 
 
 def register(subparsers) -> None:

@@ -42,6 +42,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        threads = getattr(args, "threads", None)
+        if threads is not None:
+            if threads < 1:
+                raise ValueError(f"--threads must be >= 1; got {threads}")
+            import torch
+
+            torch.set_num_threads(threads)
         return int(args.func(args) or 0)
     except (UserError, ValueError, TypeError, FileNotFoundError, KeyError) as err:
         # User mistakes surface as one clear line; real bugs in our code still raise

@@ -1,10 +1,10 @@
 """Datasets (one registry) and the in-memory batch loader. Knows no model.
 
-Importing this package registers every dataset: ``shapes``, ``digits``, ``cifar10``
-and ``folder``.
+Importing this package registers every dataset: ``shapes``, ``digits``, ``cifar10``,
+``folder``, ``mnist`` and ``fashion_mnist``.
 """
 
-from globalpool.data import cifar10, digits, folder, shapes  # noqa: F401  (registration)
+from globalpool.data import cifar10, digits, folder, mnist, shapes  # noqa: F401  (registration)
 from globalpool.data.augment import Augment
 from globalpool.data.folder import read_image
 from globalpool.data.imageset import Dataset, ImageSet, channel_stats

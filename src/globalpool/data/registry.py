@@ -45,7 +45,12 @@ def dataset_entry(name: str) -> DatasetEntry:
 
 
 def load_dataset(
-    name: str, *, train_subset: int | None = None, subset_seed: int = 0, **kwargs
+    name: str,
+    *,
+    train_subset: int | None = None,
+    test_subset: int | None = None,
+    subset_seed: int = 0,
+    **kwargs,
 ) -> Dataset:
     """Load the dataset registered as ``name`` into memory.
 
@@ -54,8 +59,10 @@ def load_dataset(
             ``folder``).
         train_subset: keep only this many training images, a seeded stratified sample
             (for small-data runs, where the overfitting of FC heads shows most); the
-            test split is never subsampled.
-        subset_seed: seed of that sample.
+            test split is kept whole unless ``test_subset`` is given.
+        test_subset: keep only this many test images, a seeded stratified sample (for
+            quick checks only: published comparisons use the whole test split).
+        subset_seed: seed of both samples.
         **kwargs: options of that dataset's loader (see ``globalpool.data.<name>``).
 
     Returns:
@@ -76,17 +83,26 @@ def load_dataset(
             f"it takes: {', '.join(allowed)}"
         )
     ds = entry.loader(**kwargs)
-    if train_subset is None:
+    train = _subsample(ds.train, train_subset, "train_subset", name, subset_seed)
+    test = _subsample(ds.test, test_subset, "test_subset", name, subset_seed)
+    if train is ds.train and test is ds.test:
         return ds
-    n = len(ds.train)
-    if not isinstance(train_subset, int) or not 0 < train_subset <= n:
-        raise ValueError(
-            f"train_subset must be an integer in [1, {n}] for {name!r}; got {train_subset!r}"
-        )
-    if train_subset == n:
-        return ds
+    info = {**ds.info, "train_subset": train_subset, "test_subset": test_subset,
+            "subset_seed": subset_seed}  # fmt: skip
+    stats = (ds.mean, ds.std) if train is ds.train else None
+    return Dataset.from_splits(ds.name, train, test, info, stats=stats)
+
+
+def _subsample(images, size: int | None, option: str, name: str, seed: int):
+    """A seeded stratified sample of ``size`` images (the set itself for None or all)."""
+    if size is None:
+        return images
+    n = len(images)
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= n:
+        raise ValueError(f"{option} must be an integer in [1, {n}] for {name!r}; got {size!r}")
+    if size == n:
+        return images
     keep, _ = stratified_split_index(
-        ds.train.labels, 1 - train_subset / n, subset_seed, num_classes=len(ds.classes)
+        images.labels, 1 - size / n, seed, num_classes=len(images.classes)
     )
-    info = {**ds.info, "train_subset": train_subset, "subset_seed": subset_seed}
-    return Dataset.from_splits(ds.name, ds.train.subset(keep), ds.test, info)
+    return images.subset(keep)

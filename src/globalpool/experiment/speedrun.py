@@ -81,9 +81,9 @@ def accuracy_vs_time_figure(curves: dict[str, dict], target: float, budget_s: fl
             augmentation at its time to result (a star).
         target, budget_s: drawn as a horizontal and a vertical line.
     """
-    from globalpool.analysis.report import _new_figure
+    from globalpool.analysis.render import new_figure
 
-    fig = _new_figure(7.0, 4.2)
+    fig = new_figure(7.0, 4.2)
     ax = fig.subplots()
     lowest = 100 * target
     for i, (label, curve) in enumerate(curves.items()):

@@ -1,0 +1,93 @@
+"""``globalpool reproduce``: rerun a published global-pooling claim beside its figure.
+
+Example:
+    globalpool reproduce --list
+    globalpool reproduce article-fmnist --data ../shared/data/fashion-mnist --seeds 0 1 2
+    globalpool reproduce nin-heads-cifar10 --data ../shared/data/cifar-10-python.tar.gz
+    globalpool reproduce cam-localization --seeds 0 1 2 --out runs/cam-loc
+    globalpool reproduce article-fmnist --quick --data ../shared/data/fashion-mnist
+
+OUT (default ``runs/reproduce/<name>``) gets one run directory per row, size and seed,
+``reproduce.md`` (published | ours, mean ± sd over seeds, min-max, time), ``reproduce.png``
+and ``reproduce.json``. Finished runs are reused, so seeds can be added later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+
+def register(subparsers) -> None:
+    from globalpool.cli.cmd_train import add_threads_flag
+
+    parser = subparsers.add_parser(
+        "reproduce",
+        help="rerun a published global-pooling claim beside its published figure",
+        description="Rerun one published claim (globalpool reproduce --list) over seeds and "
+        "write OUT/reproduce.md, reproduce.json and reproduce.png.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("name", nargs="?", help="the claim (see --list)")
+    parser.add_argument("--list", action="store_true", help="list the claims and stop")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed")
+    parser.add_argument(
+        "--protocol",
+        choices=("full", "cpu"),
+        help="full: the published schedule; cpu: the stated CPU-sized one (default: the "
+        "claim's, see --list)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a seconds-long smoke test of the whole path"
+    )
+    parser.add_argument(
+        "--data",
+        metavar="PATH",
+        help="the data set's location: a Fashion-MNIST idx folder, a CIFAR-10 archive or "
+        "folder (default: the cache folder; the built-in shapes need none)",
+    )
+    parser.add_argument("--out", metavar="DIR", help="output (default: runs/reproduce/NAME)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train")
+    parser.add_argument("--overwrite", action="store_true", help="rerun finished runs")
+    add_threads_flag(parser)
+    parser.set_defaults(func=run)
+
+
+def _list() -> None:
+    from globalpool.experiment.claims import CLAIMS
+    from globalpool.experiment.reproduce import METRIC_NAMES
+
+    for claim in CLAIMS.values():
+        print(f"{claim.name}: {claim.title}")
+        print(f"  source: {claim.source}")
+        print(f"  claim: {claim.claim}")
+        published = ", ".join(
+            f"{row} {'none' if v is None else f'{v:.2f}'}" for row, v in claim.published.items()
+        )
+        print(f"  published {METRIC_NAMES[claim.metric]}: {published}")
+        print(f"  protocols: {', '.join(claim.settings)} (default {claim.default_protocol})")
+
+
+def run(args: argparse.Namespace) -> int:
+    from globalpool.experiment.claims import get_claim
+    from globalpool.experiment.reproduce import reproduce
+
+    if args.list:
+        _list()
+        return 0
+    if not args.name:
+        raise ValueError("name a claim to reproduce (see globalpool reproduce --list)")
+    claim = get_claim(args.name)
+    reproduce(
+        claim,
+        seeds=args.seeds,
+        protocol=args.protocol,
+        quick=args.quick,
+        data=args.data,
+        out_dir=args.out or f"runs/reproduce/{claim.name}",
+        overrides={"device": args.device} if args.device else None,
+        overwrite=args.overwrite,
+        command=shlex.join(["globalpool", *sys.argv[1:]]),
+    )
+    return 0

@@ -1,0 +1,336 @@
+"""The published claims that ``globalpool reproduce`` reruns, one :class:`Claim` each.
+
+A claim is data, not code: where the figure comes from, what was published, the protocol
+as published, what the source leaves unstated (and the choice made here), the rows (one
+head each) and the training settings of each protocol. :mod:`globalpool.experiment.reproduce`
+runs any of them the same way.
+
+Protocols: ``full`` is the published schedule; ``cpu`` (where the full one needs a GPU)
+is a stated, smaller one that fits two CPU cores, labelled as such in every output;
+``--quick`` shrinks either to seconds for tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["CLAIMS", "Claim", "get_claim"]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One published claim and how to rerun it.
+
+    Attributes:
+        name: the ``globalpool reproduce NAME``.
+        title: one line.
+        source: the publication (authors, title, where the figure is).
+        claim: what the source says, in one sentence.
+        metric: ``test_acc`` (classification accuracy), ``test_error`` (100 - accuracy)
+            or ``max_box_acc`` (localization: best box accuracy over map thresholds).
+        published: row label -> the published figure in percent (None: none published),
+            with ``published_note`` saying how to read them.
+        rows: row label -> head spec as ``globalpool compare --heads`` takes it.
+        protocol: the protocol as published, field -> text.
+        choices: what the source leaves unstated -> the choice made here.
+        settings: protocol name (``full``, ``cpu``) -> TrainConfig fields.
+        default_protocol: the one run when none is asked for.
+        data_kind: ``fashion_mnist``, ``cifar10`` or ``shapes`` (built in: needs no path).
+        train_sizes: protocol (or ``quick``) -> training-set sizes to sweep (the
+            overfitting claim); empty for one size.
+        images_per_run: protocol (or ``quick``) -> training images each run sees with a
+            size sweep (epochs = that / size, so small subsets train to convergence).
+        quick: TrainConfig fields that shrink any protocol to seconds.
+    """
+
+    name: str
+    title: str
+    source: str
+    claim: str
+    metric: str
+    published: dict[str, float | None]
+    published_note: str
+    rows: dict[str, str]
+    protocol: dict[str, str]
+    choices: dict[str, str]
+    settings: dict[str, dict[str, Any]]
+    default_protocol: str
+    data_kind: str
+    train_sizes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    images_per_run: dict[str, int] = field(default_factory=dict)
+    quick: dict[str, Any] = field(default_factory=dict)
+
+
+_NO_AUGMENT = {"augment": False, "flip": False, "crop_padding": 0}
+_QUIET = {"tensorboard": False, "quiet": True}
+
+ARTICLE_FMNIST = Claim(
+    name="article-fmnist",
+    title="GAP vs GMP class-map heads on Fashion-MNIST (the article's 6-conv net)",
+    source="The GAP-versus-GMP article that the project retells: a six-convolution network "
+    "(8-8-16-16-32-32) with 1x1 class maps and a global pool, trained on Fashion-MNIST",
+    claim="Global average pooling reaches about 87% validation accuracy, global max pooling "
+    "just under 85%.",
+    metric="test_acc",
+    published={"GAP class maps": 87.0, "GMP class maps": 85.0, "FC (flatten + 64 + 10)": None},
+    published_note="read off the article: GAP 'about 87%', GMP 'just under 85%'; the FC "
+    "row is ours (the article has none)",
+    rows={
+        "GAP class maps": "classmap:avg",
+        "GMP class maps": "classmap:max",
+        "FC (flatten + 64 + 10)": "fc",
+    },
+    protocol={
+        "data": "Fashion-MNIST, 28x28 grey, 60,000 train / 10,000 test",
+        "network": "6 3x3 convs 8-8-16-16-32-32, 2x2 max pool after every second, "
+        "1x1 conv to 10 class maps, global pool, softmax",
+        "optimiser": "Adam, learning rate 3e-4",
+        "epochs": "60",
+    },
+    choices={
+        "validation set": "the article's 'validation' is read as the 10,000 official test "
+        "images (reported as test accuracy, final weights); 10% of the training images are "
+        "held out for per-epoch validation, so 54,000 train",
+        "batch size": "128",
+        "learning-rate schedule": "constant (none stated); no weight decay (plain Adam)",
+        "augmentation": "none",
+        "padding, activation": "'same' 3x3 convolutions with ReLU (28 -> 14 -> 7 -> 3)",
+        "input scaling": "per-channel mean/std of the training images",
+        "FC head": "flatten 32x3x3 -> 64 -> ReLU -> 10 (no published row)",
+    },
+    settings={
+        "full": {
+            "model": "smallgap",
+            "dataset": "fashion_mnist",
+            "optimizer": "adamw",
+            "lr": 3e-4,
+            "weight_decay": 0.0,
+            "schedule": "constant",
+            "warmup_epochs": 0.0,
+            "epochs": 60,
+            "batch_size": 128,
+            "channels_last": True,
+            **_NO_AUGMENT,
+            **_QUIET,
+        },
+    },
+    default_protocol="full",
+    data_kind="fashion_mnist",
+    quick={"epochs": 1, "dataset_kwargs": {"train_subset": 600, "test_subset": 300}},
+)
+
+NIN_HEADS = Claim(
+    name="nin-heads-cifar10",
+    title="NIN with an FC head, FC + dropout, or global average pooling (CIFAR-10)",
+    source="M. Lin, Q. Chen, S. Yan, 'Network In Network', ICLR 2014 (arXiv:1312.4400), "
+    "Table 5 and section 4.6",
+    claim="Replacing NIN's fully-connected head by global average pooling lowers CIFAR-10 "
+    "test error: FC 11.59%, FC + dropout 10.88%, GAP 10.41% (Table 5); on a conventional "
+    "CNN, section 4.6 reports FC 17.56%, FC + dropout 15.99%, GAP 16.46%.",
+    metric="test_error",
+    published={"NIN + FC": 11.59, "NIN + FC + dropout": 10.88, "NIN + GAP": 10.41},
+    published_note="test error in percent (Table 5); the conventional-CNN rows of section "
+    "4.6 (17.56 / 15.99 / 16.46) are not rerun: the paper does not specify that network",
+    rows={
+        "NIN + FC": "fc:dropout=0.0",
+        "NIN + FC + dropout": "fc:dropout=0.5",
+        "NIN + GAP": "classmap:avg",
+    },
+    protocol={
+        "data": "CIFAR-10, 50,000 train / 10,000 test, no augmentation",
+        "preprocessing": "global contrast normalisation and ZCA whitening (as Maxout)",
+        "network": "3 mlpconv blocks (192 maps), dropout between them, then the head",
+        "optimiser": "SGD with momentum, batch 128, learning rate lowered by 10 on plateaus",
+    },
+    choices={
+        "preprocessing": "per-channel mean/std (no ZCA whitening)",
+        "FC head": "flatten 192x8x8 -> 256 -> ReLU -> 10; dropout 0.5 before each linear "
+        "for the dropout row",
+        "schedule (full)": "SGD momentum 0.9 Nesterov, lr 0.05, weight decay 1e-4, 120 "
+        "epochs cosine, batch 128",
+        "cpu protocol": "the same settings on a stratified 5,000-image training subset for "
+        "15 epochs, tested on all 10,000 test images: far from the published schedule, so "
+        "its errors are much higher and only the ordering is comparable",
+    },
+    settings={
+        "full": {
+            "model": "nin",
+            "dataset": "cifar10",
+            "optimizer": "sgd",
+            "lr": 0.05,
+            "momentum": 0.9,
+            "nesterov": True,
+            "weight_decay": 1e-4,
+            "schedule": "cosine",
+            "warmup_epochs": 1.0,
+            "epochs": 120,
+            "batch_size": 128,
+            **_NO_AUGMENT,
+            **_QUIET,
+        },
+        "cpu": {
+            "model": "nin",
+            "dataset": "cifar10",
+            "optimizer": "sgd",
+            "lr": 0.05,
+            "momentum": 0.9,
+            "nesterov": True,
+            "weight_decay": 1e-4,
+            "schedule": "cosine",
+            "warmup_epochs": 1.0,
+            "epochs": 15,
+            "batch_size": 128,
+            "channels_last": True,
+            "dataset_kwargs": {"train_subset": 5000},
+            **_NO_AUGMENT,
+            **_QUIET,
+        },
+    },
+    default_protocol="cpu",
+    data_kind="cifar10",
+    quick={
+        "epochs": 1,
+        "batch_size": 32,
+        "dataset_kwargs": {"train_subset": 200, "test_subset": 100},
+    },
+)
+
+OVERFITTING = Claim(
+    name="overfitting-vs-data",
+    title="Does the FC head overfit where a pooling head does not? Gap against data size",
+    source="Lin et al. 2013, section 3.2 ('global average pooling is itself a structural "
+    "regularizer, which natively prevents overfitting for the overall structure'); the "
+    "seed's central claim",
+    claim="With less training data, an FC head's train-test gap grows faster than a global "
+    "pooling head's.",
+    metric="test_acc",
+    published={"FC": None, "FC + dropout": None, "GAP class maps": None, "GMP class maps": None},
+    published_note="a qualitative claim: no figure is published; the gap (train accuracy "
+    "in eval mode minus test accuracy) is the measurement",
+    rows={
+        "FC": "fc:dropout=0.0",
+        "FC + dropout": "fc:dropout=0.5",
+        "GAP class maps": "classmap:avg",
+        "GMP class maps": "classmap:max",
+    },
+    protocol={"data": "CIFAR-10 subsets, no augmentation", "training": "to convergence"},
+    choices={
+        "network": "smallgap (6 3x3 convs 8-8-16-16-32-32, 32x32 -> 4x4 maps): small "
+        "enough for two CPU cores, and its FC head (flatten 512 -> 64 -> 10) holds more "
+        "parameters than its backbone, as in the classic nets",
+        "training": "Adam lr 1e-3, cosine, batch 64, about 150,000 (cpu) or 500,000 (full) "
+        "training images seen per run whatever the subset size (epochs = that / size), so "
+        "small subsets are trained to convergence",
+        "subset": "a stratified sample drawn with the run's seed; test on all 10,000",
+        "train accuracy": "the final weights in eval mode on the training subset (not the "
+        "running accuracy under dropout)",
+    },
+    settings={
+        "full": {
+            "model": "smallgap",
+            "dataset": "cifar10",
+            "optimizer": "adamw",
+            "lr": 1e-3,
+            "weight_decay": 0.0,
+            "schedule": "cosine",
+            "warmup_epochs": 0.0,
+            "batch_size": 64,
+            "channels_last": True,
+            **_NO_AUGMENT,
+            **_QUIET,
+        },
+        "cpu": {
+            "model": "smallgap",
+            "dataset": "cifar10",
+            "optimizer": "adamw",
+            "lr": 1e-3,
+            "weight_decay": 0.0,
+            "schedule": "cosine",
+            "warmup_epochs": 0.0,
+            "batch_size": 64,
+            "channels_last": True,
+            **_NO_AUGMENT,
+            **_QUIET,
+        },
+    },
+    default_protocol="cpu",
+    data_kind="cifar10",
+    train_sizes={
+        "full": (1000, 2000, 5000, 10000, 50000),
+        "cpu": (1000, 2000, 5000, 10000),
+        "quick": (100, 200),
+    },
+    images_per_run={"full": 500_000, "cpu": 150_000, "quick": 400},
+    quick={"dataset_kwargs": {"test_subset": 100}},
+)
+
+CAM_LOCALIZATION = Claim(
+    name="cam-localization",
+    title="CAM localization: GAP vs GMP class maps (and Grad-CAM on an FC head)",
+    source="B. Zhou, A. Khosla, A. Lapedriza, A. Oliva, A. Torralba, 'Learning Deep "
+    "Features for Discriminative Localization', CVPR 2016, Table 2; threshold sweep "
+    "(MaxBoxAcc) from J. Choe et al., 'Evaluating Weakly Supervised Object Localization "
+    "Methods Right', CVPR 2020",
+    claim="GAP localizes better than GMP: GoogLeNet-GAP top-5 localization error 43.00% "
+    "vs GoogLeNet-GMP 45.26% on ILSVRC validation.",
+    metric="max_box_acc",
+    published={"GAP class maps (CAM)": 57.00, "GMP class maps (CAM)": 54.74, "FC (Grad-CAM)": None},
+    published_note="published as ILSVRC top-5 localization error (43.00 / 45.26), shown "
+    "here as 100 - error; a different task (1000 classes, natural images): only the "
+    "ordering GAP > GMP can be compared",
+    rows={
+        "GAP class maps (CAM)": "classmap:avg",
+        "GMP class maps (CAM)": "classmap:max",
+        "FC (Grad-CAM)": "fc",
+    },
+    protocol={
+        "data": "ILSVRC 2014 (ground-truth boxes), GoogLeNet with GAP or GMP",
+        "score": "box from the CAM thresholded at 20% of its maximum; correct at IoU >= 0.5",
+    },
+    choices={
+        "data": "the built-in shapes set (6 classes, 64x64, boxes and masks known), 3,000 "
+        "train / 1,000 test images; the maps are 16x16 (smallgap, two 2x2 pools)",
+        "network": "smallgap with 3 input channels; FC head flatten 32x16x16 -> 64 -> 6",
+        "training": "Adam lr 1e-3, cosine, 15 epochs, batch 64, flips and crops",
+        "scores": "box accuracy at threshold 0.2 (Zhou et al.) and MaxBoxAcc: the best box "
+        "accuracy over thresholds 0.05, 0.10, ..., 0.95 (Choe et al.), the map of the true "
+        "class, on all test images; pointing game and mask IoU beside",
+    },
+    settings={
+        "full": {
+            "model": "smallgap",
+            "dataset": "shapes",
+            "optimizer": "adamw",
+            "lr": 1e-3,
+            "weight_decay": 0.0,
+            "schedule": "cosine",
+            "warmup_epochs": 0.0,
+            "epochs": 15,
+            "batch_size": 64,
+            "model_kwargs": {},
+            "augment": True,
+            "crop_padding": 4,
+            "flip": True,
+            "dataset_kwargs": {"n_train": 3000, "n_test": 1000, "size": 64, "num_classes": 6},
+            **_QUIET,
+        },
+    },
+    default_protocol="full",
+    data_kind="shapes",
+    quick={
+        "epochs": 1,
+        "dataset_kwargs": {"n_train": 120, "n_test": 40, "size": 32, "num_classes": 3},
+    },
+)
+
+CLAIMS: dict[str, Claim] = {
+    c.name: c for c in (ARTICLE_FMNIST, NIN_HEADS, OVERFITTING, CAM_LOCALIZATION)
+}
+
+
+def get_claim(name: str) -> Claim:
+    """The claim called ``name``; ValueError naming the known ones otherwise."""
+    if name not in CLAIMS:
+        raise ValueError(f"unknown claim {name!r}; expected one of: {', '.join(CLAIMS)}")
+    return CLAIMS[name]

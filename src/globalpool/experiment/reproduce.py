@@ -1,0 +1,448 @@
+"""``reproduce``: rerun one published claim (see :mod:`globalpool.experiment.claims`).
+
+Every row of the claim (one head each), every training-set size of a size sweep and every
+seed is one ordinary training run in ``out_dir/<row>/[n<size>/]seed<k>/``; a run that
+finished with the same settings is reused, so seeds can be added later. Afterwards each
+run's final weights are scored again in eval mode on its own training images (the
+train-test gap without dropout or augmentation) and, for the localization claim, on the
+test boxes at every map threshold. Then ``out_dir`` gets:
+
+- ``reproduce.json``: the claim, the protocol, every run and per row (and size) the mean,
+  standard deviation, min and max over seeds;
+- ``reproduce.md``: the side-by-side table (published | ours), with the command;
+- ``reproduce.png``: ours against the published figure (or, for a size sweep, test
+  accuracy and gap against training-set size).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from globalpool.experiment.claims import Claim
+
+__all__ = ["THRESHOLDS", "plan_runs", "reproduce", "stats"]
+
+# Map thresholds of the MaxBoxAcc sweep (Choe et al. 2020 use a finer grid on ILSVRC).
+THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
+
+
+def stats(values: Sequence[float]) -> dict[str, float | int | None]:
+    """Mean, sample standard deviation (0 for one value), min, max and count."""
+    values = [float(v) for v in values if v is not None]
+    if not values:
+        return {"mean": None, "std": None, "min": None, "max": None, "n": 0}
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+    }
+
+
+def _slug(label: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-").replace("--", "-")
+
+
+def plan_runs(
+    claim: Claim,
+    *,
+    seeds: Sequence[int],
+    protocol: str | None = None,
+    quick: bool = False,
+    data: str | None = None,
+    out_dir: str | os.PathLike = "runs/reproduce",
+    overrides: dict[str, Any] | None = None,
+) -> list[dict]:
+    """The training runs of ``claim``: one dict per (row, size, seed) with its config.
+
+    Args:
+        seeds: one run per seed and row (and size).
+        protocol: ``full``, ``cpu`` (where the claim has one), None = its default.
+        quick: shrink to seconds (tests), whatever the protocol.
+        data: the dataset's ``path`` (Fashion-MNIST folder, CIFAR-10 archive or folder).
+        overrides: TrainConfig fields applied last (``device``, ``amp``...).
+    """
+    from globalpool.experiment.heads import parse_head
+    from globalpool.train import TrainConfig
+
+    protocol = protocol or claim.default_protocol
+    if protocol not in claim.settings:
+        raise ValueError(
+            f"{claim.name} has the protocol(s) {', '.join(claim.settings)}; got {protocol!r}"
+        )
+    if not seeds:
+        raise ValueError("reproduce needs at least one seed")
+    settings = dict(claim.settings[protocol])
+    dataset_kwargs = dict(settings.pop("dataset_kwargs", {}))
+    if quick:
+        quick_kwargs = dict(claim.quick)
+        dataset_kwargs.update(quick_kwargs.pop("dataset_kwargs", {}))
+        settings.update(quick_kwargs)
+    if data is not None:
+        dataset_kwargs["path"] = str(data)
+    sizes_key = "quick" if quick else protocol
+    sizes: tuple[int | None, ...] = claim.train_sizes.get(sizes_key, ()) or (None,)
+    runs = []
+    for label, head_text in claim.rows.items():
+        spec = parse_head(head_text)
+        head_kwargs = {k: v for k, v in spec.kwargs.items() if k != "pool_kwargs"}
+        for size in sizes:
+            for seed in seeds:
+                kwargs = dict(dataset_kwargs)
+                fields = dict(settings)
+                where = Path(out_dir) / _slug(label)
+                if size is not None:
+                    kwargs.update(train_subset=int(size), subset_seed=int(seed))
+                    # The subset is the training split before the validation hold-out.
+                    seen = claim.images_per_run[sizes_key]
+                    fields["epochs"] = max(1, math.ceil(seen / size))
+                    where = where / f"n{size}"
+                config = TrainConfig(
+                    **{
+                        **fields,
+                        "head": spec.kind,
+                        "pool": spec.pool,
+                        "head_kwargs": head_kwargs,
+                        "dataset_kwargs": kwargs,
+                        "seed": int(seed),
+                        "out_dir": str(where / f"seed{seed}"),
+                        **(overrides or {}),
+                    }
+                ).validate()
+                runs.append({"row": label, "size": size, "seed": int(seed), "config": config})
+    return runs
+
+
+class _DataCache:
+    """Datasets by their load arguments, so a sweep decodes each source once."""
+
+    def __init__(self) -> None:
+        self._sets: dict[str, Any] = {}
+
+    def get(self, config):
+        from globalpool.data import load_dataset
+
+        key = json.dumps([config.dataset, config.dataset_kwargs], sort_keys=True)
+        if key not in self._sets:
+            self._sets[key] = load_dataset(config.dataset, **config.dataset_kwargs)
+        return self._sets[key]
+
+
+def _accuracy(model, imageset, mean, std, batch_size: int = 500) -> float:
+    """Top-1 accuracy of ``model`` (eval mode, no augmentation) on an ImageSet."""
+    import torch
+
+    from globalpool.data import normalize
+
+    model.eval()
+    correct = 0
+    with torch.inference_mode():
+        for start in range(0, len(imageset), batch_size):
+            x = normalize(imageset.images[start : start + batch_size], mean, std)
+            y = imageset.labels[start : start + batch_size]
+            correct += int((model(x).argmax(1) == y).sum())
+    return correct / max(1, len(imageset))
+
+
+def _localization(model, test, mean, std, batch_size: int = 200) -> dict[str, Any]:
+    """Box accuracy at every threshold of :data:`THRESHOLDS` (maps of the true class),
+    its best (MaxBoxAcc), and the pointing game and mask IoU at 0.2."""
+    import numpy as np
+
+    from globalpool.analysis.cam import cam_method, compute_cam
+    from globalpool.analysis.localization import localization_metrics
+    from globalpool.data import normalize
+
+    correct = {t: [] for t in THRESHOLDS}
+    pointing, miou = [], []
+    for start in range(0, len(test), batch_size):
+        sl = slice(start, start + batch_size)
+        x = normalize(test.images[sl], mean, std)
+        _, maps = compute_cam(model, x, test.labels[sl])
+        for t in THRESHOLDS:
+            res = localization_metrics(maps, boxes=test.boxes[sl], masks=test.masks[sl],
+                                       threshold=t)  # fmt: skip
+            correct[t].append(res["box_correct"])
+            if t == 0.2:
+                pointing.append(res["pointing"])
+                miou.append(res["mask_iou"])
+    by_threshold = {str(t): float(np.concatenate(v).mean()) for t, v in correct.items()}
+    best = max(THRESHOLDS, key=lambda t: by_threshold[str(t)])
+    return {
+        "method": cam_method(model),
+        "box_acc_at_0.2": by_threshold["0.2"],
+        "max_box_acc": by_threshold[str(best)],
+        "best_threshold": best,
+        "box_acc_by_threshold": by_threshold,
+        "pointing_acc": float(np.concatenate(pointing).mean()),
+        "mask_iou": float(np.concatenate(miou).mean()),
+    }
+
+
+def _score_run(claim: Claim, run: dict, summary: dict, data_cache: _DataCache) -> dict:
+    """The numbers of one finished run: test accuracy, train accuracy in eval mode, gap,
+    time; localization scores for the localization claim."""
+    from globalpool.data import train_val_split
+    from globalpool.deploy import load
+
+    config = run["config"]
+    data = data_cache.get(config)
+    model = load(config.out_dir, which="last")
+    train_split, _ = train_val_split(data.train, config.val_fraction, config.seed)
+    train_acc = _accuracy(model, train_split, model.mean, model.std)
+    record = {
+        "row": run["row"],
+        "size": run["size"],
+        "seed": run["seed"],
+        "run_dir": config.out_dir,
+        "test_acc": summary["test_acc"],
+        "train_acc": train_acc,
+        "gap": train_acc - summary["test_acc"],
+        "train_images": len(train_split),
+        "epochs": summary["epochs"],
+        "wall_time_s": summary["wall_time_s"],
+        "images_per_s": summary["images_per_s"],
+        "device": summary["device"],
+        "params_total": summary["params_total"],
+    }
+    if claim.metric == "max_box_acc":
+        record.update(_localization(model, data.test, model.mean, model.std))
+    return record
+
+
+def _value(claim: Claim, record: dict) -> float:
+    """The claim's metric of one run, in percent."""
+    if claim.metric == "test_error":
+        return 100 * (1 - record["test_acc"])
+    if claim.metric == "max_box_acc":
+        return 100 * record["max_box_acc"]
+    return 100 * record["test_acc"]
+
+
+def _aggregate(claim: Claim, records: list[dict]) -> list[dict]:
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["row"], r["size"]), []).append(r)
+    out = []
+    for (row, size), rs in groups.items():
+        entry = {
+            "row": row,
+            "size": size,
+            "published": claim.published.get(row),
+            "ours": stats([_value(claim, r) for r in rs]),
+            "test_acc": stats([100 * r["test_acc"] for r in rs]),
+            "train_acc": stats([100 * r["train_acc"] for r in rs]),
+            "gap": stats([100 * r["gap"] for r in rs]),
+            "wall_time_s": stats([r["wall_time_s"] for r in rs]),
+            "params_total": rs[0]["params_total"],
+            "seeds": [r["seed"] for r in rs],
+        }
+        if claim.metric == "max_box_acc":
+            for key in ("box_acc_at_0.2", "pointing_acc", "mask_iou"):
+                entry[key] = stats([100 * r[key] for r in rs])
+            entry["method"] = rs[0]["method"]
+        out.append(entry)
+    return out
+
+
+METRIC_NAMES = {
+    "test_acc": "test accuracy (%)",
+    "test_error": "test error (%)",
+    "max_box_acc": "MaxBoxAcc (%)",
+}
+
+
+def _ms(s: dict, digits: int = 2) -> str:
+    if s["mean"] is None:
+        return "n/a"
+    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+
+
+def _range(s: dict, digits: int = 2) -> str:
+    return "n/a" if s["mean"] is None else f"{s['min']:.{digits}f}-{s['max']:.{digits}f}"
+
+
+def markdown_table(result: dict) -> str:
+    """The side-by-side table of a result (as in ``reproduce.md``), without headings."""
+    claim_metric = result["metric"]
+    metric = METRIC_NAMES[claim_metric]
+    sweep = any(e["size"] is not None for e in result["rows"])
+    cols = ["row", *(["train images"] if sweep else []), f"published {metric}",
+            f"ours {metric}, mean ± sd", "min-max", "train acc (eval) %",
+            "gap (train - test), points", "time per run (s)", "seeds"]  # fmt: skip
+    if claim_metric == "max_box_acc":
+        cols[5:5] = ["box acc @0.2 %", "pointing %", "mask IoU %", "map"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
+    for e in result["rows"]:
+        published = "none published" if e["published"] is None else f"{e['published']:.2f}"
+        cells = [e["row"], *([f"{e['size']:,}"] if sweep else []), published,
+                 _ms(e["ours"]), _range(e["ours"]), _ms(e["train_acc"]), _ms(e["gap"]),
+                 f"{e['wall_time_s']['mean']:.0f}", str(len(e["seeds"]))]  # fmt: skip
+        if claim_metric == "max_box_acc":
+            cells[5:5] = [_ms(e["box_acc_at_0.2"]), _ms(e["pointing_acc"]),
+                          _ms(e["mask_iou"]), e["method"]]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _markdown(result: dict) -> str:
+    lines = [
+        f"# {result['title']}",
+        "",
+        f"Claim ({result['source']}): {result['claim']}",
+        "",
+        f"Protocol run: **{result['protocol']}**"
+        + (" (quick: a seconds-long smoke test, not a result)" if result["quick"] else "")
+        + f". Command: `{result['command']}`"
+        if result.get("command")
+        else "",
+        f"Device: {result['device']}; {result['cpu']}. Total wall time "
+        f"{result['wall_time_s'] / 60:.1f} min.",
+        "",
+        markdown_table(result),
+        "",
+        f"Published figures: {result['published_note']}.",
+        "",
+        "As published: "
+        + "; ".join(f"{k}: {v}" for k, v in result["protocol_published"].items())
+        + ".",
+        "",
+        "Left unstated by the source, chosen here: "
+        + "; ".join(f"{k}: {v}" for k, v in result["choices"].items())
+        + ".",
+        "",
+        "![ours beside the published figure](reproduce.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _figure(result: dict):
+    from globalpool.analysis.render import new_figure
+
+    rows = result["rows"]
+    metric = METRIC_NAMES[result["metric"]]
+    labels = list(dict.fromkeys(e["row"] for e in rows))
+    if any(e["size"] is not None for e in rows):
+        fig = new_figure(10.0, 4.0)
+        ax_acc, ax_gap = fig.subplots(1, 2)
+        for i, label in enumerate(labels):
+            es = sorted((e for e in rows if e["row"] == label), key=lambda e: e["size"])
+            x = [e["size"] for e in es]
+            for ax, key in ((ax_acc, "test_acc"), (ax_gap, "gap")):
+                ax.errorbar(x, [e[key]["mean"] for e in es], yerr=[e[key]["std"] for e in es],
+                            fmt="-o", ms=4, capsize=3, color=f"C{i}", label=label)  # fmt: skip
+        for ax, title in ((ax_acc, "test accuracy (%)"), (ax_gap, "train - test (points)")):
+            ax.set_xscale("log")
+            ax.set_xlabel("training images")
+            ax.set_title(title, fontsize=10)
+            ax.grid(alpha=0.3)
+        ax_acc.legend(fontsize=8)
+        return fig
+    fig = new_figure(7.0, 3.6)
+    ax = fig.subplots()
+    ys = range(len(labels))
+    published_labelled = False
+    for y, label in zip(ys, labels, strict=True):
+        e = next(e for e in rows if e["row"] == label)
+        ours = e["ours"]
+        ax.errorbar([ours["mean"]], [y], xerr=[[ours["mean"] - ours["min"]],
+                    [ours["max"] - ours["mean"]]], fmt="o", color="C0", capsize=4,
+                    label="ours (mean, min-max over seeds)" if y == 0 else None)  # fmt: skip
+        if e["published"] is not None:
+            ax.plot([e["published"]], [y], "D", color="C3",
+                    label=None if published_labelled else "published")  # fmt: skip
+            published_labelled = True
+    ax.set_yticks(list(ys), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel(metric)
+    ax.grid(alpha=0.3, axis="x")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def reproduce(
+    claim: Claim,
+    *,
+    seeds: Sequence[int] = (0,),
+    protocol: str | None = None,
+    quick: bool = False,
+    data: str | None = None,
+    out_dir: str | os.PathLike = "runs/reproduce",
+    overrides: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    command: str | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run every training run of ``claim`` (see :func:`plan_runs`), then write
+    ``reproduce.json``, ``reproduce.md`` and ``reproduce.png`` into ``out_dir``.
+
+    Returns:
+        the dict written to ``reproduce.json``.
+    """
+    from globalpool.analysis.render import save_figure
+    from globalpool.analysis.report import environment_info
+    from globalpool.atomic import atomic_write_text
+    from globalpool.experiment.compare import finished_with
+    from globalpool.train import train
+
+    runs = plan_runs(claim, seeds=seeds, protocol=protocol, quick=quick, data=data,
+                     out_dir=out_dir, overrides=overrides)  # fmt: skip
+    protocol = protocol or claim.default_protocol
+    started = time.perf_counter()
+    data_cache = _DataCache()
+    records, device = [], None
+    for i, run in enumerate(runs, 1):
+        config = run["config"]
+        what = f"{claim.name} [{i}/{len(runs)}] {run['row']}" + (
+            f", {run['size']:,} images" if run["size"] is not None else ""
+        ) + f", seed {run['seed']}"  # fmt: skip
+        summary_path = Path(config.out_dir) / "summary.json"
+        if not overwrite and finished_with(Path(config.out_dir), config):
+            log(f"{what}: already ran with these settings, reused ({config.out_dir})")
+            summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        else:
+            log(f"{what}: training {config.epochs} epoch(s) -> {config.out_dir}")
+            summary = train(config, overwrite=overwrite or Path(config.out_dir).exists())
+        record = _score_run(claim, run, summary, data_cache)
+        device = record["device"]
+        records.append(record)
+        log(f"{what}: test {100 * record['test_acc']:.2f}%, train (eval) "
+            f"{100 * record['train_acc']:.2f}%, {record['wall_time_s']:.0f} s")  # fmt: skip
+    env = environment_info()
+    result = {
+        "name": claim.name,
+        "title": claim.title,
+        "source": claim.source,
+        "claim": claim.claim,
+        "metric": claim.metric,
+        "published_note": claim.published_note,
+        "protocol": protocol,
+        "protocol_published": claim.protocol,
+        "choices": claim.choices,
+        "quick": quick,
+        "settings": runs[0]["config"].to_dict(),
+        "seeds": [int(s) for s in seeds],
+        "command": command,
+        "device": device,
+        "cpu": env.get("cpu", ""),
+        "wall_time_s": time.perf_counter() - started,
+        "runs": records,
+        "rows": _aggregate(claim, records),
+    }
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_figure(_figure(result), out / "reproduce.png")
+    atomic_write_text(out / "reproduce.json", json.dumps(result, indent=2, allow_nan=False) + "\n")
+    atomic_write_text(out / "reproduce.md", _markdown(result))
+    log(f"{claim.name}: {len(records)} run(s) in {result['wall_time_s'] / 60:.1f} min\n"
+        + markdown_table(result) + f"\n{out}/reproduce.md")  # fmt: skip
+    return result

@@ -1,0 +1,154 @@
+"""``globalpool reproduce``: the claims' table, and each claim's --quick mode end to end
+on data written here (idx files, a small CIFAR-10 release) or built in (shapes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from globalpool.cli.main import main
+from globalpool.data import load_dataset, normalize
+from globalpool.deploy import load
+from globalpool.experiment.claims import CLAIMS, get_claim
+from globalpool.experiment.reproduce import THRESHOLDS, plan_runs, stats
+from test_data_cifar import py2_pickle
+from test_data_mnist import write_release as write_idx_release
+
+
+def write_cifar_release(folder: Path, per_batch=50, n_test=120, seed=0) -> Path:
+    """A small official-layout cifar-10-batches-py folder (class-balanced labels)."""
+    from globalpool.data.cifar10 import CIFAR10_CLASSES
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    sizes = {f"data_batch_{i}": per_batch for i in range(1, 6)} | {"test_batch": n_test}
+    for name, n in sizes.items():
+        labels = rng.permutation(np.arange(n) % 10).tolist()
+        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        (folder / name).write_bytes(py2_pickle({b"labels": labels, b"data": data}))
+    meta = {b"label_names": [c.encode() for c in CIFAR10_CLASSES]}
+    (folder / "batches.meta").write_bytes(py2_pickle(meta))
+    return folder
+
+
+def test_list_shows_every_claim_with_its_published_numbers(capsys):
+    assert main(["reproduce", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("article-fmnist", "nin-heads-cifar10", "overfitting-vs-data", "cam-localization"):
+        assert name in out
+    for figure in ("87.00", "85.00", "11.59", "10.88", "10.41", "17.56", "43.00", "45.26"):
+        assert figure in out
+    assert set(CLAIMS) == {
+        "article-fmnist", "nin-heads-cifar10", "overfitting-vs-data", "cam-localization"
+    }  # fmt: skip
+
+
+def test_unknown_claim_and_protocol_are_one_line_errors(capsys):
+    assert main(["reproduce", "nope"]) == 2
+    assert "unknown claim 'nope'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="has the protocol"):
+        plan_runs(get_claim("article-fmnist"), seeds=[0], protocol="cpu")
+
+
+def test_plan_of_the_article_protocol_is_the_published_one():
+    runs = plan_runs(get_claim("article-fmnist"), seeds=[0, 1, 2], data="x")
+    assert len(runs) == 9
+    config = runs[0]["config"]
+    assert (config.model, config.dataset, config.optimizer, config.lr) == (
+        "smallgap", "fashion_mnist", "adamw", 3e-4
+    )  # fmt: skip
+    assert config.epochs == 60 and config.weight_decay == 0 and not config.augment
+    assert {(r["config"].head, r["config"].pool) for r in runs} == {
+        ("classmap", "avg"), ("classmap", "max"), ("fc", None)
+    }  # fmt: skip
+
+
+def test_size_sweep_sees_the_same_number_of_images_per_run():
+    runs = plan_runs(get_claim("overfitting-vs-data"), seeds=[0], protocol="cpu")
+    epochs = {r["size"]: r["config"].epochs for r in runs}
+    assert epochs == {1000: 150, 2000: 75, 5000: 30, 10000: 15}
+    assert all(r["config"].dataset_kwargs["train_subset"] == r["size"] for r in runs)
+
+
+def _independent_test_accuracy(run_dir: str, dataset: str, **kwargs) -> float:
+    model = load(run_dir, which="last")
+    data = load_dataset(dataset, **kwargs)
+    with torch.no_grad():
+        x = normalize(data.test.images, model.mean, model.std)
+        return float((model(x).argmax(1) == data.test.labels).float().mean())
+
+
+def test_article_quick_end_to_end_and_reuse(tmp_path, capsys):
+    write_idx_release(tmp_path / "fm", n_train=700, n_test=350)
+    out = tmp_path / "out"
+    args = ["reproduce", "article-fmnist", "--quick", "--seeds", "0", "1"]
+    args += ["--data", str(tmp_path / "fm"), "--out", str(out)]
+    assert main(args) == 0
+    result = json.loads((out / "reproduce.json").read_text())
+    assert (out / "reproduce.png").stat().st_size > 1000
+    md = (out / "reproduce.md").read_text()
+    assert "| GAP class maps | 87.00 |" in md and "none published" in md
+    assert result["quick"] and result["protocol"] == "full" and len(result["runs"]) == 6
+    run = result["runs"][0]
+    acc = _independent_test_accuracy(
+        run["run_dir"], "fashion_mnist", path=tmp_path / "fm", test_subset=300
+    )
+    assert run["test_acc"] == pytest.approx(acc, abs=1e-6)
+    assert run["gap"] == pytest.approx(run["train_acc"] - run["test_acc"])
+    gap_rows = [r for r in result["runs"] if r["row"] == "GAP class maps"]
+    values = [100 * r["test_acc"] for r in gap_rows]
+    entry = next(e for e in result["rows"] if e["row"] == "GAP class maps")
+    assert entry["ours"]["mean"] == pytest.approx(np.mean(values))
+    assert entry["ours"]["std"] == pytest.approx(np.std(values, ddof=1))
+    assert entry["published"] == 87.0 and entry["seeds"] == [0, 1]
+    capsys.readouterr()
+    # Finished runs are reused: the second call trains nothing.
+    assert main(args) == 0
+    assert capsys.readouterr().out.count("reused") == 6
+
+
+def test_cam_localization_quick_scores_every_threshold(tmp_path):
+    assert main(["reproduce", "cam-localization", "--quick", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "reproduce.json").read_text())
+    methods = {e["row"]: e["method"] for e in result["rows"]}
+    assert methods == {
+        "GAP class maps (CAM)": "classmap", "GMP class maps (CAM)": "classmap",
+        "FC (Grad-CAM)": "gradcam",
+    }  # fmt: skip
+    for run in result["runs"]:
+        by_t = run["box_acc_by_threshold"]
+        assert [float(t) for t in by_t] == list(THRESHOLDS)
+        assert run["max_box_acc"] == max(by_t.values()) >= run["box_acc_at_0.2"]
+        assert run["box_acc_at_0.2"] == by_t["0.2"]
+
+
+@pytest.mark.parametrize("name", ["overfitting-vs-data", "nin-heads-cifar10"])
+def test_cifar_claims_quick(tmp_path, name):
+    data = write_cifar_release(tmp_path / "cifar-10-batches-py")
+    out = tmp_path / "out"
+    assert main(["reproduce", name, "--quick", "--data", str(data), "--out", str(out)]) == 0
+    result = json.loads((out / "reproduce.json").read_text())
+    claim = get_claim(name)
+    sizes = claim.train_sizes.get("quick", ()) or (None,)
+    assert len(result["runs"]) == len(claim.rows) * len(sizes)
+    assert {e["size"] for e in result["rows"]} == set(sizes)
+    if name == "nin-heads-cifar10":
+        for run, entry in zip(result["runs"], result["rows"], strict=True):
+            assert entry["ours"]["mean"] == pytest.approx(100 * (1 - run["test_acc"]))
+    else:
+        # train accuracy in eval mode on the run's own (subset) training split
+        for run in result["runs"]:
+            assert run["train_images"] == round(0.9 * run["size"])
+
+
+def test_stats_of_one_and_several_values():
+    assert stats([2.0]) == {"mean": 2.0, "std": 0.0, "min": 2.0, "max": 2.0, "n": 1}
+    s = stats([1.0, 2.0, 4.0])
+    assert s["mean"] == pytest.approx(7 / 3) and s["std"] == pytest.approx(
+        np.std([1, 2, 4], ddof=1)
+    )
+    assert stats([])["mean"] is None
