@@ -70,7 +70,7 @@ def test_plan_of_the_article_protocol_is_the_published_one():
 def test_size_sweep_sees_the_same_number_of_images_per_run():
     runs = plan_runs(get_claim("overfitting-vs-data"), seeds=[0], protocol="cpu")
     epochs = {r["size"]: r["config"].epochs for r in runs}
-    assert epochs == {1000: 150, 2000: 75, 5000: 30, 10000: 15}
+    assert epochs == {1000: 100, 2000: 50, 5000: 20, 10000: 10}
     assert all(r["config"].dataset_kwargs["train_subset"] == r["size"] for r in runs)
 
 

@@ -168,8 +168,12 @@ def load_idx_dataset(
     url: str,
     md5: dict[str, str] | None,
     channels: int,
+    flip_preserves_label: bool,
 ) -> Dataset:
-    """Read the four idx files of an MNIST-format data set into a :class:`Dataset`."""
+    """Read the four idx files of an MNIST-format data set into a :class:`Dataset`.
+
+    ``flip_preserves_label`` goes into ``info``: whether a mirrored image keeps its class
+    (clothes do, digits do not); training warns when flips are on where they do not."""
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3; got {channels!r}")
     files = _find_files(name, path, download, cache_dir, url, md5)
@@ -194,7 +198,8 @@ def load_idx_dataset(
             )
         x = torch.from_numpy(images)[:, None].expand(-1, channels, -1, -1).contiguous()
         splits.append(ImageSet(x, torch.from_numpy(labels.astype(np.int64)), list(classes)))
-    info = {"source": str(files[IDX_FILES[0]].parent), "format": "idx", "channels": channels}
+    info = {"source": str(files[IDX_FILES[0]].parent), "format": "idx", "channels": channels,
+            "flip_preserves_label": flip_preserves_label}  # fmt: skip
     return Dataset.from_splits(name, splits[0], splits[1], info)
 
 
@@ -230,8 +235,8 @@ def load_fashion_mnist(
         (60000, 10000, 'T-shirt/top')
     """
     return load_idx_dataset(
-        "fashion_mnist", FASHION_MNIST_CLASSES, path,
-        download=download, cache_dir=cache_dir, url=url, md5=md5, channels=channels,
+        "fashion_mnist", FASHION_MNIST_CLASSES, path, download=download,
+        cache_dir=cache_dir, url=url, md5=md5, channels=channels, flip_preserves_label=True,
     )  # fmt: skip
 
 
@@ -254,6 +259,6 @@ def load_mnist(
         changes what a digit means: train it with ``flip=False`` (``--no-flip``).
     """
     return load_idx_dataset(
-        "mnist", MNIST_CLASSES, path,
-        download=download, cache_dir=cache_dir, url=url, md5=md5, channels=channels,
+        "mnist", MNIST_CLASSES, path, download=download,
+        cache_dir=cache_dir, url=url, md5=md5, channels=channels, flip_preserves_label=False,
     )  # fmt: skip

@@ -15,7 +15,7 @@ from typing import Any
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "onecycle", "constant")
-AMP_MODES = ("none", "bf16", "fp16")
+AMP_MODES = ("none", "auto", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 TTA_MODES = ("none", "flip", "flip-translate")
 
@@ -65,7 +65,10 @@ class TrainConfig:
             training, and its time is left out of ``train_clock_s``.
 
     Speed:
-        amp: ``none``, ``bf16`` (CPU or CUDA) or ``fp16`` (CUDA, with a GradScaler).
+        amp: ``none``, ``auto`` (bf16 where the device computes it natively, see
+            :func:`globalpool.machine.native_bf16`, float32 otherwise; the choice is
+            printed and recorded as ``amp_used`` in the summary), ``bf16`` (CPU or CUDA)
+            or ``fp16`` (CUDA, with a GradScaler).
         channels_last, compile (``torch.compile`` of the whole model; the pools join its
         graph), compile_pool (only the pooling operators through ``torch.compile``, the
         rest eager: ``globalpool.pool.set_compile``, bench_pool.py's compiled column),

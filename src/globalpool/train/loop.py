@@ -20,6 +20,7 @@ import random
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,9 +45,10 @@ from globalpool.train.distributed import (
     wrap_model,
 )
 from globalpool.train.lookahead import Lookahead
-from globalpool.train.metrics import MetricsWriter
+from globalpool.train.metrics import MetricsWriter, clean_row
 from globalpool.train.optim import build_optimizer
 from globalpool.train.progress import bars_enabled, progress
+from globalpool.train.rundir import clean_checkpoints, commit_checkpoints, run_dir_lock
 from globalpool.train.schedule import lr_at
 from globalpool.train.train_state import apply_train_state, load_train_state, save_train_state
 from globalpool.train.tta import tta_logits
@@ -88,6 +90,17 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """``amp`` with ``auto`` made concrete: ``bf16`` where ``device`` computes bfloat16
+    natively (CUDA compute capability >= 8, a CPU with AMX or AVX-512 BF16), else
+    ``none``: emulated bf16 was 8.7x slower than float32 on an AVX2-only CPU."""
+    if amp != "auto":
+        return amp
+    from globalpool.machine import native_bf16
+
+    return "bf16" if native_bf16(device.type) else "none"
 
 
 def autocast_context(amp: str, device: torch.device):
@@ -289,7 +302,9 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
     pools_compiled = compile_enabled()  # process-wide: restored afterwards
     set_compile(config.compile_pool)
     try:
-        return _train(config, ctx, resume=resume, overwrite=overwrite)
+        # Rank 0 alone writes the run directory, so it alone holds the lock.
+        with run_dir_lock(config.out_dir) if ctx.is_main else contextlib.nullcontext():
+            return _train(config, ctx, resume=resume, overwrite=overwrite)
     finally:
         set_compile(pools_compiled)
         teardown_distributed(ctx)
@@ -356,8 +371,9 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
         init_from_data(sample)
         data_init_s = time.perf_counter() - start
     optimizer = build_optimizer(raw_model, config)
-    autocast = autocast_context(config.amp, device)
-    scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" else None
+    amp = resolve_amp(config.amp, device)
+    autocast = autocast_context(amp, device)
+    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
 
     mean, std = data.mean, data.std
@@ -420,12 +436,16 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
         best_val_acc, best_epoch = float(doc["best_val_acc"]), int(doc["best_epoch"])
         wall_before = float(doc["wall_time_s"])
         train_clock = float(doc.get("train_clock_s", 0.0))
-        if start_epoch > config.epochs:
+        finished = os.path.isfile(os.path.join(run_dir, "summary.json"))
+        if start_epoch > config.epochs and (finished or not doc.get("metrics")):
             raise ValueError(
                 f"{run_dir} has already trained {doc['epoch']} epochs of {config.epochs}; "
                 "give a larger --epochs to train further"
             )
-        log(f"resuming {run_dir} at epoch {start_epoch}")
+        if start_epoch > config.epochs:  # stopped after its last checkpoint, before the end
+            log(f"{run_dir} trained all {config.epochs} epochs: finishing its evaluation")
+        else:
+            log(f"resuming {run_dir} at epoch {start_epoch}")
 
     lookahead = None
     if config.lookahead_every:
@@ -454,32 +474,33 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
     }
     writer = None
     if ctx.is_main:
-        os.makedirs(ckpt_dir, exist_ok=True)
-        # A run in progress has no summary; a fresh start (--overwrite) keeps nothing old.
-        stale = ["summary.json"]
-        if not resume:
-            stale += [
-                os.path.join(CHECKPOINT_DIR, n)
-                for n in ("last.safetensors", "best.safetensors", "last.state.safetensors",
-                          "last.state.json")
-            ]  # fmt: skip
-        for name in stale:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(os.path.join(run_dir, name))
+        # A run in progress has no summary; a fresh start (--overwrite) keeps nothing old;
+        # a resumed one drops what an interrupted checkpoint commit left.
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(run_dir, "summary.json"))
+        clean_checkpoints(run_dir, CHECKPOINT_DIR, keep_current=resume)
         config.save(os.path.join(run_dir, "config.json"))
         write_model_json(run_dir, info)
         writer = MetricsWriter(
             run_dir, keep_epochs=start_epoch - 1 if resume else None,
-            tensorboard=config.tensorboard,
+            rows=doc.get("metrics") if resume else None, tensorboard=config.tensorboard,
         )  # fmt: skip
 
     # Multi-process runs check for NaN once per epoch (on reduced sums) so that all ranks
     # stop together; on CUDA a per-step check would wait for the device every step.
     check_every = 0 if ctx.distributed else (1 if device.type == "cpu" else 50)
+    log(_plan_line(config, data, raw_model, train_set, val_set, steps_per_epoch, amp, device))
+    if config.augment and config.flip and data.info.get("flip_preserves_label") is False:
+        log(
+            f"warning: random horizontal flips are on, but {config.dataset} declares that a "
+            "flip changes what an image shows (a mirrored digit is another symbol); "
+            "train with --no-flip"
+        )
     wall_start = time.perf_counter() - wall_before
     train_images = train_seconds = 0.0
     test_now = None  # the test set's totals after the latest epoch (with test_curve)
-    row: dict[str, Any] = {}
+    # The last committed epoch's row, for a resumed run with no epoch left to train.
+    row: dict[str, Any] = dict(doc["metrics"][-1]) if resume and doc.get("metrics") else {}
     try:
         for epoch in progress(
             range(start_epoch, config.epochs + 1), enabled=bars, desc="epochs",
@@ -540,20 +561,26 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
             if improved:
                 best_val_acc, best_epoch = val.acc, epoch
             if ctx.is_main:
-                meta = {"epoch": epoch}
-                save_weights(raw_model, os.path.join(ckpt_dir, "last.safetensors"), meta)
-                if improved:
-                    save_weights(raw_model, os.path.join(ckpt_dir, "best.safetensors"), meta)
-                save_train_state(
-                    state_prefix, optimizer=optimizer, scaler=scaler,
-                    extra={
-                        "epoch": epoch, "step": epoch * steps_per_epoch,
-                        "best_val_acc": best_val_acc, "best_epoch": best_epoch,
-                        "wall_time_s": row["wall_time_s"], "train_clock_s": train_clock,
-                        "config": config.to_dict(),
-                    },
-                    tensors=lookahead.state_tensors() if lookahead else None,
-                )  # fmt: skip
+                extra = {
+                    "epoch": epoch, "step": epoch * steps_per_epoch,
+                    "best_val_acc": best_val_acc, "best_epoch": best_epoch,
+                    "wall_time_s": row["wall_time_s"], "train_clock_s": train_clock,
+                    "config": config.to_dict(), "metrics": [*writer.rows, clean_row(row)],
+                }  # fmt: skip
+
+                def write_set(folder: Path, improved=improved, extra=extra) -> None:
+                    meta = {"epoch": extra["epoch"]}
+                    save_weights(raw_model, folder / "last.safetensors", meta)
+                    if improved:
+                        save_weights(raw_model, folder / "best.safetensors", meta)
+                    save_train_state(
+                        folder / "last.state", optimizer=optimizer, scaler=scaler, extra=extra,
+                        tensors=lookahead.state_tensors() if lookahead else None,
+                    )  # fmt: skip
+
+                commit_checkpoints(
+                    run_dir, CHECKPOINT_DIR, epoch, write_set, carry=("best.safetensors",)
+                )
                 writer.write(row)
             log(
                 f"epoch {epoch}/{config.epochs}  train loss {row['train_loss']:.4f} "
@@ -561,6 +588,7 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
                 f"acc {row['val_acc']:.4f}  gap {row['gap']:+.4f}  lr {row['lr']:.4g}  "
                 f"{row['images_per_s']:.0f} img/s  {row['epoch_time_s']:.1f}s"
                 f"  clock {train_clock:.1f}s" + _test_note(row)
+                + _estimate_note(epoch, start_epoch, config.epochs, epoch_start, wall_start)
             )
             if config.stop_after_epoch is not None and epoch >= config.stop_after_epoch:
                 barrier(ctx)
@@ -618,6 +646,7 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
         "wall_time_s": time.perf_counter() - wall_start,
         "images_per_s": train_images / train_seconds if train_seconds else 0.0,
         "device": _device_name(device),
+        "amp_used": amp,
         "world_size": ctx.world_size,
         "num_classes": len(data.classes),
         "train_images": len(train_set),
@@ -638,6 +667,36 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
     return summary
 
 
+def _plan_line(config, data, model, train_set, val_set, steps, amp, device) -> str:
+    """The startup line: what will be trained, on what, how long, how."""
+    if not config.augment:
+        augment = "none"
+    else:
+        parts = [f"crop (padding {config.crop_padding})"] if config.crop_padding else []
+        parts += ["horizontal flip"] if config.flip else []
+        parts += [f"cutout {config.cutout}"] if config.cutout else []
+        augment = ", ".join(parts) or "none"
+    precision = {"none": "float32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}[amp]
+    if config.amp == "auto":
+        precision += " (auto: " + ("native bf16" if amp == "bf16" else "no native bf16") + ")"
+    return (
+        f"train {config.model} ({model.head_kind} head, pool {model.pool_name}) on "
+        f"{config.dataset}: {len(train_set):,} train / {len(val_set):,} val / "
+        f"{len(data.test):,} test images; {config.epochs} epoch"
+        f"{'s' if config.epochs != 1 else ''} x {steps} steps of "
+        f"{config.batch_size}; augmentation: {augment}; {precision}; {_device_name(device)}"
+    )
+
+
+def _estimate_note(epoch: int, first: int, last: int, epoch_start: float, wall_start: float):
+    """After the first epoch of this process: the time the remaining epochs should take."""
+    if epoch != first or epoch == last:
+        return ""
+    remaining = (time.perf_counter() - epoch_start) * (last - epoch)
+    left = last - epoch
+    return f"  (about {remaining / 60:.1f} min more for {left} epoch{'s' if left != 1 else ''})"
+
+
 def _test_note(row: dict) -> str:
     return f"  test acc {row['test_acc']:.4f}" if row.get("test_acc") is not None else ""
 
@@ -645,4 +704,5 @@ def _test_note(row: dict) -> str:
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"cpu ({threads} thread{'s' if threads != 1 else ''})"

@@ -46,6 +46,13 @@ def _csv_line(row: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
+def clean_row(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with non-finite floats as None (JSON has no NaN)."""
+    return {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()
+    }
+
+
 class MetricsWriter:
     """Appends one row per epoch to ``metrics.jsonl`` / ``metrics.csv`` in ``run_dir``.
 
@@ -53,6 +60,8 @@ class MetricsWriter:
         run_dir: the run directory (created if needed).
         keep_epochs: when resuming, rows of epochs ``<= keep_epochs`` are kept and later
             ones (written after the last checkpoint) dropped; None starts afresh.
+        rows: when resuming, the metrics history saved with the checkpoint; the files are
+            rewritten from it (a kill between the checkpoint and the append loses no row).
         tensorboard: also write TensorBoard scalars under ``run_dir/tb`` when possible.
 
     Example:
@@ -65,14 +74,24 @@ class MetricsWriter:
     """
 
     def __init__(
-        self, run_dir: str | os.PathLike, *, keep_epochs: int | None = None, tensorboard=True
+        self,
+        run_dir: str | os.PathLike,
+        *,
+        keep_epochs: int | None = None,
+        rows: list[dict[str, Any]] | None = None,
+        tensorboard=True,
     ) -> None:
         os.makedirs(run_dir, exist_ok=True)
         self.jsonl_path = os.path.join(run_dir, "metrics.jsonl")
         self.csv_path = os.path.join(run_dir, "metrics.csv")
-        kept = [
-            r for r in read_metrics(self.jsonl_path) if keep_epochs and r["epoch"] <= keep_epochs
-        ]
+        if rows is not None:  # the history committed with the checkpoint: the truth
+            kept = [dict(r) for r in rows]
+        else:
+            kept = [
+                r
+                for r in read_metrics(self.jsonl_path)
+                if keep_epochs and r["epoch"] <= keep_epochs
+            ]
         self.rows: list[dict[str, Any]] = kept
         # Rewrite both files atomically from the kept rows, then append as epochs come.
         atomic_write_text(self.jsonl_path, "".join(json.dumps(r) + "\n" for r in kept))
@@ -96,10 +115,7 @@ class MetricsWriter:
 
     def write(self, row: dict[str, Any]) -> None:
         """Append one epoch's row (non-finite floats are written as null)."""
-        row = {
-            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-            for k, v in row.items()
-        }
+        row = clean_row(row)
         self.rows.append(row)
         self._jsonl.write(json.dumps(row) + "\n")
         self._csv.write(_csv_line(row))

@@ -1,0 +1,50 @@
+"""Reproductions: the recorded results of ``globalpool reproduce`` (no training here).
+
+Each claim's table and figure come from ``benchmarks/results/reproduce/<name>.json`` and
+``<name>.png``, written by the command shown on the page (see BENCHMARKS.md); the build
+only formats them, so it takes a second.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from _common import ROOT, parse_args, write
+
+from globalpool.experiment.claims import CLAIMS
+from globalpool.experiment.reproduce import markdown_table
+
+DEPENDS: list[str] = []
+RESULTS = ROOT / "benchmarks" / "results" / "reproduce"
+READS = [f"benchmarks/results/reproduce/{name}.json" for name in CLAIMS] + [
+    f"benchmarks/results/reproduce/{name}.png" for name in CLAIMS
+]
+
+
+def main() -> None:
+    args = parse_args("reproductions")
+    for name in CLAIMS:
+        record = RESULTS / f"{name}.json"
+        if not record.is_file():
+            write(args, f"{name}.md", f"*No recorded result of `{name}` yet.*")
+            continue
+        result = json.loads(record.read_text(encoding="utf-8"))
+        shutil.copyfile(RESULTS / f"{name}.png", args.out / f"{name}.png")
+        seeds = ", ".join(map(str, result["seeds"]))
+        text = [
+            f"Recorded with `{result['command']}` (protocol **{result['protocol']}**, seeds "
+            f"{seeds}) on {result['cpu']}, {result['device']}: "
+            f"{result['wall_time_s'] / 60:.0f} min in all.",
+            "",
+            markdown_table(result),
+            "",
+            f"Published figures: {result['published_note']}.",
+            "",
+            f"![{name}: ours beside the published figure](gen/reproductions/{name}.png)",
+        ]
+        write(args, f"{name}.md", "\n".join(text))
+
+
+if __name__ == "__main__":
+    main()
