@@ -260,18 +260,56 @@ class _Log:
             print(message, flush=True)
 
 
-def _check_resume_config(saved: dict, config: TrainConfig, log: _Log) -> None:
+# Settings that make another run: a resumed run refuses to change them.
+_RESUME_FIXED_FIELDS = (
+    "model", "head", "pool", "head_kwargs", "pool_kwargs", "model_kwargs", "dataset",
+    "dataset_kwargs", "val_fraction", "seed", "optimizer", "batch_size",
+    "decay_norm_and_bias", "lookahead_every",
+)  # fmt: skip
+# Optimiser hyper-parameters a resumed run takes from its new config, not from the state.
+_RESUME_OPTIM_KEYS = ("momentum", "nesterov", "weight_decay", "betas")
+
+
+def _check_resume_config(saved: dict, config: TrainConfig, ctx: DistContext) -> None:
+    """Refuse changes that would make another run; say (even with --quiet) which changed
+    settings the resumed run applies from here on."""
+    fixed = [k for k in _RESUME_FIXED_FIELDS if k in saved and saved[k] != config.to_dict()[k]]
+    if fixed:
+        raise ValueError(
+            "cannot resume with a different "
+            + ", ".join(f"{k} ({saved[k]!r} -> {config.to_dict()[k]!r})" for k in fixed)
+            + ": that is another run; start it in a new --out (or --overwrite)"
+        )
     changed = sorted(
         k
         for k, v in config.to_dict().items()
         if k not in _RESUME_FREE_FIELDS and k in saved and saved[k] != v
     )
-    if changed:
-        log(
-            "warning: resuming with changed settings "
-            + ", ".join(f"{k}: {saved[k]!r} -> {getattr(config, k)!r}" for k in changed)
-            + " (the result will differ from an uninterrupted run)"
+    if changed and ctx.is_main:
+        print(
+            "warning: resuming with changed settings, applied from the next epoch on: "
+            + ", ".join(f"{k}: {saved[k]!r} -> {config.to_dict()[k]!r}" for k in changed)
+            + " (the result will differ from an uninterrupted run)",
+            file=sys.stderr,
         )
+
+
+def _epochs_note(saved: dict, config: TrainConfig, done: int, steps: int) -> str | None:
+    """What a new ``epochs`` on resume does to the learning-rate schedule, or None."""
+    old = saved.get("epochs")
+    if old is None or old == config.epochs or config.schedule == "constant":
+        return None
+    kw = {"lr": config.lr, "schedule": config.schedule, "final_lr_ratio": config.final_lr_ratio,
+          "warmup_steps": round(config.warmup_epochs * steps)}  # fmt: skip
+    before = lr_at(done * steps - 1, old * steps, **kw)
+    after = lr_at(done * steps, config.epochs * steps, **kw)
+    return (
+        f"note: epochs {old} -> {config.epochs}: the {config.schedule} schedule is planned "
+        f"again over {config.epochs} epochs, so the learning rate goes from {before:.4g} "
+        f"(end of epoch {done}) to {after:.4g} (epoch {done + 1}); to keep a finished "
+        "schedule at its end instead, resume with --schedule constant --lr "
+        f"{max(before, 1e-12):.4g}"
+    )
 
 
 def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> dict:
@@ -430,8 +468,15 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
                 "while saving and cannot be resumed exactly"
             )
         load_weights_into(raw_model, weights, weights_path)
+        saved_config = doc.get("config", {})
+        _check_resume_config(saved_config, config, ctx)
+        wanted = [{k: g[k] for k in _RESUME_OPTIM_KEYS if k in g} for g in optimizer.param_groups]
         apply_train_state(tensors, doc, optimizer=optimizer, scaler=scaler)
-        _check_resume_config(doc.get("config", {}), config, log)
+        for group, values in zip(optimizer.param_groups, wanted, strict=True):
+            group.update(values)  # the new config's hyper-parameters, the saved buffers
+        note = _epochs_note(saved_config, config, int(doc["epoch"]), steps_per_epoch)
+        if note and ctx.is_main:
+            print(note, file=sys.stderr)
         start_epoch = int(doc["epoch"]) + 1
         best_val_acc, best_epoch = float(doc["best_val_acc"]), int(doc["best_epoch"])
         wall_before = float(doc["wall_time_s"])
@@ -587,7 +632,8 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
                 f"acc {row['train_acc']:.4f}  val loss {row['val_loss']:.4f} "
                 f"acc {row['val_acc']:.4f}  gap {row['gap']:+.4f}  lr {row['lr']:.4g}  "
                 f"{row['images_per_s']:.0f} img/s  {row['epoch_time_s']:.1f}s"
-                f"  clock {train_clock:.1f}s" + _test_note(row)
+                f"  clock {train_clock:.1f}s"
+                + _test_note(row)
                 + _estimate_note(epoch, start_epoch, config.epochs, epoch_start, wall_start)
             )
             if config.stop_after_epoch is not None and epoch >= config.stop_after_epoch:
