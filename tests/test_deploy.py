@@ -67,12 +67,12 @@ def test_load_sets_attributes_and_predicts(tmp_path):
     x = x / torch.tensor(STD)[:, None, None]
     with torch.no_grad():
         expected = original(x[None]).softmax(-1)[0]
-    (top,) = model.predict(image, topk=3)
+    (top,) = model.predict(image, topk=3, size="native")
     assert [t["class"] for t in top] == [CLASSES[k] for k in expected.argsort(descending=True)]
     assert top[0]["prob"] == pytest.approx(float(expected.max()), abs=1e-5)
     # A checkpoint file works as well as the run directory.
     same = globalpool.load(tmp_path / "run" / "checkpoints" / "best.safetensors")
-    assert same.predict(image, topk=1)[0][0]["class"] == top[0]["class"]
+    assert same.predict(image, topk=1, size="native")[0][0]["class"] == top[0]["class"]
 
 
 def test_import_globalpool_stays_light():

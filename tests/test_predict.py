@@ -92,10 +92,10 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
 def test_predict_matches_reference_softmax_and_keeps_order():
     model = toy_model()
     images = [random_image(12, 12, 1), random_image(20, 14, 2), random_image(12, 12, 3)]
-    probs = predict_proba(model, images, batch_size=1)
+    probs = predict_proba(model, images, batch_size=1, size="native")
     for image, row in zip(images, probs, strict=True):
         np.testing.assert_allclose(row.numpy(), reference_probs(model, image), atol=1e-5)
-    top = predict(model, images, topk=2)
+    top = predict(model, images, topk=2, size="native")
     assert [len(t) for t in top] == [2, 2, 2]
     for row, t in zip(probs, top, strict=True):
         best = int(row.argmax())
@@ -107,7 +107,7 @@ def test_predict_matches_reference_softmax_and_keeps_order():
 
 def test_pooling_head_size_option():
     model = toy_model()
-    assert target_size(model, (20, 40)) == (20, 40)
+    assert target_size(model, (20, 40), size="native") == (20, 40)
     assert target_size(model, (20, 40), size=10) == (10, 20)  # shorter side, aspect kept
     assert target_size(model, (20, 40), size=(8, 9)) == (8, 9)
     image = random_image(24, 24, 4)
@@ -119,9 +119,26 @@ def test_pooling_head_size_option():
     )[0]
     np.testing.assert_allclose(
         predict_proba(model, image, size=12).numpy(),
-        predict_proba(model, resized).numpy(),
+        predict_proba(model, resized, size="native").numpy(),
         atol=1e-6,
     )
+
+
+def test_default_is_the_training_scale_and_native_far_from_it_warns(recwarn):
+    model = toy_model()  # trained at 12x12
+    assert target_size(model, (24, 48)) == (12, 24)  # shorter side to 12, aspect kept
+    assert target_size(model, (12, 12)) == (12, 12)
+    image = random_image(36, 36, 5)
+    default = predict_proba(model, image).numpy()
+    np.testing.assert_allclose(default, predict_proba(model, image, size=12).numpy(), atol=1e-6)
+    assert not recwarn.list
+    with pytest.warns(UserWarning, match=r"3x the training scale \(12, 12\).*not scale invariant"):
+        predict_proba(model, image, size="native")
+    with pytest.raises(ValueError, match="more than the 16,777,216 fed at native size"):
+        target_size(model, (5000, 4000), size="native")
+    assert target_size(model, (5000, 4000)) == (15, 12)  # the default resizes instead
+    with pytest.raises(ValueError, match="'native', an int"):
+        target_size(model, (20, 20), size="big")
 
 
 def test_fc_head_resizes_to_trained_size():
@@ -157,3 +174,15 @@ def test_find_images(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no images found"):
         find_images([tmp_path / "empty"])
+
+
+def test_decompression_bomb_is_a_one_line_error(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from globalpool.data import read_image
+
+    path = tmp_path / "big.png"
+    Image.fromarray(random_image(30, 30, 6)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 900 px > 2x the limit: an error
+    with pytest.raises(ValueError, match="too large to decode safely"):
+        read_image(path)

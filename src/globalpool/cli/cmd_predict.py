@@ -17,8 +17,9 @@ def register(subparsers) -> None:
         "predict",
         help="classify images with a trained run",
         description=(
-            "Print the top-k classes of each image. Pooling-head models take images at "
-            "their own size (or --size); FC-head models get them resized to the trained size."
+            "Print the top-k classes of each image, resized to the scale the model was "
+            "trained at (FC heads: its input size; pooling heads: its shorter side, aspect "
+            "kept; --size native or S for pooling heads)."
         ),
     )
     parser.add_argument(
@@ -41,10 +42,12 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--size",
-        type=int,
+        type=_size_arg,
         default=None,
-        metavar="S",
-        help="pooling heads: resize the shorter side to S (aspect kept)",
+        metavar="S|native",
+        help="pooling heads: resize the shorter side to S (aspect kept), or 'native' to "
+        "feed images at their own size (default: the training scale; a pooling head takes "
+        "any size but is not scale invariant)",
     )
     parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
     parser.add_argument(
@@ -54,6 +57,18 @@ def register(subparsers) -> None:
         help="checkpoint of a run directory (default best)",
     )
     parser.set_defaults(func=run)
+
+
+def _size_arg(text: str):
+    if text == "native":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive int or 'native'; got {text!r}")
+    return value
 
 
 def _print_table(paths, results, out) -> None:

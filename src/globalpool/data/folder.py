@@ -95,7 +95,7 @@ def read_image(path: str | os.PathLike, in_chans: int = 3) -> torch.Tensor:
         >>> read_image("cat.png").shape  # doctest: +SKIP
         torch.Size([3, 224, 300])
     """
-    from PIL import UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     if in_chans not in (1, 3):
         raise ValueError(f"in_chans must be 1 (grey) or 3 (RGB); got {in_chans}")
@@ -106,6 +106,10 @@ def read_image(path: str | os.PathLike, in_chans: int = 3) -> torch.Tensor:
         arr = decode_image(path, None, grey=in_chans == 1)
     except (UnidentifiedImageError, OSError) as err:
         raise ValueError(f"cannot read {str(path)!r} as an image: {err}") from None
+    except Image.DecompressionBombError as err:
+        raise ValueError(
+            f"{str(path)!r} is too large to decode safely ({err}); resize it first"
+        ) from None
     # (H, W, C) -> (C, H, W) in one copy; the copy is writable, unlike PIL's buffer view.
     return torch.from_numpy(np.array(arr.transpose(2, 0, 1)))
 
