@@ -147,6 +147,8 @@ TINY = [
     "--batch-size",
     "32",
     "--quiet",
+    "--seeds",
+    "0",
 ]
 
 
@@ -214,3 +216,41 @@ def test_tiny_compare_end_to_end(tmp_path, capsys, monkeypatch):
 
     dom = render_in_chromium(out / "report.html", tmp_path)
     assert 'data-status="ok"' in dom and 'data-images="4"' in dom
+
+
+def test_compare_over_seeds_reports_mean_sd_and_whether_seeds_separate_heads(tmp_path, capsys):
+    from globalpool.analysis.seeds import seed_rows, verdict
+    from globalpool.cli.main import main
+
+    out = tmp_path / "cmp"
+    args = [a for a in TINY if a not in ("--seeds", "0")]
+    assert main(["compare", "--heads", "fc,classmap:avg", "--out", str(out), *args,
+                 "--seeds", "0", "1"]) == 0  # fmt: skip
+    runs = {}
+    for label in ("fc", "classmap-avg"):
+        runs[label] = [json.loads((out / label / f"seed{k}" / "summary.json").read_text())
+                       for k in (0, 1)]  # fmt: skip
+        assert [s["config"]["seed"] for s in runs[label]] == [0, 1]
+    rows = {r["label"]: r for r in seed_rows(runs)}
+    tests = [100 * s["test_acc"] for s in runs["fc"]]
+    assert rows["fc"]["test_mean"] == pytest.approx(sum(tests) / 2)
+    assert rows["fc"]["test_sd"] == pytest.approx(abs(tests[0] - tests[1]) / 2**0.5)
+    page = (out / "report.html").read_text()
+    assert '<section id="seeds">' in page and verdict(list(rows.values())) in page
+    assert "## Over seeds" in (out / "report.md").read_text()
+    capsys.readouterr()
+    assert main(["compare", "--report-only", "--heads", "fc,classmap:avg", "--out", str(out),
+                 *args, "--seeds", "0", "1"]) == 0  # fmt: skip
+    assert '<section id="seeds">' in (out / "report.html").read_text()
+
+
+def test_verdict_counts_a_difference_only_beyond_twice_its_standard_error():
+    from globalpool.analysis.seeds import verdict
+
+    def row(label, mean, sd, n=3):
+        return {"label": label, "test_mean": mean, "test_sd": sd, "n": n}
+
+    assert "do not separate them" in verdict([row("a", 80, 5), row("b", 79, 5)])
+    clear = verdict([row("a", 90, 0.5), row("b", 80, 0.5)])
+    assert clear.startswith("a leads b by 10.0 points, more than twice")
+    assert "from one seed" in verdict([row("a", 90, 0, 1), row("b", 80, 0, 1)])

@@ -26,7 +26,7 @@ def main() -> None:
         "compare", "--heads", heads, "--model", "fastnet",
         "--model-kwargs", '{"widths": [24, 48, 96]}',
         "--dataset", "shapes", "--dataset-kwargs", json.dumps(dataset_kwargs),
-        "--epochs", str(epochs), "--batch-size", "64", "--seed", "0",
+        "--epochs", str(epochs), "--batch-size", "64", "--seeds", "0",
         "--quiet", "--out", "compare",
     ]  # fmt: skip
     command, output = run_cli(argv, cwd=args.out)

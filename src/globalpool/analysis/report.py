@@ -802,6 +802,7 @@ def write_report(
     cam: bool = True,
     model_views: bool = True,
     notes: Sequence[str] = (),
+    seed_runs: dict[str, list[dict]] | None = None,
 ) -> dict[str, Path]:
     """Write ``out_dir/report.html`` and ``out_dir/report.md`` (+ ``report_assets/*.png``).
 
@@ -821,6 +822,9 @@ def write_report(
         model_views: load each run's best checkpoint for predictions/CAM; False renders
             only what the metric files hold.
         notes: warnings shown at the top (e.g. heads that diverged and are left out).
+        seed_runs: head label -> the summaries of its runs over several seeds; adds the
+            "Over seeds" section (mean ± sd, and whether the seeds separate the heads).
+            The other sections show ``runs`` (one seed).
 
     Returns:
         ``{"html": path, "markdown": path, "assets": dir}``.
@@ -844,7 +848,14 @@ def write_report(
     if len(set(names)) != len(names):
         raise ValueError(f"head labels must be unique, got {names}")
 
-    sections = [
+    sections = []
+    if seed_runs:
+        from globalpool.analysis.seeds import seed_section
+
+        seeds_sec = _Section("seeds", "Over seeds")
+        seeds_sec.html, seeds_sec.markdown = seed_section(seed_runs)
+        sections.append(seeds_sec)
+    sections += [
         _results_section(records),
         _figure_section(
             "curves",

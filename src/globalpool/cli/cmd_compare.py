@@ -28,7 +28,7 @@ _NOT_SETTINGS = ("quiet", "stop_after_epoch", "out_dir")
 
 def register(subparsers) -> None:
     from globalpool.cli.cmd_train import _add_config_flags
-    from globalpool.experiment.compare import COMPARE_DEFAULTS
+    from globalpool.experiment.compare import COMPARE_DEFAULTS, COMPARE_SEEDS
     from globalpool.experiment.heads import DEFAULT_HEADS
 
     parser = subparsers.add_parser(
@@ -57,8 +57,18 @@ def register(subparsers) -> None:
     )
     _add_config_flags(parser)
     # The compare budget differs from a single run's defaults: say so in --help.
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=list(COMPARE_SEEDS),
+        help="train every head once per seed; the report gives mean ± sd and says whether "
+        f"the seeds separate the heads (default: {' '.join(map(str, COMPARE_SEEDS))})",
+    )
     for action in parser._actions:
-        if action.dest in _PER_HEAD:
+        if action.dest == "seed":
+            action.help = argparse.SUPPRESS  # --seeds
+        elif action.dest in _PER_HEAD:
             action.help = argparse.SUPPRESS
         elif action.dest in COMPARE_DEFAULTS and action.help:
             default = COMPARE_DEFAULTS[action.dest]
@@ -122,8 +132,14 @@ def _command_as_typed() -> str | None:
     return None
 
 
+def _run_dir(out: Path, label: str, seeds: list[int], seed: int) -> Path:
+    """Where one head's run of ``seed`` lives: ``out/label`` for a single seed."""
+    return out / label if len(seeds) == 1 else out / label / f"seed{seed}"
+
+
 def run(args: argparse.Namespace) -> int:
     from globalpool.analysis.report import load_run_record, results_table, text_table
+    from globalpool.cli.cmd_train import given_config_flags
     from globalpool.experiment.compare import compare
     from globalpool.experiment.heads import parse_heads
 
@@ -138,31 +154,48 @@ def run(args: argparse.Namespace) -> int:
     out = Path(config.out_dir)
     status = 0
 
+    if "seed" in given_config_flags(args):
+        raise ValueError("compare takes --seeds (one run per head and seed), not --seed")
+    seeds = [int(k) for k in args.seeds]
     if args.report_only:
         from globalpool.analysis.report import write_report
 
-        dirs = [out / s.label for s in specs]
-        missing = [str(d) for d in dirs if not (d / "summary.json").is_file()]
+        saved = out / "compare.json"
+        if saved.is_file():
+            plan = json.loads(saved.read_text(encoding="utf-8"))
+            command = plan.get("command") or command
+            seeds = plan.get("seeds") or seeds
+        runs = {s.label: [_run_dir(out, s.label, seeds, k) for k in seeds] for s in specs}
+        missing = [str(d) for ds in runs.values() for d in ds if not (d / "summary.json").is_file()]
         if missing:
             raise FileNotFoundError(
                 f"--report-only needs finished runs; missing: {', '.join(missing)}"
             )
-        saved = out / "compare.json"
-        if saved.is_file():
-            command = json.loads(saved.read_text(encoding="utf-8")).get("command") or command
-        paths = write_report(out, dirs, labels=[s.label for s in specs], command=command)
+        seed_runs = {
+            label: [json.loads((d / "summary.json").read_text(encoding="utf-8")) for d in ds]
+            for label, ds in runs.items()
+        }
+        paths = write_report(
+            out, [ds[0] for ds in runs.values()], labels=list(runs), command=command,
+            seed_runs=seed_runs if len(seeds) > 1 else None,
+        )  # fmt: skip
         print(f"report: {paths['html']} and {paths['markdown']}")
     else:
         from globalpool.train import TrainingDiverged
 
         try:
-            compare(config, specs, out, command=command, overwrite=args.overwrite)
+            compare(
+                config, specs, out, command=command, overwrite=args.overwrite,
+                seeds=seeds if len(seeds) > 1 else None,
+            )  # fmt: skip
         except TrainingDiverged as err:
             print(f"globalpool compare: {err}", file=sys.stderr)
             status = 1
 
-    done = [s for s in specs if (out / s.label / "summary.json").is_file()]
-    records = [load_run_record(out / s.label, s.label) for s in done]
+    done = [
+        s for s in specs if (_run_dir(out, s.label, seeds, seeds[0]) / "summary.json").is_file()
+    ]
+    records = [load_run_record(_run_dir(out, s.label, seeds, seeds[0]), s.label) for s in done]
     if records:
         print()
         print(text_table(results_table(records)))

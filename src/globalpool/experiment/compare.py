@@ -20,7 +20,14 @@ from typing import Any
 
 from globalpool.experiment.heads import HeadSpec, parse_heads
 
-__all__ = ["COMPARE_DEFAULTS", "compare", "default_compare_config", "head_config"]
+__all__ = [
+    "COMPARE_DEFAULTS", "COMPARE_SEEDS", "compare", "default_compare_config", "head_config",
+]  # fmt: skip
+
+# A plain ``globalpool compare`` trains every head with these seeds: on 540 training
+# images one seed's ranking of the heads is an anecdote; the report's "Over seeds"
+# section says whether the spread separates them.
+COMPARE_SEEDS = (0, 1, 2)
 
 # The budget of a plain ``globalpool compare``: the default network on 600 generated
 # 6-class shape images, 30 epochs, batch 32 (the project's default optimiser, schedule
@@ -89,6 +96,7 @@ def compare(
     command: str | None = None,
     overwrite: bool = False,
     report: bool = True,
+    seeds: Sequence[int] | None = None,
     log: Callable[[str], None] | None = print,
 ) -> list[dict]:
     """Train one model per head under identical settings, then write the report.
@@ -102,10 +110,14 @@ def compare(
         command: the command line, recorded in ``compare.json`` and the report.
         overwrite: retrain heads whose directory already holds a different run.
         report: write ``report.html`` / ``report.md`` when all heads are trained.
+        seeds: train every head once per seed, in ``out_dir/label/seed<k>``, and add the
+            report's "Over seeds" section; None: once, with the base config's seed, in
+            ``out_dir/label``.
         log: where progress lines go (None: silent).
 
     Returns:
-        the summaries (as in ``summary.json``), one per head, in ``heads`` order.
+        the summaries (as in ``summary.json``), one per head and seed, in ``heads`` order
+        (seeds inner).
 
     Raises:
         ValueError: bad head specs or settings.
@@ -125,7 +137,18 @@ def compare(
     specs = parse_heads(heads)
     base_config = base_config.validate()
     out = Path(out_dir)
-    configs = [head_config(base_config, spec, out) for spec in specs]
+    if seeds is not None and not seeds:
+        raise ValueError("seeds must name at least one seed")
+    jobs = []  # (spec, config), heads outer, seeds inner
+    for spec in specs:
+        config = head_config(base_config, spec, out)
+        if seeds is None:
+            jobs.append((spec, config))
+        else:
+            where = Path(config.out_dir)
+            jobs += [
+                (spec, config.replace(seed=int(k), out_dir=str(where / f"seed{k}"))) for k in seeds
+            ]
     out.mkdir(parents=True, exist_ok=True)
 
     from globalpool.atomic import atomic_write_text
@@ -143,45 +166,51 @@ def compare(
             for s in specs
         ],
         "base_config": base_config.to_dict(),
+        "seeds": None if seeds is None else [int(k) for k in seeds],
     }
     atomic_write_text(out / "compare.json", json.dumps(plan, indent=2) + "\n")
 
     say = log or (lambda _msg: None)
-    summaries, finished, failures = [], [], []
+    summaries, failures = [], []
+    by_head: dict[str, list[dict]] = {}
+    first_run: dict[str, Path] = {}
     start = time.perf_counter()
-    for i, (spec, cfg) in enumerate(zip(specs, configs, strict=True), start=1):
+    for i, (spec, cfg) in enumerate(jobs, start=1):
         run_dir = Path(cfg.out_dir)
+        what = f"[{i}/{len(jobs)}] {spec.label}" + ("" if seeds is None else f" seed {cfg.seed}")
         if finished_with(run_dir, cfg):
-            say(f"[{i}/{len(specs)}] {spec.label}: already trained in {run_dir}, reusing it")
-            summaries.append(json.loads((run_dir / "summary.json").read_text(encoding="utf-8")))
-            finished.append(spec)
-            continue
-        say(f"[{i}/{len(specs)}] {spec.label}: training {cfg.model} with head {spec.to_text()}")
-        try:
-            summary = train(cfg, overwrite=overwrite)
-        except TrainingDiverged as err:
-            # A head that diverges under the shared settings is itself a result: record
-            # it and go on with the others.
-            say(f"[{i}/{len(specs)}] {spec.label}: diverged: {err}")
-            failures.append(f"{spec.label} diverged and is left out: {err}")
-            continue
-        if "test_acc" not in summary:  # stop_after_epoch cut the run short
-            raise ValueError(
-                f"head {spec.label} stopped early ({summary}); compare needs finished runs"
-            )
+            say(f"{what}: already trained in {run_dir}, reusing it")
+            summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+        else:
+            say(f"{what}: training {cfg.model} with head {spec.to_text()}")
+            try:
+                summary = train(cfg, overwrite=overwrite)
+            except TrainingDiverged as err:
+                # A head that diverges under the shared settings is itself a result:
+                # record it and go on with the others.
+                say(f"{what}: diverged: {err}")
+                who = spec.label if seeds is None else f"{spec.label} (seed {cfg.seed})"
+                failures.append(f"{who} diverged and is left out: {err}")
+                continue
+            if "test_acc" not in summary:  # stop_after_epoch cut the run short
+                raise ValueError(
+                    f"head {spec.label} stopped early ({summary}); compare needs finished runs"
+                )
         summaries.append(summary)
-        finished.append(spec)
-    say(f"trained {len(specs)} heads in {time.perf_counter() - start:.0f} s")
+        by_head.setdefault(spec.label, []).append(summary)
+        first_run.setdefault(spec.label, run_dir)
+    say(f"trained {len(jobs)} runs in {time.perf_counter() - start:.0f} s")
 
-    if report and finished:
+    if report and first_run:
         from globalpool.analysis.report import write_report
 
         paths = write_report(
             out,
-            [out / s.label for s in finished],
-            labels=[s.label for s in finished],
+            list(first_run.values()),
+            labels=list(first_run),
             command=command,
             notes=failures,
+            seed_runs=by_head if seeds is not None else None,
         )
         say(f"report: {paths['html']} and {paths['markdown']}")
     if failures:

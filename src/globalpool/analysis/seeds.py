@@ -1,0 +1,88 @@
+"""The same heads trained with several seeds: mean ± sd per head, and what the spread
+allows one to conclude (a difference counts only beyond twice its standard error)."""
+
+from __future__ import annotations
+
+import html
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+
+__all__ = ["seed_rows", "seed_section", "verdict"]
+
+
+def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def seed_rows(runs: Mapping[str, Sequence[dict]]) -> list[dict]:
+    """One row per head from its runs' summaries (``test_acc``, ``final_train_acc``),
+    in percent: test mean/sd/min/max, train mean, gap (train - test) mean/sd, n."""
+    rows = []
+    for label, summaries in runs.items():
+        tests = [100 * s["test_acc"] for s in summaries]
+        gaps = [100 * (s["final_train_acc"] - s["test_acc"]) for s in summaries]
+        test_mean, test_sd = _mean_sd(tests)
+        gap_mean, gap_sd = _mean_sd(gaps)
+        rows.append({
+            "label": label, "test_mean": test_mean, "test_sd": test_sd,
+            "test_min": min(tests), "test_max": max(tests),
+            "train_mean": statistics.fmean(100 * s["final_train_acc"] for s in summaries),
+            "gap_mean": gap_mean, "gap_sd": gap_sd, "n": len(summaries),
+        })  # fmt: skip
+    return rows
+
+
+def verdict(rows: Sequence[dict]) -> str:
+    """What the seeds allow one to say about the best head against the runner-up."""
+    if len(rows) < 2:
+        return ""
+    first, second = sorted(rows, key=lambda r: r["test_mean"], reverse=True)[:2]
+    diff = first["test_mean"] - second["test_mean"]
+    se = math.sqrt(first["test_sd"] ** 2 / first["n"] + second["test_sd"] ** 2 / second["n"])
+    if min(first["n"], second["n"]) < 2:
+        return (
+            f"{first['label']} leads {second['label']} by {diff:.1f} points, from one seed: "
+            "no spread to judge the difference by (train with several --seeds)."
+        )
+    if diff > 2 * se:
+        return (
+            f"{first['label']} leads {second['label']} by {diff:.1f} points, more than twice "
+            f"the standard error of that difference ({se:.1f}) over {first['n']} seeds."
+        )
+    return (
+        f"{first['label']} and {second['label']} differ by {diff:.1f} points, within twice "
+        f"the standard error of that difference ({se:.1f}): these seeds do not separate them."
+    )
+
+
+def seed_section(runs: Mapping[str, Sequence[dict]]) -> tuple[str, str]:
+    """The "Over seeds" section of the report as (HTML, Markdown)."""
+    rows = seed_rows(runs)
+    header = ["head", "test acc % (mean ± sd)", "min-max", "train acc % (mean)",
+              "train − test, points (mean ± sd)", "seeds"]  # fmt: skip
+    cells = [
+        [r["label"], f"{r['test_mean']:.1f} ± {r['test_sd']:.1f}",
+         f"{r['test_min']:.1f}-{r['test_max']:.1f}", f"{r['train_mean']:.1f}",
+         f"{r['gap_mean']:+.1f} ± {r['gap_sd']:.1f}", str(r["n"])]
+        for r in rows
+    ]  # fmt: skip
+    note = verdict(rows)
+    explain = (
+        "Each head trained once per seed (initialisation, data order, augmentation); train "
+        "accuracy is the running accuracy of the last epoch (with dropout and augmentation "
+        "on), so a negative gap means an underfit head, not a better one."
+    )
+    md = "\n".join([
+        "| " + " | ".join(header) + " |", "|" + "|".join([":--"] + ["--:"] * 5) + "|",
+        *("| " + " | ".join(c) + " |" for c in cells), "", note, "", explain, "",
+    ])  # fmt: skip
+    e = html.escape
+    body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in cells)
+    page = (
+        '<div class="table-wrap"><table id="seeds"><thead><tr>'
+        + "".join(f"<th>{e(h)}</th>" for h in header)
+        + f"</tr></thead><tbody>{body}</tbody></table></div>"
+        + f'<p><b>{e(note)}</b></p><p class="meta">{e(explain)}</p>'
+    )
+    return page, md
