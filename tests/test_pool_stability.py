@@ -102,3 +102,62 @@ def test_learnable_gem_under_bf16_autocast_keeps_p_and_loss_finite():
     p = model[2].p.detach()
     assert torch.isfinite(p) and p > 0
     assert losses[-1] < losses[0]
+
+
+# ---- edge values (issue 15): references computed in float64 with plain torch ops
+def test_lse_tends_to_the_mean_as_r_goes_to_zero():
+    x = torch.randn(2, 3, 5, 5, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(F.lse_pool(x, r=1e-8), x.mean((2, 3)), atol=1e-5, rtol=0)
+    xd = x.double().flatten(2)
+    for r in (1e-5, 1e-3, 0.3, 3.0):
+        want = (torch.logsumexp(r * xd, -1) - math.log(25)) / r  # float64: exact enough
+        torch.testing.assert_close(F.lse_pool(x, r=r).double(), want, atol=1e-5, rtol=0)
+
+
+def test_lse_stays_finite_where_r_times_x_overflows():
+    x = torch.full((1, 2, 3, 3), 4e37)
+    x[0, 1, 0, 0] = 3e38
+    y = F.lse_pool(x, r=10.0)
+    assert torch.isfinite(y).all()
+    assert y[0, 0] == pytest.approx(4e37, rel=1e-6) and y[0, 1] <= 3e38
+
+
+def test_gem_tends_to_the_geometric_mean_as_p_goes_to_zero():
+    x = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(2)) + 0.1
+    geo = x.double().log().mean((2, 3)).exp()
+    torch.testing.assert_close(F.gem_pool(x, p=1e-8).double(), geo, rtol=1e-5, atol=0)
+    for p in (1e-4, 0.01, 0.04, 0.06, 0.5):  # both sides of the switch to the log form
+        want = x.double().pow(p).mean((2, 3)).pow(1 / p)  # float64: exact enough
+        torch.testing.assert_close(F.gem_pool(x, p=p).double(), want, rtol=1e-5, atol=0)
+    lp = F.lp_pool(-x, p=1e-6)  # |x|: the same geometric mean
+    torch.testing.assert_close(lp.double(), geo, rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("name", ["avg", "max", "avgmax", "gem", "lse", "lp", "mixed"])
+def test_plus_inf_pools_to_plus_inf(name):
+    x = torch.rand(2, 3, 4, 4) + 0.5
+    x[0, 1, 2, 2] = math.inf
+    y = create_pool(name)(x)
+    assert y[0, 1] == math.inf, (name, y[0, 1])
+    assert torch.isfinite(y[1]).all() and torch.isfinite(y[0, [0, 2]]).all()
+
+
+def test_mixed_at_alpha_zero_and_one_with_inf():
+    x = torch.rand(1, 2, 3, 3)
+    x[0, 0, 1, 1] = math.inf
+    for alpha in (0.0, 1.0):
+        assert F.mixed_pool(x, alpha=alpha)[0, 0] == math.inf
+
+
+def test_attention_ignores_nan_at_masked_out_positions():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 4, 3, 3, generator=g)
+    mask = torch.ones(2, 3, 3, dtype=torch.bool)
+    mask[:, 2, :] = False
+    padded = x.clone()
+    padded[:, :, 2, :] = math.nan
+    weight = torch.randn(4, generator=g)
+    y = F.attention_pool(padded, weight, mask)
+    assert torch.isfinite(y).all()
+    want = F.attention_pool(x[:, :, :2, :], weight)  # the valid rows alone
+    torch.testing.assert_close(y, want)

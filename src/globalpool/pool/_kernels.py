@@ -16,6 +16,9 @@ from torch.autograd.function import once_differentiable
 __all__ = ["avg_and_max", "first_max", "log_mean_exp", "power_mean", "row_mean"]
 
 _TINY = 1e-30  # below this a float32 sum has lost its precision to underflow
+# Below this power a**p is within float32 rounding of 1 for ordinary a: GeM and Lp then
+# pool log(a) by log-mean-exp (relative error of the direct form ~ 1e-7 / p).
+_SMALL_P = 0.05
 
 
 def _scalar(value) -> float:
@@ -232,7 +235,13 @@ class _PowerMean(torch.autograd.Function):
             base = _base(t[a:b], buf[: b - a], eps, use_abs, inv)
             torch.sum(base.pow_(pv), dim, out=s[a:b])
         s = s.div_(denom)
-        if bool(torch.isfinite(s).all()) and bool((s > _TINY).all()):
+        if pv < _SMALL_P:
+            # a**p rounds to 1 for small p (p = 1e-8 gave 1.0): pool log(a) by
+            # log-mean-exp instead, y = exp(lme(log a, p)) -> the geometric mean as p -> 0.
+            tw = t.to(work)
+            a = tw.abs() if use_abs else tw.clamp_min(eps)
+            y = _lme_forward(a.log_(), pv, dim, invalid, count)[0].exp_()
+        elif bool(torch.isfinite(s).all()) and bool((s > _TINY).all()):
             y = s.pow_(1.0 / pv)
         else:
             # Overflow or underflow of a**p: scale by the per-row max first, so the
@@ -244,6 +253,7 @@ class _PowerMean(torch.autograd.Function):
             top = a.amax(dim, keepdim=True).clamp_min_(_TINY)
             s = a.div_(top).pow_(pv).sum(dim) / denom
             y = top.squeeze(dim) * s.pow_(1.0 / pv)
+            y = torch.where(torch.isposinf(top.squeeze(dim)), math.inf, y)  # +inf in, +inf out
         ctx.save_for_backward(t, y, mask, count)
         ctx.p_meta = (p.shape, p.dtype) if isinstance(p, torch.Tensor) else None
         ctx.pv, ctx.eps, ctx.dim, ctx.use_abs = pv, eps, dim, use_abs
@@ -319,35 +329,59 @@ def power_mean(
     return _PowerMean.apply(t, p, eps, dim, mask, count, use_abs)
 
 
+def _lme_forward(t, rv, dim, invalid, count):
+    """Forward of :class:`_LogMeanExp`: ``(y, spread, top, total)`` in the work dtype.
+
+    Shifted by the per-row max of x (not of r * x, which overflows for r * x > 3.4e38):
+    z = r * (x - top) <= 0, total = sum exp(z), y = top + log(total / n) / r. Rows close to
+    average pooling (total / n > 1/2: r * (top - x) small) take log1p of the mean of
+    expm1(z) instead, which keeps the digits that 1 + tiny loses (r = 1e-8 gives the mean,
+    not the max). A row whose max is +inf pools to +inf.
+    """
+    work = _work_dtype(t.dtype)
+    spans, step = _blocks(t)
+    z_buf = t.new_empty((step, *t.shape[1:]), dtype=work)
+    rows = (t.shape[0], t.shape[3 - dim])
+    top = t.new_empty(rows, dtype=work).unsqueeze(dim)  # max of x, per row
+    total = t.new_empty(rows, dtype=work)  # sum of exp(r * (x - top))
+    for a, b in spans:
+        z = z_buf[: b - a].copy_(t[a:b])
+        if invalid is not None:
+            z.masked_fill_(invalid[a:b], -math.inf)
+        torch.amax(z, dim, keepdim=True, out=top[a:b])
+        torch.sum(z.sub_(top[a:b]).mul_(rv).exp_(), dim, out=total[a:b])
+    n = count.to(work) if count is not None else float(t.shape[dim])
+    mean = total / n
+    spread = mean.log() / rv  # y - top
+    near = mean > 0.5
+    if bool(near.any()):
+        m1 = t.new_empty(rows, dtype=work)  # sum of expm1(z) over the valid positions
+        for a, b in spans:
+            z = z_buf[: b - a].copy_(t[a:b]).sub_(top[a:b]).mul_(rv).expm1_()
+            if invalid is not None:
+                z.masked_fill_(invalid[a:b], 0.0)
+            torch.sum(z, dim, out=m1[a:b])
+        spread = torch.where(near, torch.log1p(m1 / n) / rv, spread)
+    y = top.squeeze(dim) + spread
+    # A row whose max is +inf pools to +inf; one of only -inf (log 0 in GeM) to -inf.
+    y = torch.where(torch.isinf(top.squeeze(dim)), top.squeeze(dim), y)
+    return y, spread, top, total
+
+
 class _LogMeanExp(torch.autograd.Function):
     """y = (1/r) * log(mean_valid exp(r * x)), via a max shift: no overflow for any x."""
 
     @staticmethod
     def forward(ctx, t, r, dim, mask, count):
-        out_dtype = t.dtype
-        work = _work_dtype(t.dtype)
         rv = _scalar(r)
         invalid = ~mask if mask is not None else None
-        spans, step = _blocks(t)
-        z_buf = t.new_empty((step, *t.shape[1:]), dtype=work)
-        rows = (t.shape[0], t.shape[3 - dim])
-        top = t.new_empty(rows, dtype=work).unsqueeze(dim)  # max of r * x, per row
-        total = t.new_empty(rows, dtype=work)  # sum of exp(r * x - top)
-        for a, b in spans:
-            z = _scaled(t[a:b], rv, z_buf[: b - a])
-            if invalid is not None:
-                z.masked_fill_(invalid[a:b], -math.inf)
-            torch.amax(z, dim, keepdim=True, out=top[a:b])
-            torch.sum(z.sub_(top[a:b]).exp_(), dim, out=total[a:b])
-        log_n = count.log() if count is not None else math.log(t.shape[dim])
-        spread = (total.log() - log_n) / rv  # y - top / r
-        y = top.squeeze(dim) / rv + spread
+        y, spread, top, total = _lme_forward(t, rv, dim, invalid, count)
         # The backward pass reuses the shift and the sum, so its softmax weights are
         # normalised exactly even where x - y would cancel (|x| ~ 1e4 in float32).
         ctx.save_for_backward(t, spread, top, total, mask)
         ctx.r_meta = (r.shape, r.dtype) if isinstance(r, torch.Tensor) else None
         ctx.rv, ctx.dim = rv, dim
-        return y.to(out_dtype)
+        return y.to(t.dtype)
 
     @staticmethod
     @once_differentiable
@@ -365,14 +399,14 @@ class _LogMeanExp(torch.autograd.Function):
         w_buf = None if need_x and work == t.dtype else torch.empty_like(z_buf)
         parts = []
         for a, b in spans:
-            # z = r * x - top; the gradient is the softmax weight exp(z) / total * grad
-            z = _scaled(t[a:b], rv, z_buf[: b - a]).sub_(top[a:b])
+            # z = r * (x - top); the gradient is the softmax weight exp(z) / total * grad
+            z = z_buf[: b - a].copy_(t[a:b]).sub_(top[a:b]).mul_(rv)
             if invalid is not None:
                 z.masked_fill_(invalid[a:b], -math.inf)
             w = torch.exp(z, out=gx[a:b] if w_buf is None else w_buf[: b - a]).mul_(g[a:b])
             if need_r:
-                # dy/dr = (sum_s softmax * (x - top / r) - (y - top / r)) / r, and
-                # sum_s grad * softmax * (x - top / r) = sum gx * z / r: one dot product
+                # dy/dr = (sum_s softmax * (x - top) - (y - top)) / r, and
+                # sum_s grad * softmax * (x - top) = sum gx * z / r: one dot product
                 # over small shifted terms (no cancellation of large x against y).
                 if invalid is not None:
                     z.masked_fill_(invalid[a:b], 0.0)

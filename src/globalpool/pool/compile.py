@@ -104,7 +104,11 @@ def _avg_max_family(max_of: Callable, *, cat: bool = True) -> dict[str, Callable
         return torch.cat(parts, 1) if cat else parts
 
     def c_mixed(t, dim, mask, count, alpha):
-        return alpha * c_max(t, dim, mask, count) + (1 - alpha) * _c_avg(t, dim, mask, count)
+        top, avg = c_max(t, dim, mask, count), _c_avg(t, dim, mask, count)
+        # where: +inf in both (an +inf input) stays +inf, not 0 * inf = NaN at alpha 0 or 1
+        return torch.where(
+            (top == math.inf) & (avg == math.inf), top, alpha * top + (1 - alpha) * avg
+        )
 
     return {
         "avg": _c_avg, "max": c_max, "avgmax": c_avgmax, "catavgmax": c_catavgmax,
@@ -120,19 +124,21 @@ def _c_power(t, dim, mask, count, p, eps, use_abs):
     top = a.amax(dim, keepdim=True).clamp_min(1e-30).detach()
     s = (a / top).pow(p)
     s = s.mean(dim) if mask is None else s.sum(dim) / count
-    return (top.squeeze(dim) * s.pow(1.0 / p)).to(t.dtype)
+    y = top.squeeze(dim) * s.pow(1.0 / p)
+    top = top.squeeze(dim)
+    return torch.where(top == math.inf, top, y).to(t.dtype)
 
 
 def _c_lse(t, dim, mask, count, r):
     tw = t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
-    z = tw * r
     if mask is not None:
-        z = z.masked_fill(~mask, -math.inf)
-    top = z.amax(dim, keepdim=True)
+        tw = tw.masked_fill(~mask, -math.inf)
+    # Shifted by the max of x, not of r * x (which overflows for r * x > 3.4e38).
+    top = tw.amax(dim, keepdim=True).detach()
     # mean, not logsumexp - log(n): n then stays a traced shape when exporting.
-    s = (z - top).exp()
+    s = ((tw - top) * r).exp()
     s = s.mean(dim) if count is None else s.sum(dim) / count
-    return ((top.squeeze(dim) + s.log()) / r).to(t.dtype)
+    return (top.squeeze(dim) + s.log() / r).to(t.dtype)
 
 
 # The export forms (plain ops only, as torch.jit and ONNX need them).

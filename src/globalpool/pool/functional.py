@@ -72,7 +72,8 @@ def _catavgmax(t, dim, mask, count):
 
 def _mixed(t, dim, mask, count, alpha):
     avg, top = avg_and_max(t, dim, mask, count)
-    return avg + alpha * (top - avg)
+    # where: an +inf input makes avg and max +inf, and inf - inf would be NaN
+    return torch.where(torch.isinf(top) & (top == avg), top, avg + alpha * (top - avg))
 
 
 def _power(t, dim, mask, count, p, eps, use_abs):
@@ -302,7 +303,11 @@ def attention_pool(
     else:
         score = torch.matmul(t, w)
     if f.mask is not None:
-        score = score.masked_fill(~f.mask.reshape(score.shape), -math.inf)
+        invalid = ~f.mask.reshape(score.shape)
+        score = score.masked_fill(invalid, -math.inf)
+        # Zero the masked-out positions: their weight is 0, but 0 * NaN (padding that
+        # holds NaN or inf) would still be NaN.
+        t = t.masked_fill(invalid.unsqueeze(1) if f.dim == 2 else invalid.unsqueeze(2), 0.0)
     attn = torch.softmax(score, dim=1)
     if f.dim == 2:
         y = torch.bmm(t, attn.unsqueeze(2)).squeeze(2)
