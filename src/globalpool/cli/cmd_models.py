@@ -96,8 +96,12 @@ def run(args) -> int:
         return 0
     header = ("model", "head", "pool", "input", "params", "backbone", "head params", "MFLOPs")
     table = [header]
+    # Listing every model, those that cannot run at this size are named below, not shown.
+    skipped = [r for r in rows if "error" in r and not args.names]
     for r in rows:
         if "error" in r:
+            if not args.names:
+                continue
             table.append((r["model"], "-", "-", "-", "-", "-", "-", "-"))
             continue
         table.append(
@@ -120,6 +124,10 @@ def run(args) -> int:
         if i == 0:
             print("  ".join("-" * w for w in widths))
     for r in rows:
-        if "error" in r:
+        if "error" in r and args.names:
             print(f"{r['model']}: {r['error']}")
+    if skipped:
+        print(
+            "not shown at this size: " + "; ".join(f"{r['model']} ({r['error']})" for r in skipped)
+        )
     return 0

@@ -13,6 +13,7 @@ so a resumed run repeats the uninterrupted one exactly, in one process or severa
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import math
 import os
@@ -379,17 +380,33 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
             "no validation images; raise --val-fraction or use more data"
         )
     in_chans, height, width = (int(s) for s in train_set.images.shape[1:])
-    model = create_model(
-        config.model,
-        len(data.classes),
-        head=config.head,
-        pool=config.pool,
-        in_chans=in_chans,
-        input_size=(height, width),
-        head_kwargs=config.head_kwargs,
-        pool_kwargs=config.pool_kwargs,
-        **config.model_kwargs,
-    )
+    try:
+        model = create_model(
+            config.model,
+            len(data.classes),
+            head=config.head,
+            pool=config.pool,
+            in_chans=in_chans,
+            input_size=(height, width),
+            head_kwargs=config.head_kwargs,
+            pool_kwargs=config.pool_kwargs,
+            **config.model_kwargs,
+        )
+    except ValueError as err:
+        if "too small" not in str(err):
+            raise
+        from globalpool.data import dataset_entry
+
+        takes_size = "size" in inspect.signature(dataset_entry(config.dataset).loader).parameters
+        hint = (
+            "upscale the images with --dataset-kwargs '{\"size\": 32}', or "
+            if takes_size
+            else ""
+        )
+        raise ValueError(
+            f"{err}; {config.dataset} images are {height}x{width}: {hint}pick a model "
+            "for small inputs (smallgap runs at 8x8)"
+        ) from None
     params = count_params(model)
     flops = int(count_flops(model, (height, width)))
     device = ctx.device

@@ -1,0 +1,39 @@
+"""Small things a new user tripped over (issue 19): each pinned by what the user sees."""
+
+from __future__ import annotations
+
+from globalpool.cli.main import main
+
+
+def test_models_listing_names_the_models_that_do_not_fit(capsys):
+    assert main(["models", "--size", "32"]) == 0
+    out = capsys.readouterr().out
+    assert "alexnet " not in out.split("not shown")[0]  # no all-dash row
+    assert "not shown at this size: alexnet" in out and "(63, 63)" in out
+    assert main(["models", "alexnet", "--size", "32"]) == 0  # named: the row and the reason
+    assert "alexnet: model 'alexnet': input size (32, 32) is too small" in capsys.readouterr().out
+
+
+def test_a_model_too_big_for_the_data_says_what_to_do(tmp_path, capsys):
+    args = ["train", "--dataset", "digits", "--epochs", "1", "--out", str(tmp_path / "r")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "digits images are 8x8" in err and "--dataset-kwargs '{\"size\": 32}'" in err
+    assert "smallgap" in err and "Traceback" not in err
+
+
+def test_threads_flag_on_training_verbs(capsys):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert main(["train", "--threads", "0", "--epochs", "1"]) == 2
+        assert "--threads must be >= 1" in capsys.readouterr().err
+        for verb in ("train", "compare", "speedrun", "reproduce"):
+            try:
+                main([verb, "--help"])
+            except SystemExit:
+                pass
+            assert "--threads N" in capsys.readouterr().out, verb
+    finally:
+        torch.set_num_threads(before)
