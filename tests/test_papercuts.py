@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from globalpool.cli.main import main
 
 
@@ -30,10 +32,8 @@ def test_threads_flag_on_training_verbs(capsys):
         assert main(["train", "--threads", "0", "--epochs", "1"]) == 2
         assert "--threads must be >= 1" in capsys.readouterr().err
         for verb in ("train", "compare", "speedrun", "reproduce"):
-            try:
+            with contextlib.suppress(SystemExit):
                 main([verb, "--help"])
-            except SystemExit:
-                pass
             assert "--threads N" in capsys.readouterr().out, verb
     finally:
         torch.set_num_threads(before)
