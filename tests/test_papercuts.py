@@ -37,3 +37,27 @@ def test_threads_flag_on_training_verbs(capsys):
             assert "--threads N" in capsys.readouterr().out, verb
     finally:
         torch.set_num_threads(before)
+
+
+def test_output_piped_into_head_stops_quietly():
+    import subprocess
+    import sys
+
+    # stdout is a pipe whose reader has gone (as after `| head -1`), line-buffered so the
+    # first printed line meets the closed pipe inside the command.
+    code = (
+        "import io, os, sys\n"
+        "r, w = os.pipe(); os.close(r); os.dup2(w, 1)\n"
+        "sys.stdout = io.TextIOWrapper(os.fdopen(1, 'wb'), line_buffering=True)\n"
+        "from globalpool.cli.main import main\n"
+        "sys.exit(main(['pools']))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "BrokenPipeError" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_stop_after_epoch_is_in_the_help(capsys):
+    with contextlib.suppress(SystemExit):
+        main(["train", "--help"])
+    assert "--stop-after-epoch E" in capsys.readouterr().out

@@ -96,7 +96,8 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         # they) override --config / the resumed run's config.
         kw: dict = {"dest": name, "default": argparse.SUPPRESS}
         if name == "stop_after_epoch":
-            parser.add_argument(*flags, type=int, help=argparse.SUPPRESS, **kw)
+            help_text = "stop (as if killed) after this epoch: to try --resume"
+            parser.add_argument(*flags, type=int, metavar="E", help=help_text, **kw)
             continue
         kw["help"] = HELP.get(name, name)
         hint = str(field.type)  # the annotation's text (config uses postponed annotations)

@@ -50,6 +50,13 @@ def main(argv: list[str] | None = None) -> int:
 
             torch.set_num_threads(threads)
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        # The reader went away (`globalpool features ... | head`): stop quietly, and point
+        # stdout at devnull so the interpreter's final flush does not fail again.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (UserError, ValueError, TypeError, FileNotFoundError, KeyError) as err:
         # User mistakes surface as one clear line; real bugs in our code still raise
         # when GLOBALPOOL_DEBUG is set.
