@@ -12,9 +12,11 @@ from globalpool.data import (
 
 
 def test_registry_names_and_errors():
-    assert set(list_datasets()) == {"shapes", "digits", "cifar10", "folder"}
-    with pytest.raises(ValueError, match=r"unknown dataset 'mnist'.*shapes"):
-        load_dataset("mnist")
+    assert set(list_datasets()) == {
+        "shapes", "digits", "cifar10", "folder", "mnist", "fashion_mnist"
+    }  # fmt: skip
+    with pytest.raises(ValueError, match=r"unknown dataset 'emnist'.*shapes"):
+        load_dataset("emnist")
     with pytest.raises(TypeError, match=r"unknown option.*n_images.*n_train"):
         load_dataset("shapes", n_images=5)
 

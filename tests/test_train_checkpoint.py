@@ -108,6 +108,7 @@ def test_shape_mismatch_is_another_model(tmp_path):
     _make_run(tmp_path)
     meta = json.loads((tmp_path / "model.json").read_text())
     meta["model_args"]["in_chans"] = 3  # the first conv now expects 3 channels
+    meta["mean"], meta["std"] = [0.5] * 3, [0.25] * 3
     (tmp_path / "model.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match=r"shape mismatch.*checkpoint but"):
         load_run(tmp_path)

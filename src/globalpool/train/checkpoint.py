@@ -14,6 +14,7 @@ Run directory (written by :func:`globalpool.train.train`)::
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 from typing import Any
@@ -211,6 +212,46 @@ def _resolve(path: str) -> tuple[str, str]:
     return folder, path
 
 
+def _check_normalisation(meta: dict, meta_path: str) -> None:
+    """mean and std: one finite number per input channel, std > 0 (a missing or tampered
+    entry would predict on unnormalised inputs, or divide by zero)."""
+    chans = meta["model_args"].get("in_chans", meta.get("in_chans", 3))
+    for key in ("mean", "std"):
+        values = meta.get(key)
+        ok = (
+            isinstance(values, list)
+            and len(values) == chans
+            and all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+        )
+        if not ok:
+            raise ValueError(
+                f"{meta_path}: {key!r} must list {chans} finite numbers (one per input "
+                f"channel); got {values!r}"
+            )
+    if any(v <= 0 for v in meta["std"]):
+        raise ValueError(f"{meta_path}: 'std' must be > 0; got {meta['std']}")
+
+
+def _check_size_before_building(meta: dict, meta_path: str, tensors: dict) -> None:
+    """Refuse a model.json whose class count is far above any weight's row count (the
+    last layer's weight is (num_classes, ...)), before a tampered count (2e6) allocates."""
+    k = meta["model_args"].get("num_classes")
+    if k is None:
+        return
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"{meta_path}: num_classes must be a positive int; got {k!r}")
+    # A modest mismatch gets the precise message of load_weights_into; a large class
+    # count that no weight has is refused here, before the model is built.
+    largest = max((t.shape[0] for t in tensors.values() if t.dim() >= 1), default=0)
+    if k > max(4 * largest, 4096) and not any(
+        t.dim() >= 1 and t.shape[0] == k for t in tensors.values()
+    ):
+        raise ValueError(
+            f"{meta_path} says num_classes {k}, but no weight of the checkpoint has {k} "
+            "rows: model.json and the checkpoint do not belong together"
+        )
+
+
 def build_model_from_meta(meta: dict[str, Any]) -> nn.Module:
     """``create_model`` from the ``model_args`` of a ``model.json``."""
     from globalpool.models import create_model
@@ -263,8 +304,10 @@ def load_run(path: str | os.PathLike, *, which: str = "best") -> tuple[nn.Module
             meta = json.load(fh)
         except json.JSONDecodeError as err:
             raise ValueError(f"{meta_path} is not valid JSON: {err}") from None
-    if "model_args" not in meta:
+    if not isinstance(meta, dict) or not isinstance(meta.get("model_args"), dict):
         raise ValueError(f"{meta_path} has no 'model_args'; was it written by globalpool?")
+    _check_normalisation(meta, meta_path)
+    _check_size_before_building(meta, meta_path, tensors)
     model = build_model_from_meta(meta)
     classes = meta.get("classes")
     if classes is not None and len(classes) != getattr(model, "num_classes", len(classes)):

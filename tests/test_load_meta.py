@@ -1,0 +1,55 @@
+"""Tampered or odd model.json metadata is refused with a message, before allocating."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import globalpool
+from globalpool.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("meta") / "run"
+    train(TrainConfig(model="smallgap", dataset="digits", dataset_kwargs={"size": 8},
+                      epochs=1, batch_size=128, out_dir=str(out), quiet=True,
+                      tensorboard=False))  # fmt: skip
+    return out
+
+
+def tamper(run, tmp_path, **changes):
+    meta = json.loads((run / "model.json").read_text())
+    for key, value in changes.items():
+        if key == "num_classes":
+            meta["model_args"]["num_classes"] = value
+        elif value is None:
+            meta.pop(key)
+        else:
+            meta[key] = value
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "model.json").write_text(json.dumps(meta))
+    (bad / "checkpoints").symlink_to(run / "checkpoints")
+    return bad
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"mean": None}, "'mean' must list 1 finite numbers"),
+        ({"std": [0.0]}, "'std' must be > 0"),
+        ({"mean": [0.1, 0.2, 0.3]}, "'mean' must list 1 finite numbers"),
+        ({"std": ["x"]}, "'std' must list"),
+        ({"num_classes": 2_000_000}, "no weight of the checkpoint has 2000000 rows"),
+        ({"num_classes": -3}, "num_classes must be a positive int"),
+    ],
+)
+def test_tampered_metadata_is_refused(run, tmp_path, changes, message):
+    with pytest.raises(ValueError, match=message):
+        globalpool.load(tamper(run, tmp_path, **changes))
+
+
+def test_untampered_run_loads(run):
+    assert globalpool.load(run).mean is not None
