@@ -61,3 +61,13 @@ def test_stop_after_epoch_is_in_the_help(capsys):
     with contextlib.suppress(SystemExit):
         main(["train", "--help"])
     assert "--stop-after-epoch E" in capsys.readouterr().out
+
+
+def test_a_dataset_larger_than_memory_is_refused_before_generating(tmp_path, capsys):
+    import time
+
+    start = time.perf_counter()
+    args = ["train", "--dataset-kwargs", '{"n_train": 1000000000}', "--out", str(tmp_path)]
+    assert main(args) == 2
+    assert "more than half of this machine's" in capsys.readouterr().err
+    assert time.perf_counter() - start < 10

@@ -240,6 +240,30 @@ def _check_classes(classes) -> tuple[str, ...]:
     return classes
 
 
+def _check_fits_in_memory(n_train, n_test, size) -> None:
+    """Refuse, before generating, a set that would not fit in half of this machine's
+    memory (uint8 RGB images, bool masks, and the float32 working copy of a batch of
+    images while drawing)."""
+    import os
+
+    for name, n in (("n_train", n_train), ("n_test", n_test)):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"{name} must be a positive int; got {n!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be a positive int; got {size!r}")
+    need = (n_train + n_test) * size * size * (3 + 1 + 12)
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not on this platform
+        return
+    if need > memory // 2:
+        raise ValueError(
+            f"shapes with {n_train + n_test:,} images of {size}x{size} needs about "
+            f"{need / 2**30:.1f} GiB, more than half of this machine's "
+            f"{memory / 2**30:.0f} GiB; ask for fewer images"
+        )
+
+
 @register_dataset("shapes", "generated circles, squares, triangles... with boxes and masks")
 def load_shapes(
     n_train: int = 5000,
@@ -273,6 +297,7 @@ def load_shapes(
             )
         classes = SHAPE_CLASSES[:num_classes]
     opts = dict(size=size, classes=classes, noise=noise, texture=texture, clutter=clutter)
+    _check_fits_in_memory(n_train, n_test, size)
     train = generate_shapes(n_train, seed=_split_seed(seed, 0), **opts)
     test = generate_shapes(n_test, seed=_split_seed(seed, 1), **opts)
     info = {"seed": seed, **opts, "classes": list(train.classes)}
