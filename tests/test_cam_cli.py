@@ -51,12 +51,18 @@ def test_cam_cli_writes_overlays_at_image_size(tmp_path, capsys):
     rc = main(["cam", "--checkpoint", str(run), str(a), str(b), "--out", str(out), "--topk", "2"])
     assert rc == 0
     text = capsys.readouterr().out
-    assert "classmap map of" in text and "resized" not in text
+    assert "classmap map of" in text
+    # a.png is at the training scale (16x16); b.png is resized to it, and says so
+    assert "a.png: resized" not in text
+    assert "b.png: resized 40x23 -> 28x16 (W x H): the scale the model was trained at" in text
     assert sum(name in text for name in CLASSES) >= 2
     with Image.open(out / "a_cam.png") as img:
         assert img.size == (16, 16)
     with Image.open(out / "b_cam.png") as img:
-        assert img.size == (40, 23)
+        assert img.size == (40, 23)  # drawn on the original
+    capsys.readouterr()
+    rc = main(["cam", "--checkpoint", str(run), str(b), "--out", str(out), "--size", "native"])
+    assert rc == 0 and "resized" not in capsys.readouterr().out
 
 
 def test_cam_cli_fc_head_resizes_and_says_so(tmp_path, capsys):

@@ -1,8 +1,8 @@
 """Reading image files for the analysis commands and fitting them to a model's input.
 
-Pooling-head models take any size at or above their ``min_input_size``; FC-head models
-only their trained ``input_size``. :func:`fit_to_model` resizes only when it must and
-says why, so the commands can tell the user.
+:func:`fit_to_model` feeds images at the training scale by default (the one policy of
+``globalpool.models.sizing``) and says when it resized, so the commands can tell the
+user.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from torch import nn
 
 from globalpool.data import normalize
 from globalpool.data.folder import read_image
+from globalpool.models.sizing import target_size
 
 __all__ = ["fit_to_model", "normalize_images", "read_image"]
 
@@ -24,40 +25,39 @@ def _resize_uint8(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return out[0].round().clamp(0, 255).to(torch.uint8)
 
 
-def fit_to_model(image: torch.Tensor, model: nn.Module) -> tuple[torch.Tensor, str | None]:
-    """Resize a uint8 (C, H, W) image only where the model needs it.
+def fit_to_model(
+    image: torch.Tensor, model: nn.Module, size=None
+) -> tuple[torch.Tensor, str | None]:
+    """Resize a uint8 (C, H, W) image to the size ``model`` is fed at.
 
-    - FC head (``head_kind == "fc"`` or ``head.fixed_size``): to the trained
-      ``input_size``;
-    - pooling heads: unchanged, unless smaller than ``min_input_size``, then scaled up
-      (aspect ratio kept) until both sides reach it.
+    The scale policy of :func:`globalpool.models.sizing.target_size`: by default the
+    training scale (FC heads: ``input_size``; pooling heads: the shorter side to that of
+    ``input_size``); ``size="native"`` keeps a pooling head's image as it is (scaled up
+    only below ``min_input_size``), an int the shorter side, (H, W) an exact size.
 
     Returns:
         ``(image, note)``: note is None when unchanged, else a sentence saying why.
     """
     h, w = (int(s) for s in image.shape[-2:])
-    fixed = getattr(model, "head_kind", None) == "fc" or bool(
-        getattr(getattr(model, "head", None), "fixed_size", False)
-    )
-    if fixed:
-        size = tuple(int(s) for s in model.input_size)
-        if (h, w) == size:
+    fixed = bool(getattr(getattr(model, "head", None), "fixed_size", False))
+    if size == "native" and not fixed:
+        min_h, min_w = (int(s) for s in getattr(model, "min_input_size", (1, 1)))
+        if h >= min_h and w >= min_w:
             return image, None
-        note = (
-            f"resized {w}x{h} -> {size[1]}x{size[0]} (W x H): an FC head only takes "
-            "the input size it was trained at"
+        scale = max(min_h / h, min_w / w)
+        out = (max(min_h, round(h * scale)), max(min_w, round(w * scale)))
+        why = f"below the model's minimum input size {min_w}x{min_h}"
+    else:
+        out = target_size(model, (h, w), size)
+        if out == (h, w):
+            return image, None
+        why = (
+            "an FC head only takes the input size it was trained at"
+            if fixed
+            else "the scale the model was trained at (--size native keeps the image's own)"
         )
-        return _resize_uint8(image, size), note
-    min_h, min_w = (int(s) for s in getattr(model, "min_input_size", (1, 1)))
-    if h >= min_h and w >= min_w:
-        return image, None
-    scale = max(min_h / h, min_w / w)
-    size = (max(min_h, round(h * scale)), max(min_w, round(w * scale)))
-    note = (
-        f"resized {w}x{h} -> {size[1]}x{size[0]} (W x H): below the model's minimum "
-        f"input size {min_w}x{min_h}"
-    )
-    return _resize_uint8(image, size), note
+    note = f"resized {w}x{h} -> {out[1]}x{out[0]} (W x H): {why}"
+    return _resize_uint8(image, out), note
 
 
 def normalize_images(images_uint8: torch.Tensor, mean, std) -> torch.Tensor:

@@ -9,6 +9,8 @@ __all__ = ["register", "run"]
 
 
 def register(subparsers) -> None:
+    from globalpool.cli.cmd_predict import size_arg
+
     parser = subparsers.add_parser(
         "cam",
         help="class activation maps of a trained run on image files",
@@ -16,8 +18,8 @@ def register(subparsers) -> None:
             "Write a CAM overlay PNG (at the image's size) per image and print its top-k "
             "classes. The map is the class map (classmap head), the classifier-weighted "
             "features (pool-linear head with avg pool) or Grad-CAM (any other head). "
-            "Pooling-head models take images at their own size; FC-head models get them "
-            "resized to the trained size, and the command says so."
+            "Images go in at the scale the model was trained at (--size native: their "
+            "own size), and the command says when it resized."
         ),
     )
     parser.add_argument(
@@ -48,6 +50,14 @@ def register(subparsers) -> None:
         "--which", choices=("best", "last"), default="best", help="checkpoint of a run dir"
     )
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument(
+        "--size",
+        type=size_arg,
+        default=None,
+        metavar="S|native",
+        help="pooling heads: resize the shorter side to S, or 'native' for the image's own "
+        "size (default: the scale the model was trained at)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -101,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
     for path in args.images:
         original = read_image(path, in_chans)
-        image, note = fit_to_model(original, model)
+        image, note = fit_to_model(original, model, args.size)
         if note:
             print(f"{path}: {note}")
         x = normalize_images(image[None], mean, std).to(args.device)

@@ -9,6 +9,8 @@ __all__ = ["register", "run"]
 
 
 def register(subparsers) -> None:
+    from globalpool.cli.cmd_predict import size_arg
+
     parser = subparsers.add_parser(
         "features",
         help="feature-map grid of chosen layers of a trained run for one image",
@@ -38,6 +40,14 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--which", choices=("best", "last"), default="best", help="checkpoint of a run dir"
     )
+    parser.add_argument(
+        "--size",
+        type=size_arg,
+        default=None,
+        metavar="S|native",
+        help="pooling heads: resize the shorter side to S, or 'native' for the image's own "
+        "size (default: the scale the model was trained at)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -63,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--layers needs at least one name, e.g. --layers backbone.0")
     mean, std = meta["mean"], meta["std"]
     in_chans = int(getattr(model, "in_chans", len(mean)))
-    image, note = fit_to_model(read_image(args.image, in_chans), model)
+    image, note = fit_to_model(read_image(args.image, in_chans), model, args.size)
     if note:
         print(f"{args.image}: {note}")
     x = normalize_images(image[None], mean, std)

@@ -42,7 +42,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--size",
-        type=_size_arg,
+        type=size_arg,
         default=None,
         metavar="S|native",
         help="pooling heads: resize the shorter side to S (aspect kept), or 'native' to "
@@ -59,7 +59,8 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _size_arg(text: str):
+def size_arg(text: str):
+    """``--size`` of predict, cam and features: a positive int or ``native``."""
     if text == "native":
         return text
     try:
