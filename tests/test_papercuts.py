@@ -71,3 +71,22 @@ def test_a_dataset_larger_than_memory_is_refused_before_generating(tmp_path, cap
     assert main(args) == 2
     assert "more than half of this machine's" in capsys.readouterr().err
     assert time.perf_counter() - start < 10
+
+
+def test_export_out_errors_and_a_missing_extra_are_one_line(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    run = tmp_path / "no-run-needed"  # the --out checks come before loading the run
+    (tmp_path / "file").write_text("x")
+    for out, message in (
+        (tmp_path, "is a folder"),
+        (tmp_path / "file" / "m.onnx", "is a file"),
+    ):
+        assert main(["export", "--checkpoint", str(run), "--out", str(out)]) == 2
+        assert message in capsys.readouterr().err
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "onnx" else real(n, *a)
+    )
+    assert main(["export", "--checkpoint", str(run), "--out", str(tmp_path / "m.onnx")]) == 2
+    assert "pip install 'globalpool[export]'" in capsys.readouterr().err

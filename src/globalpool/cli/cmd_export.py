@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 __all__ = ["register", "run"]
 
@@ -46,10 +48,37 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def _check_out(out: Path) -> None:
+    """--out must be a file path in a writable folder; checked before loading anything."""
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give the file to write (e.g. {out}/model.onnx)")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"--out {out} cannot be written: {parent} is a file")
+            if not os.access(parent, os.W_OK):
+                raise ValueError(f"--out {out} cannot be written: no permission in {parent}")
+            break
+
+
+def _need_modules(names: tuple[str, ...]) -> None:
+    import importlib.util
+
+    missing = [n for n in names if importlib.util.find_spec(n) is None]
+    if missing:
+        raise ValueError(
+            f"ONNX export needs {', '.join(missing)}, which is not installed: "
+            "pip install 'globalpool[export]'"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from globalpool.deploy.export import export_model
     from globalpool.deploy.load import load
 
+    _check_out(Path(args.out))
+    if args.format == "onnx":
+        _need_modules(("onnx", "onnxruntime") if not args.no_verify else ("onnx",))
     model = load(args.checkpoint, which=args.which)
     kwargs = {"mask": args.mask, "verify": not args.no_verify}
     if args.format == "onnx":
