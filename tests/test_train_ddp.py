@@ -51,3 +51,35 @@ def test_two_cpu_processes_match_one(tmp_path):
     leftovers = [p for p in ddp.rglob("*") if p.name.endswith(".tmp")]
     assert not leftovers
     assert torch.isfinite(weights(ddp)["head.conv.weight"]).all()
+
+
+def test_two_nodes_over_loopback_match_one_process(tmp_path):
+    """The multi-node launch of the guide: two torchrun launchers (one process each) meet
+    by c10d rendezvous at 127.0.0.1:PORT, as two machines would at the first one's address."""
+    import socket
+
+    single, multi = tmp_path / "single", tmp_path / "multi"
+    config = tiny(single, epochs=2, dataset_kwargs={**DATA, "n_train": 245, "n_test": 63})
+    summary_single = train(config)
+    config.replace(out_dir=str(multi)).save(tmp_path / "multi.json")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node",
+        "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id",
+        "loopback", "-m", "globalpool", "train", "--config", str(tmp_path / "multi.json"),
+        "--quiet",
+    ]  # fmt: skip
+    nodes = [
+        subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
+    for node in nodes:
+        out, _ = node.communicate(timeout=240)
+        assert node.returncode == 0, out[-3000:]
+    assert_same_weights(weights(single), weights(multi), exact=False)
+    summary = json.loads((multi / "summary.json").read_text())
+    assert summary["world_size"] == 2
+    assert summary["test_acc"] == summary_single["test_acc"]
