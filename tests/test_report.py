@@ -246,3 +246,22 @@ def test_render_check_catches_a_broken_image(fixture_runs, tmp_path):
     paths["html"].write_text(page.replace(first, "data:image/png;base64,AAAA", 1))
     dom = render_in_chromium(paths["html"], tmp_path)
     assert 'data-status="failed"' in dom and 'data-broken="1"' in dom
+
+
+def test_gap_in_points_and_a_negative_gap_is_called_underfit():
+    from globalpool.analysis.report import highlights, text_table
+
+    rows = [
+        {"label": "fc", "test_acc": 0.9, "gap": 0.05, "params_head": 100},
+        {"label": "fc-drop", "test_acc": 0.6, "gap": -0.031, "params_head": 100},
+        {"label": "gap", "test_acc": 0.91, "gap": 0.01, "params_head": 10},
+    ]
+    notes = " ".join(highlights(rows))
+    assert "smallest: <b>gap</b>" in notes  # not the negative one
+    assert "<b>fc-drop</b> trains below its validation accuracy (-3.1 points)" in notes
+    table = text_table(rows)
+    assert (
+        "Gap (train − val), points" in table
+        and "-3.1" in table
+        and "%" not in "".join(line.split()[-1] for line in table.splitlines()[2:])
+    )

@@ -68,10 +68,10 @@ _COLUMNS: list[tuple[str, str]] = [
     ("final_val_acc", "Final val acc"),
     ("test_acc", "Test acc"),
     ("final_train_acc", "Final train acc"),
-    ("gap", "Gap (train − val)"),
+    ("gap", "Gap (train − val), points"),
     ("epochs", "Epochs"),
-    ("wall_time_s", "Wall time"),
-    ("images_per_s", "Images/s"),
+    ("wall_time_s", "Wall time*"),
+    ("images_per_s", "Images/s*"),
 ]
 _ACC_KEYS = {"best_val_acc", "final_val_acc", "test_acc", "final_train_acc", "gap"}
 
@@ -178,6 +178,8 @@ def _format_cell(key: str, value: Any) -> str:
         return str(value) if value else "– (flatten)"
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
+    if key == "gap":
+        return f"{100.0 * float(value):+.1f}"
     if key in _ACC_KEYS:
         return f"{100.0 * float(value):.1f}%"
     if key in ("params_total", "params_head"):
@@ -216,12 +218,21 @@ def highlights(rows: Sequence[dict[str, Any]]) -> list[str]:
     top = pick("test_acc", max)
     if top:
         out.append(f"Highest test accuracy: <b>{top['label']}</b> ({100 * top['test_acc']:.1f}%).")
-    big, small = pick("gap", max), pick("gap", min)
+    big = pick("gap", max)
+    small = pick("gap", lambda rs, key: min((r for r in rs if float(r["gap"]) >= 0), key=key,
+                                            default=None))  # fmt: skip
     if big and small and big is not small:
         out.append(
             f"Largest generalization gap: <b>{big['label']}</b> ({100 * big['gap']:.1f} points); "
             f"smallest: <b>{small['label']}</b> ({100 * small['gap']:.1f} points)."
         )
+    for r in rows:  # a negative gap is an underfit head (dropout, augmentation), not a win
+        if r.get("gap") is not None and float(r["gap"]) < 0:
+            out.append(
+                f"<b>{r['label']}</b> trains below its validation accuracy "
+                f"({100 * r['gap']:.1f} points): the running training accuracy under dropout "
+                "and augmentation, an underfit head rather than a better-generalising one."
+            )
     most, least = pick("params_head", max), pick("params_head", min)
     if most and least and most is not least and least["params_head"]:
         ratio = most["params_head"] / least["params_head"]
@@ -470,7 +481,7 @@ figcaption{color:#59636e;font-size:.85em}
 pre{background:#f6f8fa;padding:10px;overflow-x:auto;font-size:.82em;border-radius:6px}
 .note{background:#fff8c5;border:1px solid #d4a72c;padding:6px 10px;border-radius:6px;
 font-size:.9em}
-#render-check{color:#8c959f;font-size:.75em;margin-top:32px}
+#render-check{display:none}
 """
 
 # Runs after load: every <img> must have decoded (complete, naturalWidth > 0) and the
@@ -590,8 +601,10 @@ def _results_section(records: Sequence[RunRecord]) -> _Section:
     marks = ["best" if best is not None and r.get("test_acc") == best else "" for r in rows]
     notes = highlights(rows)
     explain = (
-        "Gap = final train accuracy − final validation accuracy (points); a large gap means "
-        "the head memorises the training set. FLOPs are per image at the training size."
+        "Gap = final train accuracy − final validation accuracy, in percentage points; a "
+        "large gap means the head memorises the training set. FLOPs are per image at the "
+        "training size. *Wall time and images/s depend on what else the machine ran at the "
+        "time; compare heads by them only when the runs shared a quiet machine."
     )
     sec = _Section("results", "Results")
     sec.html = (
@@ -704,7 +717,10 @@ def _model_sections(records, test_set, num_examples, num_cam, want_cam) -> list[
                 "(map thresholded at 20% of its maximum): box accuracy = largest region's box "
                 "has IoU ≥ 0.5 with the object's box; top-1 loc = box correct and class "
                 "correct; pointing game = the map's maximum lies on the object; mask IoU = "
-                "IoU of the thresholded map with the object mask."
+                "IoU of the thresholded map with the object mask. Its accuracy column is of "
+                f"the best checkpoint (best validation epoch) on these {n} images, so it "
+                "differs from the results table's test accuracy (last weights, all test "
+                "images)."
             )
             cam_sec.html += _html_table(header, rows, table_id="localization", text_cols=2)
             cam_sec.html += f'<p class="meta">{html.escape(explain)}</p>'
@@ -759,7 +775,7 @@ def _reproduce_section(records, command) -> _Section:
         "<p>Run directories:</p>" + _html_table(["Head", "Directory"], dirs, text_cols=2)
     )
     parts_md.append("Run directories:\n\n" + _md_table(["Head", "Directory"], dirs, text_cols=2))
-    sec.html, sec.markdown = "\n".join(parts_html), "\n".join(parts_md) + "\n"
+    sec.html, sec.markdown = "\n".join(parts_html), "\n\n".join(parts_md) + "\n"
     return sec
 
 
