@@ -12,6 +12,9 @@ Three ways to get a map, chosen from the model's head (see :func:`cam_method`):
   gradients of the class logit, ``map = relu(sum_c alpha_c f_c)``.
 
 The first two come from the same forward pass as the prediction, without gradients.
+Grad-CAM++, Layer-CAM, Eigen-CAM and Score-CAM (``method=``), and every gradient or
+activation method at another layer (``layer=``), live in
+:mod:`globalpool.analysis.cam_family`.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from globalpool.analysis.cam_family import FAMILY, family_map
+
 __all__ = ["CAM_METHODS", "cam_method", "compute_cam", "normalize_maps"]
 
-CAM_METHODS = ("classmap", "cam", "gradcam")
+CAM_METHODS = ("classmap", "cam", *FAMILY)
 
 
 def _is_avg_pool_linear(head: nn.Module) -> bool:
@@ -120,21 +125,6 @@ def normalize_maps(maps: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     return out.clamp_(0.0, 1.0).view_as(maps)
 
 
-def _gradcam(model: nn.Module, feats: torch.Tensor, class_idx) -> tuple[torch.Tensor, torch.Tensor]:
-    # Gradients are needed only w.r.t. the last feature map, so the backbone stays out of
-    # the graph: detach its output and re-run just the head. autograd.grad leaves the
-    # parameters' .grad untouched.
-    with torch.enable_grad():
-        f = feats.detach().requires_grad_(True)
-        logits = model.forward_head(f)
-        idx = _resolve_class_idx(class_idx, logits)
-        score = logits.gather(1, idx[:, None]).sum()  # samples are independent in eval
-        (grad,) = torch.autograd.grad(score, f)
-    weights = grad.mean(dim=(2, 3))  # (N, C): alpha_c
-    maps = F.relu(torch.einsum("nchw,nc->nhw", f.detach(), weights))
-    return logits.detach(), maps
-
-
 @torch.no_grad()
 def _forward_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     feats = model.forward_features(x)
@@ -151,6 +141,8 @@ def compute_cam(
     *,
     raw: bool = False,
     method: str | None = None,
+    layer: str | None = None,
+    batch_size: int = 64,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and one class activation map per image, for a whole batch in one call.
 
@@ -167,8 +159,14 @@ def compute_cam(
         raw: if True, return the maps at the feature map's resolution (N, h, w), neither
             upsampled nor normalised (the class map itself, the weighted feature sum, or
             the ReLU'd Grad-CAM sum).
-        method: None picks :func:`cam_method`; ``"gradcam"`` forces Grad-CAM on any head
-            (``"classmap"`` / ``"cam"`` only where the head supports them).
+        method: None picks :func:`cam_method`; ``"gradcam"``, ``"gradcam++"``,
+            ``"layercam"``, ``"eigencam"`` or ``"scorecam"`` work on any head (see
+            :mod:`globalpool.analysis.cam_family`); ``"classmap"`` / ``"cam"`` only where
+            the head supports them.
+        layer: a module name of ``model`` (``"backbone.3"``, see ``model.named_modules()``)
+            whose output (N, C, h, w) the family methods use; None: the backbone's last
+            feature map.
+        batch_size: Score-CAM's masked images per forward pass.
 
     Returns:
         ``(logits, maps)``: logits float (N, K) detached; maps float32 (N, H_in, W_in),
@@ -190,33 +188,29 @@ def compute_cam(
     method = auto if method is None else method
     if method not in CAM_METHODS:
         raise ValueError(f"method must be one of {CAM_METHODS} or None; got {method!r}")
-    if method != "gradcam" and method != auto:
+    if method not in FAMILY and method != auto:
         needs = "a ClassMapHead" if method == "classmap" else "a PoolLinearHead with avg pool"
         raise ValueError(
             f"method {method!r} needs {needs}; this model's head "
-            f"({type(model.head).__name__}) supports {auto!r} or 'gradcam'"
+            f"({type(model.head).__name__}) supports {auto!r} or one of {FAMILY}"
         )
-    if method == "gradcam" and torch.is_inference_mode_enabled():
-        raise RuntimeError("Grad-CAM needs gradients; call compute_cam outside inference_mode")
+    if layer is not None and method not in FAMILY:
+        raise ValueError(
+            f"method {method!r} reads the head's own maps; at layer {layer!r} use one of "
+            f"{FAMILY}"
+        )
+    if method in ("gradcam", "gradcam++", "layercam") and torch.is_inference_mode_enabled():
+        raise RuntimeError(f"{method} needs gradients; call compute_cam outside inference_mode")
 
     was_training = model.training
     model.eval()
     try:
-        feats = _forward_features(model, x)
-        head = model.head
-        if method == "classmap":
-            with torch.no_grad():
-                logits, class_maps = head.forward_with_maps(feats)  # (N, K), (N, K, h, w)
-            idx = _resolve_class_idx(class_idx, logits)
-            maps = class_maps[torch.arange(len(idx), device=idx.device), idx]
-        elif method == "cam":
-            with torch.no_grad():
-                logits = model.forward_head(feats)
-            idx = _resolve_class_idx(class_idx, logits)
-            rows = head.fc.weight[idx].to(feats.dtype)  # (N, C): w_k of each image's class
-            maps = torch.einsum("nchw,nc->nhw", feats, rows)
+        if method in FAMILY:
+            logits, maps = family_map(
+                method, model, x, layer, class_idx, _resolve_class_idx, batch_size
+            )
         else:
-            logits, maps = _gradcam(model, feats, class_idx)
+            logits, maps = _head_map(model, x, method, class_idx)
     finally:
         model.train(was_training)
 
@@ -225,3 +219,22 @@ def compute_cam(
         return logits.detach(), maps
     maps = F.interpolate(maps[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)
     return logits.detach(), normalize_maps(maps[:, 0])
+
+
+def _head_map(model, x, method, class_idx) -> tuple[torch.Tensor, torch.Tensor]:
+    """CAM of the head itself: the class maps of a class-map head, or the classifier-
+    weighted features of an average-pool + linear head."""
+    feats = _forward_features(model, x)
+    head = model.head
+    if method == "classmap":
+        with torch.no_grad():
+            logits, class_maps = head.forward_with_maps(feats)  # (N, K), (N, K, h, w)
+        idx = _resolve_class_idx(class_idx, logits)
+        maps = class_maps[torch.arange(len(idx), device=idx.device), idx]
+        return logits, maps
+    with torch.no_grad():
+        logits = model.forward_head(feats)
+    idx = _resolve_class_idx(class_idx, logits)
+    rows = head.fc.weight[idx].to(feats.dtype)  # (N, C): w_k of each image's class
+    maps = torch.einsum("nchw,nc->nhw", feats, rows)
+    return logits, maps

@@ -1,0 +1,138 @@
+"""The CAM family beyond the head's own maps: Grad-CAM, Grad-CAM++, Layer-CAM, Eigen-CAM
+and Score-CAM, at the backbone's last feature map or at any named layer.
+
+Each takes activations ``A`` (N, C, h, w) of one layer and, for the gradient methods, the
+gradient ``G = d score_k / d A`` of each image's class logit:
+
+- ``gradcam`` (Selvaraju et al. 2017): ``relu(sum_c mean_s(G_c) A_c)``.
+- ``gradcam++`` (Chattopadhyay et al. 2018): channel weights
+  ``sum_s a_cs relu(G_cs)`` with ``a = G^2 / (2 G^2 + sum_s(A_c) G^3)`` (the exponential-
+  score closed form, 0 where G = 0); ``relu(sum_c w_c A_c)``.
+- ``layercam`` (Jiang et al. 2021): ``relu(sum_c relu(G_cs) A_cs)``, position by position.
+- ``eigencam`` (Muhammad and Yeasin 2020): the activations (h*w, C) projected on their
+  first principal direction (no gradient, no class); sign chosen so the map sums >= 0.
+- ``scorecam`` (Wang et al. 2020): each channel, upsampled to the input and min-max
+  scaled to [0, 1], masks the input; the class's softmax score of each masked input,
+  softmaxed over channels, weights the channels: ``relu(sum_c w_c A_c)``. C forward
+  passes per image, run ``batch_size`` masked images at a time.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["FAMILY", "activations_and_grads", "family_map"]
+
+FAMILY = ("gradcam", "gradcam++", "layercam", "eigencam", "scorecam")
+_GRADIENT = ("gradcam", "gradcam++", "layercam")
+
+
+def _find_layer(model: nn.Module, layer: str) -> nn.Module:
+    modules = dict(model.named_modules())
+    if layer not in modules:
+        names = [n for n in modules if n][:12]
+        raise ValueError(
+            f"no layer {layer!r} in this model; layers include: {', '.join(names)}"
+            + (" ..." if len(modules) > 13 else "")
+        )
+    return modules[layer]
+
+
+def activations_and_grads(
+    model: nn.Module, x: torch.Tensor, layer: str | None, class_idx, need_grad: bool, resolve
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``(logits, A, G)`` of one layer: A (N, C, h, w) its output (the backbone's last
+    feature map when ``layer`` is None), G the gradient of each image's class logit
+    (None without ``need_grad``). ``resolve(class_idx, logits)`` picks the classes."""
+    captured: list[torch.Tensor] = []
+    handle = None
+    if layer is not None:
+        module = _find_layer(model, layer)
+        handle = module.register_forward_hook(lambda _m, _i, out: captured.append(out))
+    try:
+        with torch.set_grad_enabled(need_grad):
+            if layer is None:
+                feats = model.forward_features(x)
+                if need_grad:
+                    feats = feats.detach().requires_grad_(True)
+                captured.append(feats)
+                logits = model.forward_head(feats)
+            else:
+                logits = model(x)
+    finally:
+        if handle is not None:
+            handle.remove()
+    if not captured or not isinstance(captured[0], torch.Tensor) or captured[0].ndim != 4:
+        raise ValueError(f"layer {layer!r} must output (N, C, h, w) feature maps")
+    acts = captured[0]
+    idx = resolve(class_idx, logits)
+    grads = None
+    if need_grad:
+        with torch.enable_grad():  # the caller may be under no_grad
+            score = logits.gather(1, idx[:, None]).sum()  # samples independent in eval
+            (grads,) = torch.autograd.grad(score, acts)
+    return logits.detach(), acts.detach(), grads
+
+
+def _eigen(acts: torch.Tensor) -> torch.Tensor:
+    n, _, h, w = acts.shape
+    flat = acts.float().flatten(2).transpose(1, 2)  # (N, hw, C)
+    centred = flat - flat.mean(dim=1, keepdim=True)
+    _, _, vh = torch.linalg.svd(centred, full_matrices=False)
+    proj = (flat @ vh[:, 0, :, None]).squeeze(-1)  # (N, hw) onto the first direction
+    sign = torch.where(proj.sum(dim=1, keepdim=True) < 0, -1.0, 1.0)
+    return (proj * sign).view(n, h, w)
+
+
+def _score_weights(
+    model: nn.Module, x: torch.Tensor, acts: torch.Tensor, idx: torch.Tensor, batch_size: int
+) -> torch.Tensor:
+    n, c = acts.shape[:2]
+    up = F.interpolate(acts.float(), size=x.shape[-2:], mode="bilinear", align_corners=False)
+    flat = up.flatten(2)
+    lo, hi = flat.amin(2, keepdim=True), flat.amax(2, keepdim=True)
+    masks = torch.where(hi > lo, (flat - lo) / (hi - lo).clamp_min(1e-12), 0.0).view_as(up)
+    scores = torch.empty(n, c, device=x.device)
+    with torch.no_grad():
+        for i in range(n):
+            masked = x[i : i + 1] * masks[i][:, None]  # (C, C_in, H, W): one per channel
+            for start in range(0, c, batch_size):
+                probs = model(masked[start : start + batch_size].to(x.dtype)).float().softmax(1)
+                scores[i, start : start + batch_size] = probs[:, idx[i]]
+    return scores.softmax(dim=1)
+
+
+def family_map(
+    method: str,
+    model: nn.Module,
+    x: torch.Tensor,
+    layer: str | None,
+    class_idx,
+    resolve,
+    batch_size: int = 64,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(logits, raw maps (N, h, w))`` of ``method`` (one of :data:`FAMILY`)."""
+    if method not in FAMILY:
+        raise ValueError(f"method must be one of {FAMILY}; got {method!r}")
+    need_grad = method in _GRADIENT
+    logits, acts, grads = activations_and_grads(model, x, layer, class_idx, need_grad, resolve)
+    acts = acts.float()
+    if method == "gradcam":
+        weights = grads.float().mean(dim=(2, 3))
+        return logits, F.relu(torch.einsum("nchw,nc->nhw", acts, weights))
+    if method == "gradcam++":
+        g = grads.float()
+        g2, g3 = g.pow(2), g.pow(3)
+        denom = 2 * g2 + acts.sum(dim=(2, 3), keepdim=True) * g3
+        alpha = torch.where(g != 0, g2 / torch.where(denom != 0, denom, 1.0), 0.0)
+        weights = (alpha * F.relu(g)).sum(dim=(2, 3))
+        return logits, F.relu(torch.einsum("nchw,nc->nhw", acts, weights))
+    if method == "layercam":
+        return logits, F.relu((F.relu(grads.float()) * acts).sum(dim=1))
+    if method == "eigencam":
+        return logits, _eigen(acts)
+    idx = resolve(class_idx, logits)
+    weights = _score_weights(model, x, acts, idx, batch_size)
+    return logits, F.relu(torch.einsum("nchw,nc->nhw", acts, weights))
