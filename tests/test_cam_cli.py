@@ -151,3 +151,15 @@ def test_cam_after_a_real_training_run(tmp_path, capsys):
     args[2] = "backbone.0"
     assert main(["features", "--checkpoint", str(tmp_path / "run"), *args]) == 0
     assert feats.is_file()
+
+
+@pytest.mark.parametrize("kind", ["classmap", "pool-linear", "fc"])
+def test_cam_cli_scorecam_at_a_named_layer_on_every_head(tmp_path, capsys, kind):
+    run = make_run(tmp_path / "run", kind, pool=None if kind == "fc" else "avg")
+    a = write_png(tmp_path / "a.png", 16, 16)
+    args = ["cam", "--checkpoint", str(run), str(a), "--out", str(tmp_path / "o")]
+    assert main([*args, "--method", "scorecam", "--layer", "backbone.0"]) == 0
+    assert "scorecam map of" in capsys.readouterr().out
+    assert (tmp_path / "o" / "a_cam.png").is_file()
+    assert main([*args, "--layer", "backbone.0"]) == 2
+    assert "--layer needs a --method" in capsys.readouterr().err

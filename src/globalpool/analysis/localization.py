@@ -254,6 +254,8 @@ def localization_scores(
     iou_threshold: float = 0.5,
     target: str = "label",
     device: str | torch.device | None = None,
+    method: str | None = None,
+    layer: str | None = None,
 ) -> dict:
     """Localization scores of a model's CAMs over an image set with boxes and/or masks.
 
@@ -267,6 +269,8 @@ def localization_scores(
         target: ``"label"`` maps the true class (localization alone, "GT-known"),
             ``"pred"`` the predicted class.
         device: where to run; default the model's parameters' device.
+        method, layer: as in :func:`compute_cam` (None: :func:`cam_method`'s choice at the
+            last feature map).
 
     Returns:
         dict of floats: ``box_acc`` (IoU >= iou_threshold; NaN without boxes),
@@ -299,7 +303,9 @@ def localization_scores(
         sl = slice(start, min(start + batch_size, n))
         x = normalize_images(images[sl], mean, std).to(device)
         y = labels[sl].to(device)
-        logits, maps = compute_cam(model, x, y if target == "label" else None)
+        logits, maps = compute_cam(
+            model, x, y if target == "label" else None, method=method, layer=layer
+        )
         res = localization_metrics(
             maps,
             boxes=None if boxes is None else torch.as_tensor(boxes[sl]),
@@ -330,5 +336,5 @@ def localization_scores(
         "n_images": int(n),
         "threshold": float(threshold),
         "target": target,
-        "cam_method": cam_method(model),
+        "cam_method": method or cam_method(model),
     }

@@ -42,9 +42,16 @@ def register(subparsers) -> None:
     parser.add_argument("--cmap", default="jet", help="matplotlib colormap (default jet)")
     parser.add_argument(
         "--method",
-        choices=("auto", "gradcam"),
+        choices=("auto", "gradcam", "gradcam++", "layercam", "eigencam", "scorecam"),
         default="auto",
-        help="auto: CAM where the head allows it, else Grad-CAM; gradcam: always Grad-CAM",
+        help="auto: the head's own map (class maps, or CAM for avg pool + linear), else "
+        "Grad-CAM; the others work on any head",
+    )
+    parser.add_argument(
+        "--layer",
+        metavar="NAME",
+        help="module whose output to map, e.g. backbone.3 (default: the last feature map; "
+        "not with --method auto)",
     )
     parser.add_argument(
         "--which", choices=("best", "last"), default="best", help="checkpoint of a run dir"
@@ -103,7 +110,9 @@ def run(args: argparse.Namespace) -> int:
     class_idx = resolve_class(args.class_name, classes)
     mean, std = meta["mean"], meta["std"]
     in_chans = int(getattr(model, "in_chans", len(mean)))
-    method = None if args.method == "auto" else "gradcam"
+    method = None if args.method == "auto" else args.method
+    if args.layer is not None and method is None:
+        raise ValueError("--layer needs a --method (gradcam, gradcam++, layercam, ...)")
     label = cam_method(model) if method is None else method
     out_dir = Path(args.out)
     used: set[str] = set()
@@ -115,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         if note:
             print(f"{path}: {note}")
         x = normalize_images(image[None], mean, std).to(args.device)
-        logits, maps = compute_cam(model, x, class_idx, method=method)
+        logits, maps = compute_cam(model, x, class_idx, method=method, layer=args.layer)
         probs = torch.softmax(logits[0].float(), dim=0).cpu()
         top = torch.topk(probs, k)
         ranked = "  ".join(

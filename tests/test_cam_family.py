@@ -1,0 +1,105 @@
+"""The CAM family against maps derived by hand (numpy), not by the code under test.
+
+The model: an identity backbone (features = the input, C = 2 channels, 3x3) and an
+average-pool + linear head, so logit_k = sum_c W_kc mean_s(A_cs) + b_k and the gradient
+of logit_k with respect to A_cs is W_kc / 9 at every position."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from globalpool.analysis.cam import compute_cam
+from globalpool.models import create_model
+from globalpool.models.classifier import Classifier
+
+W = np.array([[1.0, -2.0], [0.5, 3.0], [-1.0, 0.25]])  # (K=3, C=2)
+B = np.array([0.1, -0.2, 0.3])
+
+
+def identity_model() -> Classifier:
+    model = Classifier(nn.Identity(), 3, head="pool-linear", pool="avg", in_chans=2,
+                       input_size=(3, 3))  # fmt: skip
+    with torch.no_grad():
+        model.head.fc.weight.copy_(torch.tensor(W))
+        model.head.fc.bias.copy_(torch.tensor(B))
+    return model.eval()
+
+
+def x_batch():
+    g = np.random.default_rng(0)
+    return g.uniform(0.1, 2.0, size=(2, 2, 3, 3))
+
+
+def relu(a):
+    return np.maximum(a, 0.0)
+
+
+def hand_maps(method: str, a: np.ndarray, k: int) -> np.ndarray:
+    grad = np.broadcast_to((W[k] / 9.0)[:, None, None], a.shape)  # (C, h, w)
+    if method == "gradcam":
+        return relu(np.tensordot(grad.mean(axis=(1, 2)), a, axes=1))
+    if method == "gradcam++":
+        g2, g3 = grad**2, grad**3
+        denom = 2 * g2 + a.sum(axis=(1, 2))[:, None, None] * g3
+        alpha = np.where(grad != 0, g2 / np.where(denom != 0, denom, 1.0), 0.0)
+        weights = (alpha * relu(grad)).sum(axis=(1, 2))
+        return relu(np.tensordot(weights, a, axes=1))
+    if method == "layercam":
+        return relu((relu(grad) * a).sum(axis=0))
+    if method == "eigencam":
+        flat = a.reshape(2, 9).T  # (hw, C)
+        _, _, vt = np.linalg.svd(flat - flat.mean(0), full_matrices=False)
+        proj = flat @ vt[0]
+        return (proj if proj.sum() >= 0 else -proj).reshape(3, 3)
+    if method == "scorecam":
+        scores = []
+        for c in range(2):
+            m = a[c]
+            mask = (m - m.min()) / (m.max() - m.min())
+            masked = a * mask  # the identity backbone: the masked input is the features
+            logits = W @ masked.mean(axis=(1, 2)) + B
+            p = np.exp(logits - logits.max())
+            scores.append((p / p.sum())[k])
+        w = np.exp(np.array(scores) - max(scores))
+        w /= w.sum()
+        return relu(np.tensordot(w, a, axes=1))
+    raise AssertionError(method)
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "layercam", "eigencam", "scorecam"])
+def test_raw_maps_match_the_hand_derivation(method):
+    model, x = identity_model(), x_batch()
+    classes = [1, 2]
+    _, maps = compute_cam(model, torch.tensor(x, dtype=torch.float32), classes, raw=True,
+                          method=method, batch_size=1)  # fmt: skip
+    for i, k in enumerate(classes):
+        np.testing.assert_allclose(maps[i].numpy(), hand_maps(method, x[i], k), rtol=1e-4,
+                                   atol=1e-6)  # fmt: skip
+
+
+def test_any_named_layer_and_batches_alike():
+    model = create_model("smallgap", 3, head="fc", in_chans=3, input_size=(16, 16)).eval()
+    x = torch.randn(3, 3, 16, 16)
+    names = [n for n, _ in model.named_modules()]
+    assert "backbone.2" in names
+    for method in ("gradcam", "gradcam++", "layercam", "eigencam", "scorecam"):
+        _, maps = compute_cam(model, x, 0, method=method, layer="backbone.2", batch_size=3)
+        singles = torch.cat([
+            compute_cam(model, x[i : i + 1], 0, method=method, layer="backbone.2")[1]
+            for i in range(3)
+        ])  # fmt: skip
+        assert maps.shape == (3, 16, 16)
+        torch.testing.assert_close(maps, singles, atol=1e-5, rtol=1e-4)
+        assert all(p.grad is None for p in model.parameters())
+
+
+def test_layer_errors_are_clear():
+    model = create_model("smallgap", 3, head="classmap", in_chans=3, input_size=(16, 16))
+    x = torch.randn(1, 3, 16, 16)
+    with pytest.raises(ValueError, match="no layer 'nope'"):
+        compute_cam(model, x, method="gradcam", layer="nope")
+    with pytest.raises(ValueError, match="reads the head's own maps"):
+        compute_cam(model, x, method="classmap", layer="backbone.2")
