@@ -105,3 +105,31 @@ def test_create_head_errors():
         create_head("pool-linear", 16, 10, pool="median")
     with pytest.raises(ValueError, match="num_classes"):
         create_head("classmap", 16, 0)
+
+
+def test_every_head_is_a_head_that_describes_itself():
+    import torch as _torch
+
+    from globalpool.heads import Head, create_head
+    from globalpool.models import create_model
+
+    x = _torch.randn(2, 8, 4, 4)
+    cases = (
+        ("fc", {"feature_size": (4, 4), "hidden": [6]}),
+        ("classmap", {"pool": "max"}),
+        ("pool-linear", {"pool": "catavgmax"}),
+    )
+    for kind, kw in cases:
+        head = create_head(kind, 8, 5, **kw)
+        assert isinstance(head, Head)
+        assert head.in_channels == 8 and head.num_classes == 5
+        assert head.pre_logits(x).shape == (2, head.num_features)
+        assert head(x).shape == (2, 5)
+        assert head.fixed_size is (kind == "fc")
+        assert (head.pool_name is None) is (kind == "fc")
+        before = [p.detach().clone() for p in head.parameters()]
+        _torch.manual_seed(123)
+        head.reset()
+        assert any(not _torch.equal(a, b) for a, b in zip(before, head.parameters(), strict=True))
+    assert create_model("smallgap", head="fc", input_size=(16, 16)).fixed_size
+    assert not create_model("smallgap", head="classmap").fixed_size

@@ -13,7 +13,7 @@ from torch import nn
 
 from globalpool.data import normalize
 from globalpool.data.folder import read_image
-from globalpool.models.sizing import target_size
+from globalpool.models.sizing import is_fixed_size, target_size
 
 __all__ = ["fit_to_model", "normalize_images", "read_image"]
 
@@ -39,7 +39,7 @@ def fit_to_model(
         ``(image, note)``: note is None when unchanged, else a sentence saying why.
     """
     h, w = (int(s) for s in image.shape[-2:])
-    fixed = bool(getattr(getattr(model, "head", None), "fixed_size", False))
+    fixed = is_fixed_size(model)
     if size == "native" and not fixed:
         min_h, min_w = (int(s) for s in getattr(model, "min_input_size", (1, 1)))
         if h >= min_h and w >= min_w:

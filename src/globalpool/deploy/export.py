@@ -38,6 +38,7 @@ from torch import nn
 
 from globalpool.atomic import atomic_path
 from globalpool.deploy.masked import MaskedClassifier
+from globalpool.models.sizing import is_fixed_size
 
 __all__ = [
     "ExportResult",
@@ -62,11 +63,6 @@ class ExportResult:
     dynamic_axes: dict[str, dict[int, str]]
     verified_shapes: list[tuple[int, ...]] = field(default_factory=list)
     max_abs_diff: float | None = None
-
-
-def _is_fixed_size(model: nn.Module) -> bool:
-    head = getattr(model, "head", None)
-    return bool(getattr(head, "fixed_size", False)) or getattr(head, "pool_name", "") is None
 
 
 def _size2(value, default) -> tuple[int, int]:
@@ -126,7 +122,7 @@ def verification_inputs(
     """
     h, w = _size2(input_size, getattr(model, "input_size", None) or (32, 32))
     min_h, min_w = _size2(getattr(model, "min_input_size", None), (1, 1))
-    if _is_fixed_size(model):
+    if is_fixed_size(model):
         shapes = [(2, h, w), (1, h, w), (3, h, w)]
     else:
         shapes = [
@@ -146,7 +142,7 @@ def _prepare(model: nn.Module, mask: bool, input_size):
     if not isinstance(model, nn.Module):
         raise TypeError(f"expected a torch.nn.Module to export, got {type(model).__name__}")
     model = model.eval()
-    fixed = _is_fixed_size(model)
+    fixed = is_fixed_size(model)
     if mask and fixed:
         raise ValueError(
             "--mask needs a pooling head: this model's FC head has no global pool to mask"

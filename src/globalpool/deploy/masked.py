@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from globalpool.models.sizing import is_fixed_size
+
 __all__ = ["MaskedClassifier", "backbone_stride", "downsample_mask", "head_forward_masked"]
 
 
@@ -135,7 +137,7 @@ class MaskedClassifier(nn.Module):
     def __init__(self, model: nn.Module, stride: tuple[int, int] | None = None):
         super().__init__()
         head = model.head
-        if getattr(head, "pool_name", None) is None or getattr(head, "fixed_size", False):
+        if getattr(head, "pool_name", None) is None or is_fixed_size(model):
             raise ValueError(
                 f"masked pooling needs a pooling head; this model's head is "
                 f"{getattr(model, 'head_kind', type(head).__name__)!r} with no global pool"

@@ -21,6 +21,7 @@ from torch import nn
 from globalpool.deploy.images import resize_image, to_image_tensors
 from globalpool.models.sizing import (
     MAX_NATIVE_PIXELS,
+    is_fixed_size,
     target_size,
     warn_far_from_training_scale,
 )
@@ -77,7 +78,7 @@ def predict_proba(
         hw = target_size(model, tuple(image.shape[-2:]), size)
         fed.append(resize_image(image, hw))
         groups[hw].append(i)
-    if size == "native" and not getattr(model.head, "fixed_size", False):
+    if size == "native" and not is_fixed_size(model):
         warn_far_from_training_scale(model, groups)
 
     was_training = model.training

@@ -5,12 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from globalpool.heads.base import Head
 from globalpool.pool import create_pool
 
 __all__ = ["ClassMapHead"]
 
 
-class ClassMapHead(nn.Module):
+class ClassMapHead(Head):
     """Convolution to exactly ``num_classes`` maps, then a global pool: the pooled maps are
     the logits. There is no Linear layer (Lin et al. 2013, "Network In Network").
 
@@ -60,6 +61,7 @@ class ClassMapHead(nn.Module):
         self.pool = create_pool(pool, channels=num_classes, **(pool_kwargs or {}))
         self.pool_name = pool
         self.feat_mult = int(getattr(self.pool, "feat_mult", 1))
+        self.num_features = num_classes  # pre_logits: the pooled class maps
 
     def class_maps(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) -> class maps (N, K, H, W)."""

@@ -7,10 +7,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from globalpool.heads.base import Head
+
 __all__ = ["FCHead"]
 
 
-class FCHead(nn.Module):
+class FCHead(Head):
     """Flatten the feature maps, then ``Linear -> ReLU -> Dropout`` per hidden layer, then
     a final ``Linear`` to the classes.
 

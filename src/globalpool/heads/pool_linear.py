@@ -5,12 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from globalpool.heads.base import Head
 from globalpool.pool import create_pool
 
 __all__ = ["PoolLinearHead"]
 
 
-class PoolLinearHead(nn.Module):
+class PoolLinearHead(Head):
     """Global pool over the spatial dims, dropout, then ``Linear(C * feat_mult, K)``.
 
     Args:

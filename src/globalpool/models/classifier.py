@@ -112,6 +112,12 @@ class Classifier(nn.Module):
             "of input channels, or an input far too small)"
         )
 
+    @property
+    def fixed_size(self) -> bool:
+        """True when the head takes only its training feature size (FC): the model then
+        takes only ``input_size``. The one answer every caller asks for."""
+        return bool(self.head.fixed_size)
+
     # -- head management -------------------------------------------------------------
     def _set_head(self, num_classes, kind, pool, head_kwargs, pool_kwargs) -> None:
         if kind not in list_heads():
@@ -139,7 +145,7 @@ class Classifier(nn.Module):
         self.num_classes = num_classes
         self.head_kind = kind
         self.pool_name = pool
-        self.min_input_size = self.input_size if kind == "fc" else self._backbone_min
+        self.min_input_size = self.input_size if head.fixed_size else self._backbone_min
         self._head_kwargs, self._pool_kwargs = dict(head_kwargs), dict(pool_kwargs)
         if self.model_args is not None:
             self.model_args.update(
@@ -174,7 +180,7 @@ class Classifier(nn.Module):
                 f"expected input of shape (N, {self.in_chans}, H, W), got {tuple(x.shape)}"
             )
         h, w = x.shape[-2:]
-        if self.head_kind == "fc":
+        if self.fixed_size:
             if (h, w) != self.input_size:
                 raise ValueError(
                     f"this model has an FC head built for input size {self.input_size}, got "

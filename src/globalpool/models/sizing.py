@@ -11,7 +11,17 @@ from __future__ import annotations
 
 from torch import nn
 
-__all__ = ["MAX_NATIVE_PIXELS", "target_size", "warn_far_from_training_scale"]
+__all__ = ["MAX_NATIVE_PIXELS", "is_fixed_size", "target_size", "warn_far_from_training_scale"]
+
+
+def is_fixed_size(model: nn.Module) -> bool:
+    """Whether ``model`` takes only its training input size (an FC head): the
+    ``Classifier.fixed_size`` answer, or its head's for other modules with a ``head``."""
+    fixed = getattr(model, "fixed_size", None)
+    if fixed is None:
+        fixed = getattr(getattr(model, "head", None), "fixed_size", False)
+    return bool(fixed)
+
 
 # The largest image fed at its native size (a 4096 x 4096 image): the activations of a
 # forward pass grow with the pixels (a 10,000 x 10,000 PNG took 12 GB with an 18k-parameter
@@ -52,7 +62,7 @@ def target_size(model: nn.Module, image_size: tuple[int, int], size=None) -> tup
             smaller than ``model.min_input_size``, or a native size is too large.
     """
     trained = _pair(getattr(model, "input_size", None), "model.input_size")
-    fixed = bool(getattr(model.head, "fixed_size", False))
+    fixed = is_fixed_size(model)
     if fixed:
         if size not in (None, "native") and _pair(size, "size") != trained:
             raise ValueError(
