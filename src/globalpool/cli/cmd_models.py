@@ -37,6 +37,12 @@ def register(subparsers) -> None:
     parser.add_argument("--head", default=None, help="fc, classmap, pool-linear (default: model's)")
     parser.add_argument("--pool", default=None, help="any registered pool (default: model's)")
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    parser.add_argument(
+        "--pretrained",
+        action="store_true",
+        help="list the pretrained models shipped in the package (load by name: "
+        "globalpool predict --checkpoint NAME ...)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -72,7 +78,30 @@ def _row(name: str, args) -> dict:
     return row
 
 
+def _list_pretrained(as_json: bool) -> int:
+    from globalpool.pretrained import list_pretrained, pretrained_card
+
+    cards = [pretrained_card(name) for name in list_pretrained()]
+    if as_json:
+        for card in cards:
+            print(json.dumps(card))
+        return 0
+    if not cards:
+        print("no pretrained models are shipped in this installation")
+    for c in cards:
+        h, w = c["input_size"]
+        print(
+            f"{c['name']}: {c['model']} {c['head']} head (pool {c['pool'] or '-'}), "
+            f"{c['params']:,} parameters, {h}x{w}, {c['dataset']}: test accuracy "
+            f"{100 * c['test_acc']:.2f}% on {c['data']}\n  trained by: {c['command']}\n"
+            f"  sha256 {c['sha256']}"
+        )
+    return 0
+
+
 def run(args) -> int:
+    if args.pretrained:
+        return _list_pretrained(args.json)
     from globalpool.heads import list_heads
     from globalpool.models import list_models
     from globalpool.pool import list_pools

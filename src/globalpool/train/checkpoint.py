@@ -288,6 +288,11 @@ def load_run(path: str | os.PathLike, *, which: str = "best") -> tuple[nn.Module
     if which not in ("best", "last"):
         raise ValueError(f"which must be 'best' or 'last'; got {which!r}")
     path = os.fspath(path)
+    if not os.path.exists(path):
+        from globalpool.pretrained import pretrained_path
+
+        shipped = pretrained_path(path)  # a shipped model's name
+        path = os.fspath(shipped) if shipped is not None else path
     if os.path.isdir(path):
         preferred = os.path.join(path, CHECKPOINT_DIR, f"{which}.safetensors")
         run_dir, ckpt = (path, preferred) if os.path.isfile(preferred) else _resolve(path)
