@@ -631,7 +631,7 @@ def _model_sections(records, test_set, num_examples, num_cam, want_cam) -> list[
     """Test predictions, class activation maps and localization scores of the best models."""
     pred_sec = _Section("predictions", "Test images and predictions")
     try:
-        from globalpool.train.checkpoint import load_run
+        from globalpool.models.io import load_run
 
         if test_set is None:
             test_set = _load_test_set(records[0].config)

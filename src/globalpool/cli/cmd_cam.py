@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from globalpool.analysis.cam import cam_method, compute_cam
     from globalpool.analysis.images import fit_to_model, normalize_images, read_image
     from globalpool.analysis.render import save_overlay
-    from globalpool.train.checkpoint import load_run
+    from globalpool.models.io import load_run
 
     if args.topk < 1:
         raise ValueError(f"--topk must be >= 1; got {args.topk}")

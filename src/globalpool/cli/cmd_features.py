@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from globalpool.analysis.features import feature_grid_figure, layer_names
     from globalpool.analysis.images import fit_to_model, normalize_images, read_image
     from globalpool.analysis.render import save_figure
-    from globalpool.train.checkpoint import load_run
+    from globalpool.models.io import load_run
 
     if args.k < 1:
         raise ValueError(f"--k must be >= 1; got {args.k}")

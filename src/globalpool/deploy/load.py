@@ -38,7 +38,7 @@ def load(path: str | os.PathLike, *, which: str = "best", device: str = "cpu") -
         >>> model.predict(["cat.png"], topk=3)  # doctest: +SKIP
         [[{'class': 'cat', 'index': 3, 'prob': 0.83}, ...]]
     """
-    from globalpool.train.checkpoint import load_run
+    from globalpool.models.io import load_run
 
     model, meta = load_run(path, which=which)
     classes = meta.get("classes")
