@@ -43,7 +43,7 @@ def main() -> None:
         text = [
             f"Recorded with `{result['command']}` (protocol **{result['protocol']}**, seeds "
             f"{seeds}) on {result['cpu']}, {result['device']}: "
-            f"{result['wall_time_s'] / 60:.0f} min in all.",
+            f"{result['train_time_s'] / 60:.0f} min of training in all.",
             "",
             markdown_table(result),
             "",
