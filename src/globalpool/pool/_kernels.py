@@ -13,16 +13,14 @@ import math
 import torch
 from torch.autograd.function import once_differentiable
 
+from globalpool.pool._layout import as_float
+
 __all__ = ["avg_and_max", "first_max", "log_mean_exp", "power_mean", "row_mean"]
 
 _TINY = 1e-30  # below this a float32 sum has lost its precision to underflow
 # Below this power a**p is within float32 rounding of 1 for ordinary a: GeM and Lp then
 # pool log(a) by log-mean-exp (relative error of the direct form ~ 1e-7 / p).
 _SMALL_P = 0.05
-
-
-def _scalar(value) -> float:
-    return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
 
 
 def _work_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -224,7 +222,7 @@ class _PowerMean(torch.autograd.Function):
     def forward(ctx, t, p, eps, dim, mask, count, use_abs):
         out_dtype = t.dtype
         work = _work_dtype(t.dtype)
-        pv = _scalar(p)
+        pv = as_float(p)
         denom = count if count is not None else t.shape[dim]
         invalid = ~mask if mask is not None else None
         spans, step = _blocks(t)
@@ -373,7 +371,7 @@ class _LogMeanExp(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, t, r, dim, mask, count):
-        rv = _scalar(r)
+        rv = as_float(r)
         invalid = ~mask if mask is not None else None
         y, spread, top, total = _lme_forward(t, rv, dim, invalid, count)
         # The backward pass reuses the shift and the sum, so its softmax weights are

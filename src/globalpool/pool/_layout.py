@@ -137,3 +137,8 @@ def restore_layout(y: torch.Tensor, flat: Flat, keepdim: bool) -> torch.Tensor:
     if flat.data_format == "channels_first":
         return y.reshape(y.shape[0], y.shape[1], *ones)
     return y.reshape(y.shape[0], *ones, y.shape[1])
+
+
+def as_float(value) -> float:
+    """A hyper-parameter as a Python float (a learnable one is a 0-d tensor: read, detached)."""
+    return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)

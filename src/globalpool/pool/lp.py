@@ -5,13 +5,9 @@ from __future__ import annotations
 import torch
 
 from globalpool.pool import functional as F
+from globalpool.pool._layout import as_float
 from globalpool.pool.base import GlobalPoolBase
 from globalpool.pool.registry import register_pool
-
-
-def _value(v) -> float:
-    return float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
-
 
 __all__ = ["LpPool"]
 
@@ -66,4 +62,4 @@ class LpPool(GlobalPoolBase):
         return F.lp_pool(x, mask, p=self.p, **self._kw())
 
     def extra_repr(self) -> str:
-        return f"p={_value(self.p):.4g}, learn_p={self.learn_p}, " + super().extra_repr()
+        return f"p={as_float(self.p):.4g}, learn_p={self.learn_p}, " + super().extra_repr()

@@ -5,13 +5,9 @@ from __future__ import annotations
 import torch
 
 from globalpool.pool import functional as F
+from globalpool.pool._layout import as_float
 from globalpool.pool.base import GlobalPoolBase
 from globalpool.pool.registry import register_pool
-
-
-def _value(v) -> float:
-    return float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
-
 
 __all__ = ["LSEPool"]
 
@@ -70,4 +66,4 @@ class LSEPool(GlobalPoolBase):
         return F.lse_pool(x, mask, r=self.r, **self._kw())
 
     def extra_repr(self) -> str:
-        return f"r={_value(self.r):.4g}, learn_r={self.learn_r}, " + super().extra_repr()
+        return f"r={as_float(self.r):.4g}, learn_r={self.learn_r}, " + super().extra_repr()

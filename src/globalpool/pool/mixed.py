@@ -8,13 +8,9 @@ import torch
 from torch import nn
 
 from globalpool.pool import functional as F
+from globalpool.pool._layout import as_float
 from globalpool.pool.base import GlobalPoolBase
 from globalpool.pool.registry import register_pool
-
-
-def _value(v) -> float:
-    return float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
-
 
 __all__ = ["MixedPool"]
 
@@ -78,6 +74,6 @@ class MixedPool(GlobalPoolBase):
 
     def extra_repr(self) -> str:
         return (
-            f"alpha={_value(self.alpha):.4g}, learn_alpha={self.learn_alpha}, "
+            f"alpha={as_float(self.alpha):.4g}, learn_alpha={self.learn_alpha}, "
             + super().extra_repr()
         )
