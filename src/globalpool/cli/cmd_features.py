@@ -9,7 +9,7 @@ __all__ = ["register", "run"]
 
 
 def register(subparsers) -> None:
-    from globalpool.cli.cmd_predict import size_arg
+    from globalpool.cli.cmd_predict import add_size_flag
 
     parser = subparsers.add_parser(
         "features",
@@ -40,14 +40,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--which", choices=("best", "last"), default="best", help="checkpoint of a run dir"
     )
-    parser.add_argument(
-        "--size",
-        type=size_arg,
-        default=None,
-        metavar="S|native",
-        help="pooling heads: resize the shorter side to S, or 'native' for the image's own "
-        "size (default: the scale the model was trained at)",
-    )
+    add_size_flag(parser)
     parser.set_defaults(func=run)
 
 

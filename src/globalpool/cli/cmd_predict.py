@@ -72,6 +72,18 @@ def size_arg(text: str):
     return value
 
 
+def add_size_flag(parser: argparse.ArgumentParser) -> None:
+    """``--size S|native`` of cam and features (predict words its help for itself)."""
+    parser.add_argument(
+        "--size",
+        type=size_arg,
+        default=None,
+        metavar="S|native",
+        help="pooling heads: resize the shorter side to S, or 'native' for the image's own "
+        "size (default: the scale the model was trained at)",
+    )
+
+
 def _print_table(paths, results, out) -> None:
     width = max(len(str(p)) for p in paths)
     name_width = max(len(r["class"]) for top in results for r in top)

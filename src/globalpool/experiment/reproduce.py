@@ -19,32 +19,18 @@ from __future__ import annotations
 import json
 import math
 import os
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from globalpool.experiment.claims import Claim
+from globalpool.experiment.stats import describe
 
-__all__ = ["THRESHOLDS", "plan_runs", "reproduce", "stats"]
+__all__ = ["THRESHOLDS", "plan_runs", "reproduce"]
 
 # Map thresholds of the MaxBoxAcc sweep (Choe et al. 2020 use a finer grid on ILSVRC).
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
-
-
-def stats(values: Sequence[float]) -> dict[str, float | int | None]:
-    """Mean, sample standard deviation (0 for one value), min, max and count."""
-    values = [float(v) for v in values if v is not None]
-    if not values:
-        return {"mean": None, "std": None, "min": None, "max": None, "n": 0}
-    return {
-        "mean": statistics.fmean(values),
-        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-        "min": min(values),
-        "max": max(values),
-        "n": len(values),
-    }
 
 
 def _slug(label: str) -> str:
@@ -237,17 +223,17 @@ def _aggregate(claim: Claim, records: list[dict]) -> list[dict]:
             "row": row,
             "size": size,
             "published": claim.published.get(row),
-            "ours": stats([_value(claim, r) for r in rs]),
-            "test_acc": stats([100 * r["test_acc"] for r in rs]),
-            "train_acc": stats([100 * r["train_acc"] for r in rs]),
-            "gap": stats([100 * r["gap"] for r in rs]),
-            "wall_time_s": stats([r["wall_time_s"] for r in rs]),
+            "ours": describe([_value(claim, r) for r in rs]),
+            "test_acc": describe([100 * r["test_acc"] for r in rs]),
+            "train_acc": describe([100 * r["train_acc"] for r in rs]),
+            "gap": describe([100 * r["gap"] for r in rs]),
+            "wall_time_s": describe([r["wall_time_s"] for r in rs]),
             "params_total": rs[0]["params_total"],
             "seeds": [r["seed"] for r in rs],
         }
         if claim.metric == "max_box_acc":
             for key in ("box_acc_at_0.2", "pointing_acc", "mask_iou"):
-                entry[key] = stats([100 * r[key] for r in rs])
+                entry[key] = describe([100 * r[key] for r in rs])
             entry["method"] = rs[0]["method"]
         out.append(entry)
     return out

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from globalpool.experiment.stats import describe
 from globalpool.train.recipes import Recipe
 
 __all__ = [
@@ -46,27 +46,14 @@ def curve_from_rows(rows: Sequence[dict], final: tuple[float, float] | None = No
     return {"points": points, "final": final}
 
 
-def _stats(values: Sequence[float]) -> dict[str, float | None]:
-    values = [v for v in values if v is not None]
-    if not values:
-        return {"mean": None, "std": None, "min": None, "max": None, "n": 0}
-    return {
-        "mean": statistics.fmean(values),
-        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-        "min": min(values),
-        "max": max(values),
-        "n": len(values),
-    }
-
-
 def aggregate(per_seed: Sequence[dict], target: float) -> dict[str, Any]:
     """Mean/std/min/max over seeds of the accuracies and the time to the result, and how
     many seeds reached ``target`` with TTA."""
     tta = [s["test_acc_tta"] for s in per_seed]
     return {
-        "test_acc": _stats([s["test_acc"] for s in per_seed]),
-        "test_acc_tta": _stats(tta),
-        "time_to_result_s": _stats([s["time_to_result_s"] for s in per_seed]),
+        "test_acc": describe([s["test_acc"] for s in per_seed]),
+        "test_acc_tta": describe(tta),
+        "time_to_result_s": describe([s["time_to_result_s"] for s in per_seed]),
         "seeds_reaching_target": sum(1 for v in tta if v is not None and v >= target),
         "seeds": len(per_seed),
     }
