@@ -228,3 +228,28 @@ def test_damaged_cache_file_is_rebuilt(tmp_path):
         train, _, info = read_image_folder(tmp_path / "tree", cache_dir=cache)
     assert info["cache_hit"] is False and len(train) == 12
     assert read_image_folder(tmp_path / "tree", cache_dir=cache)[2]["cache_hit"] is True
+
+
+def test_odd_file_names_and_links_name_the_file(tmp_path):
+    import os
+
+    import numpy as np
+    import pytest
+    from PIL import Image
+
+    from globalpool.data import load_dataset
+
+    for c in ("a", "b"):
+        (tmp_path / "d" / c).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "d" / c / f"{i}.png")
+    loop = tmp_path / "d" / "a" / "loop.png"
+    os.symlink(loop.name, loop)  # points at itself
+    with pytest.raises(ValueError, match=r"cannot read .*loop\.png"):
+        load_dataset("folder", path=tmp_path / "d", size=8, cache=False)
+    loop.unlink()
+    bad = os.path.join(os.fsencode(tmp_path / "d" / "b"), b"bad\xff.png")
+    with open(bad, "wb") as fh:
+        fh.write(b"x")
+    with pytest.raises(ValueError, match=r"bad\\xff\.png' is not valid UTF-8"):
+        load_dataset("folder", path=tmp_path / "d", size=8, cache=False)

@@ -264,10 +264,23 @@ def _scan_directory(root: Path) -> tuple[list[str], list[str], list[tuple[str, i
         dirs += [rel + d for d in dirnames]
         for f in sorted(filenames):
             name = rel + f
-            if _is_image_name(name):
+            if not _is_image_name(name):
+                continue
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(
+                    f"{root}: the file name {os.fsencode(name)!r} is not valid UTF-8; "
+                    "rename it (class and file names must be text)"
+                ) from None
+            try:
                 st = os.stat(os.path.join(dirpath, f))
-                names.append(name)
-                stats.append((name, st.st_size, st.st_mtime_ns))
+            except OSError as err:  # a broken or self-referencing symbolic link
+                raise ValueError(
+                    f"cannot read {os.path.join(dirpath, f)}: {err.strerror or err}"
+                ) from None
+            names.append(name)
+            stats.append((name, st.st_size, st.st_mtime_ns))
     return names, dirs, stats
 
 
