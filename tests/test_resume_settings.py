@@ -64,3 +64,15 @@ def test_quiet_runs_still_warn_and_longer_epochs_explain_the_schedule(tmp_path, 
     assert "label_smoothing: 0.0 -> 0.1" in err
     assert "note: epochs 2 -> 4: the cosine schedule is planned again over 4 epochs" in err
     assert "--schedule constant" in err
+
+
+@pytest.mark.parametrize("drop", ["rng", "optim_param_groups"])
+def test_a_damaged_state_file_says_what_it_lacks(tmp_path, capsys, drop):
+    first_run(tmp_path)
+    state = tmp_path / "run" / "checkpoints" / "last.state.json"
+    doc = json.loads(state.read_text())
+    del doc[drop]
+    state.write_text(json.dumps(doc))
+    assert main(["train", "--resume", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert f"is damaged (no {drop})" in err and "--overwrite" in err

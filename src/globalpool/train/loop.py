@@ -295,6 +295,20 @@ def _check_resume_config(saved: dict, config: TrainConfig, ctx: DistContext) -> 
         )
 
 
+_STATE_KEYS = ("epoch", "best_val_acc", "best_epoch", "wall_time_s", "rng",
+               "optim_param_groups", "optim_scalars")  # fmt: skip
+
+
+def _check_state_doc(doc, path: str) -> None:
+    """A damaged last.state.json names what it lacks, not just a key."""
+    missing = [k for k in _STATE_KEYS if not isinstance(doc, dict) or k not in doc]
+    if missing:
+        raise ValueError(
+            f"cannot resume: {path} is damaged (no {', '.join(missing)}); restore it or "
+            "start the run again with --overwrite"
+        )
+
+
 def _epochs_note(saved: dict, config: TrainConfig, done: int, steps: int) -> str | None:
     """What a new ``epochs`` on resume does to the learning-rate schedule, or None."""
     old = saved.get("epochs")
@@ -476,6 +490,7 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
     train_clock = data_init_s
     if resume:
         tensors, doc = load_train_state(state_prefix)
+        _check_state_doc(doc, state_prefix + ".json")
         weights_path = os.path.join(ckpt_dir, "last.safetensors")
         weights, weights_meta = read_safetensors(weights_path)
         if weights_meta.get("epoch") != str(doc["epoch"]):
@@ -488,7 +503,14 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
         saved_config = doc.get("config", {})
         _check_resume_config(saved_config, config, ctx)
         wanted = [{k: g[k] for k in _RESUME_OPTIM_KEYS if k in g} for g in optimizer.param_groups]
-        apply_train_state(tensors, doc, optimizer=optimizer, scaler=scaler)
+        try:
+            apply_train_state(tensors, doc, optimizer=optimizer, scaler=scaler)
+        except (KeyError, TypeError, IndexError, RuntimeError) as err:
+            raise ValueError(
+                f"cannot resume {run_dir}: the optimiser or RNG state in {state_prefix}.json "
+                f"does not fit this run ({type(err).__name__}: {err}); start it again with "
+                "--overwrite"
+            ) from None
         for group, values in zip(optimizer.param_groups, wanted, strict=True):
             group.update(values)  # the new config's hyper-parameters, the saved buffers
         note = _epochs_note(saved_config, config, int(doc["epoch"]), steps_per_epoch)
