@@ -156,15 +156,25 @@ NIN_HEADS = Claim(
         "for the dropout row",
         "schedule (full)": "SGD momentum 0.9 Nesterov, lr 0.05, weight decay 1e-4, 120 "
         "epochs cosine, batch 128",
-        "cpu protocol": "the same settings on a stratified 4,000-image training subset for "
-        "10 epochs, bf16 autocast where the CPU computes bf16 natively (float32 otherwise), "
-        "tested on all 10,000 test images: far from the published schedule, so its errors "
-        "are much higher and only the ordering is comparable",
+        "full protocol": "not run here (no GPU in this session): its settings are a "
+        "starting point, unverified",
+        "cpu protocol": "a stratified 4,000-image training subset, Adam lr 1e-3 (no "
+        "weight decay), batch 64, 10 epochs, bf16 autocast where the CPU computes bf16 "
+        "natively (float32 otherwise), tested on all 10,000 test images (SGD at lr 0.05 "
+        "left the network at chance on this budget): far from the published schedule, so "
+        "its errors are much higher and only the ordering is comparable",
     },
     settings={
         "full": {**_NIN_SGD, "epochs": 120},
+        # SGD at lr 0.05 left this un-normalised network at chance (loss 2.303) for 6
+        # epochs of 4,000 images; Adam moves it within the first epoch.
         "cpu": {
             **_NIN_SGD,
+            "optimizer": "adamw",
+            "lr": 1e-3,
+            "weight_decay": 0.0,
+            "warmup_epochs": 0.5,
+            "batch_size": 64,
             "epochs": 10,
             "channels_last": True,
             "amp": "auto",
