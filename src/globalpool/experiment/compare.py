@@ -31,9 +31,9 @@ COMPARE_SEEDS = (0, 1, 2)
 
 # The budget of a plain ``globalpool compare``: the default network on 600 generated
 # 6-class shape images, 30 epochs, batch 32 (the project's default optimiser, schedule
-# and augmentation). On the 2-core development machine, idle, one fastnet head trains at
-# about 900 images/s, so the five default heads take about 2 minutes, which leaves room
-# under the 10-minute target when the CPU is shared. A set this small is where the head
+# and augmentation). On the 2-core AMD EPYC machine, alone, one fastnet head trains at
+# about 850 images/s: the five default heads over the three COMPARE_SEEDS took 5 min
+# (BENCHMARKS.md, "Shapes: the main job"). A set this small is where the head
 # matters: with 1000 training images, every head reached 96-100% test accuracy on shapes.
 COMPARE_DEFAULTS: dict[str, Any] = {
     "model": "fastnet",
