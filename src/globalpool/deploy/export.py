@@ -38,7 +38,7 @@ from torch import nn
 
 from globalpool.atomic import atomic_path
 from globalpool.deploy.masked import MaskedClassifier
-from globalpool.models.sizing import is_fixed_size
+from globalpool.models.sizing import is_fixed_size, size_pair
 
 __all__ = [
     "ExportResult",
@@ -65,15 +65,6 @@ class ExportResult:
     max_abs_diff: float | None = None
 
 
-def _size2(value, default) -> tuple[int, int]:
-    if value is None:
-        value = default
-    if isinstance(value, int):
-        return value, value
-    h, w = (int(v) for v in value)
-    return h, w
-
-
 def _metadata(model: nn.Module, fmt: str, mask: bool, dynamic: bool, names: list[str]) -> dict:
     def _plain(value):
         return [float(v) for v in value] if value is not None else None
@@ -88,7 +79,7 @@ def _metadata(model: nn.Module, fmt: str, mask: bool, dynamic: bool, names: list
         "classes": list(getattr(model, "classes", None) or []),
         "mean": _plain(getattr(model, "mean", None)),
         "std": _plain(getattr(model, "std", None)),
-        "input_size": list(_size2(getattr(model, "input_size", None), (32, 32))),
+        "input_size": list(size_pair(getattr(model, "input_size", None) or (32, 32), "input_size")),
         "model_args": getattr(model, "model_args", None),
     }
 
@@ -120,8 +111,8 @@ def verification_inputs(
     Returns a list of ``(image,)`` or ``(image, mask)`` tuples, image float32
     (N, C, H, W) standard normal, mask bool (N, H, W).
     """
-    h, w = _size2(input_size, getattr(model, "input_size", None) or (32, 32))
-    min_h, min_w = _size2(getattr(model, "min_input_size", None), (1, 1))
+    h, w = size_pair(input_size or getattr(model, "input_size", None) or (32, 32), "input_size")
+    min_h, min_w = size_pair(getattr(model, "min_input_size", None) or (1, 1), "min_input_size")
     if is_fixed_size(model):
         shapes = [(2, h, w), (1, h, w), (3, h, w)]
     else:
@@ -151,7 +142,8 @@ def _prepare(model: nn.Module, mask: bool, input_size):
     names = ["image", "mask"] if mask else ["image"]
     if fixed:
         axes = {"image": {0: "batch"}}
-        if input_size is not None and _size2(input_size, None) != _size2(model.input_size, None):
+        trained = size_pair(model.input_size, "input_size")
+        if input_size is not None and size_pair(input_size, "input_size") != trained:
             raise ValueError(
                 f"an FC-head model only runs at its trained size {tuple(model.input_size)}, "
                 f"got size {input_size}"

@@ -10,20 +10,9 @@ from torch import nn
 
 from globalpool.heads import create_head, list_heads
 from globalpool.models.shape import feature_shape, min_input_size
+from globalpool.models.sizing import size_pair
 
 __all__ = ["Classifier"]
-
-
-def _size2(size, label: str) -> tuple[int, int]:
-    if isinstance(size, int) and not isinstance(size, bool):
-        size = (size, size)
-    try:
-        h, w = (int(s) for s in size)
-    except (TypeError, ValueError):
-        raise ValueError(f"{label} must be an int or (H, W), got {size!r}") from None
-    if h < 1 or w < 1:
-        raise ValueError(f"{label} must be positive, got {(h, w)}")
-    return h, w
 
 
 class Classifier(nn.Module):
@@ -81,7 +70,7 @@ class Classifier(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.in_chans = int(in_chans)
-        self.input_size = _size2(input_size, "input_size")
+        self.input_size = size_pair(input_size, "input_size")
         shape = feature_shape(backbone, self.in_chans, self.input_size)
         if shape is None:
             raise ValueError(self._cannot_run_message())

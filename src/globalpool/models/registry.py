@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from globalpool.models.classifier import Classifier, _size2
+from globalpool.models.classifier import Classifier
+from globalpool.models.sizing import size_pair
 
 __all__ = ["ModelEntry", "create_model", "list_models", "model_entry", "register_model"]
 
@@ -104,7 +105,7 @@ def create_model(
     in_chans = entry.in_chans if in_chans is None else in_chans
     if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
         raise ValueError(f"in_chans must be a positive int, got {in_chans!r}")
-    input_size = _size2(entry.input_size if input_size is None else input_size, "input_size")
+    input_size = size_pair(entry.input_size if input_size is None else input_size, "input_size")
     try:
         backbone = entry.backbone_cls(in_chans=in_chans, **kwargs)
     except TypeError as err:

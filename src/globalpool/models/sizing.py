@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from torch import nn
 
-__all__ = ["MAX_NATIVE_PIXELS", "is_fixed_size", "target_size", "warn_far_from_training_scale"]
+__all__ = [
+    "MAX_NATIVE_PIXELS", "is_fixed_size", "size_pair", "target_size",
+    "warn_far_from_training_scale",
+]  # fmt: skip
 
 
 def is_fixed_size(model: nn.Module) -> bool:
@@ -31,7 +34,9 @@ MAX_NATIVE_PIXELS = 4096 * 4096
 _SCALE_WARN = 1.5
 
 
-def _pair(value, what: str) -> tuple[int, int] | None:
+def size_pair(value, what: str) -> tuple[int, int] | None:
+    """``(H, W)`` from an int or a pair of positive ints (None stays None); a ValueError
+    naming ``what`` otherwise. The one size parser of models, sizing and export."""
     if value is None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
@@ -39,7 +44,7 @@ def _pair(value, what: str) -> tuple[int, int] | None:
     try:
         h, w = (int(v) for v in value)
     except (TypeError, ValueError):
-        raise TypeError(f"{what} must be an int or (H, W), got {value!r}") from None
+        raise ValueError(f"{what} must be an int or (H, W), got {value!r}") from None
     if h < 1 or w < 1:
         raise ValueError(f"{what} must be positive, got {value!r}")
     return h, w
@@ -61,10 +66,10 @@ def target_size(model: nn.Module, image_size: tuple[int, int], size=None) -> tup
         ValueError: ``size`` differs from an FC-head model's trained size, the result is
             smaller than ``model.min_input_size``, or a native size is too large.
     """
-    trained = _pair(getattr(model, "input_size", None), "model.input_size")
+    trained = size_pair(getattr(model, "input_size", None), "model.input_size")
     fixed = is_fixed_size(model)
     if fixed:
-        if size not in (None, "native") and _pair(size, "size") != trained:
+        if size not in (None, "native") and size_pair(size, "size") != trained:
             raise ValueError(
                 f"this model has a fixed-size FC head trained at {trained}; it cannot take "
                 f"size {size!r} (leave size unset: images are resized to {trained})"
@@ -89,8 +94,8 @@ def target_size(model: nn.Module, image_size: tuple[int, int], size=None) -> tup
     elif isinstance(size, str):
         raise ValueError(f"size must be None, 'native', an int or (H, W); got {size!r}")
     else:
-        out = _pair(size, "size")
-    minimum = _pair(getattr(model, "min_input_size", None) or 1, "model.min_input_size")
+        out = size_pair(size, "size")
+    minimum = size_pair(getattr(model, "min_input_size", None) or 1, "model.min_input_size")
     if out[0] < minimum[0] or out[1] < minimum[1]:
         raise ValueError(
             f"image of size {tuple(image_size)} would be fed at {out}, smaller than the "
@@ -100,7 +105,7 @@ def target_size(model: nn.Module, image_size: tuple[int, int], size=None) -> tup
 
 
 def warn_far_from_training_scale(model: nn.Module, sizes) -> None:
-    trained = _pair(getattr(model, "input_size", None), "model.input_size")
+    trained = size_pair(getattr(model, "input_size", None), "model.input_size")
     if trained is None:
         return
     ratios = [min(hw) / min(trained) for hw in sizes]
