@@ -6,10 +6,15 @@ from __future__ import annotations
 import json
 import math
 
-from _common import console, figure_link, md_table, parse_args, run_cli, write
+from _common import figure_link, md_table, parse_args, run_cli, write
 from PIL import Image
 
 DEPENDS = ["compare_shapes"]
+
+
+def output_block(output: str) -> str:
+    """What a command printed (the command itself is written in seeing-inside.md)."""
+    return "```text\n" + output.rstrip("\n") + "\n```"
 
 
 def main() -> None:
@@ -89,7 +94,7 @@ def main() -> None:
     gap_label = next((lb for lb in labels if lb.startswith("classmap-avg")), labels[-1])
     run_dir = compare_dir / gap_label
     cam_out = args.out / "cam"
-    command, output = run_cli(
+    _, output = run_cli(
         ["cam", "--checkpoint", str(run_dir), str(image_path), "--out", str(cam_out)],
         shown=f"globalpool cam --checkpoint runs/compare/{gap_label} example.png --out cam",
     )
@@ -104,12 +109,12 @@ def main() -> None:
     write(
         args,
         "cam_cli.md",
-        console(command, output) + f"\n\n![test image]({figure_link(args, 'example_big.png')}) "
+        output_block(output) + f"\n\n![test image]({figure_link(args, 'example_big.png')}) "
         f"![CAM overlay written by globalpool cam]({figure_link(args, 'cam_overlay_big.png')})",
     )
 
     layers = "backbone.2,backbone.3,backbone.4,head.conv"
-    command, output = run_cli(
+    _, output = run_cli(
         [
             "features",
             "--checkpoint",
@@ -130,7 +135,7 @@ def main() -> None:
     write(
         args,
         "features.md",
-        console(command, output)
+        output_block(output)
         + f"\n\n![Feature maps of each chosen layer]({figure_link(args, 'features.png')})",
     )
 
