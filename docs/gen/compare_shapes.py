@@ -7,7 +7,7 @@ import json
 import re
 import shutil
 
-from _common import ROOT, console, markdown_sections, parse_args, run_cli, shift_headings, write
+from _common import ROOT, markdown_sections, parse_args, run_cli, shift_headings, write
 
 DEPENDS: list[str] = []
 READS = ["BENCHMARKS.md"]
@@ -29,7 +29,7 @@ def main() -> None:
         "--epochs", str(epochs), "--batch-size", "64", "--seeds", "0",
         "--quiet", "--out", "compare",
     ]  # fmt: skip
-    command, output = run_cli(argv, cwd=args.out)
+    _, output = run_cli(argv, cwd=args.out)
     report_dir = args.out / "compare"
 
     # the report's Markdown, its headings under the page's, its images beside the snippet
@@ -41,7 +41,9 @@ def main() -> None:
         shutil.copy(png, args.out / png.name)
     text = text.replace("](report_assets/", f"](gen/{args.name}/")
     write(args, "report.md", text)
-    write(args, "command.md", console(command, output, max_lines=12))
+    # The command is written in compare.md itself; the build adds what it printed.
+    lines = output.rstrip("\n").splitlines()[-12:]
+    write(args, "command.md", "```text\n" + "\n".join(lines) + "\n```")
     summaries = {}
     for line in json.loads((report_dir / "compare.json").read_text()).get("heads", []):
         label = line.get("label") if isinstance(line, dict) else None
