@@ -90,3 +90,10 @@ def test_export_out_errors_and_a_missing_extra_are_one_line(tmp_path, capsys, mo
     )
     assert main(["export", "--checkpoint", str(run), "--out", str(tmp_path / "m.onnx")]) == 2
     assert "pip install 'globalpool[export]'" in capsys.readouterr().err
+
+
+def test_speedrun_help_does_not_show_train_defaults(capsys):
+    with contextlib.suppress(SystemExit):
+        main(["speedrun", "--help"])
+    out = capsys.readouterr().out
+    assert "(default: the recipe's)" in out and "(default: 0.05)" not in out

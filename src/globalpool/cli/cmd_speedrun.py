@@ -47,6 +47,9 @@ def register(subparsers) -> None:
             action.help = argparse.SUPPRESS  # --seeds
         elif action.dest == "out_dir":
             action.help = "output directory (default: runs/speedrun-<recipe>)"
+        elif isinstance(action.help, str) and " (default: " in action.help:
+            # train's defaults do not apply: the recipe sets these (speedrun --list)
+            action.help = action.help.split(" (default: ")[0] + " (default: the recipe's)"
     parser.set_defaults(func=run)
 
 
