@@ -19,7 +19,12 @@ import sys
 
 
 def register(subparsers) -> None:
+    import dataclasses
+
     from globalpool.cli.cmd_train import _add_config_flags
+    from globalpool.train.config import TrainConfig
+
+    recipe_fields = {f.name for f in dataclasses.fields(TrainConfig)}
 
     parser = subparsers.add_parser(
         "speedrun",
@@ -47,7 +52,7 @@ def register(subparsers) -> None:
             action.help = argparse.SUPPRESS  # --seeds
         elif action.dest == "out_dir":
             action.help = "output directory (default: runs/speedrun-<recipe>)"
-        elif isinstance(action.help, str) and " (default: " in action.help:
+        elif action.dest in recipe_fields and " (default: " in (action.help or ""):
             # train's defaults do not apply: the recipe sets these (speedrun --list)
             action.help = action.help.split(" (default: ")[0] + " (default: the recipe's)"
     parser.set_defaults(func=run)
