@@ -163,3 +163,14 @@ def test_cam_cli_scorecam_at_a_named_layer_on_every_head(tmp_path, capsys, kind)
     assert (tmp_path / "o" / "a_cam.png").is_file()
     assert main([*args, "--layer", "backbone.0"]) == 2
     assert "--layer needs a --method" in capsys.readouterr().err
+
+
+def test_cam_cli_scale_enlarges_small_overlays(tmp_path, capsys):
+    run = make_run(tmp_path / "run", "classmap")
+    a = write_png(tmp_path / "a.png", 16, 16)
+    args = ["cam", "--checkpoint", str(run), str(a), "--out", str(tmp_path / "o")]
+    assert main([*args, "--scale", "4"]) == 0
+    with Image.open(tmp_path / "o" / "a_cam.png") as img:
+        assert img.size == (64, 64)
+    assert main([*args, "--scale", "0"]) == 2
+    assert "--scale must be" in capsys.readouterr().err

@@ -133,10 +133,14 @@ def save_png(path: str | os.PathLike, rgb) -> Path:
 
 
 def save_overlay(
-    path: str | os.PathLike, image, cam, *, alpha: float = 0.5, cmap: str = "jet"
+    path: str | os.PathLike, image, cam, *, alpha: float = 0.5, cmap: str = "jet", scale: int = 1
 ) -> Path:
-    """Write :func:`overlay_heatmap` of ``image`` and ``cam`` as a PNG of the image's size."""
-    return save_png(path, overlay_heatmap(image, cam, alpha=alpha, cmap=cmap))
+    """Write :func:`overlay_heatmap` of ``image`` and ``cam`` as a PNG of the image's size,
+    times ``scale`` (nearest neighbour: a 28x28 overlay is legible at scale 8)."""
+    rgb = overlay_heatmap(image, cam, alpha=alpha, cmap=cmap)
+    if scale != 1:
+        rgb = np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1)
+    return save_png(path, rgb)
 
 
 def new_figure(width: float, height: float):
