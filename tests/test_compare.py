@@ -254,3 +254,15 @@ def test_verdict_counts_a_difference_only_beyond_twice_its_standard_error():
     clear = verdict([row("a", 90, 0.5), row("b", 80, 0.5)])
     assert clear.startswith("a leads b by 10.0 points, more than twice")
     assert "from one seed" in verdict([row("a", 90, 0, 1), row("b", 80, 0, 1)])
+
+
+def test_report_scores_cam_methods_on_every_head(tmp_path):
+    from globalpool.cli.main import main
+
+    out = tmp_path / "cmp"
+    args = ["compare", "--heads", "fc,classmap:avg", "--out", str(out), *TINY]
+    assert main([*args, "--cam-methods", "gradcam,eigencam"]) == 0
+    md = (out / "report.md").read_text()
+    assert "| Head | gradcam | eigencam |" in md
+    assert md.count("% / ") >= 4  # 2 heads x 2 methods
+    assert main([*args, "--cam-methods", "nope"]) == 2

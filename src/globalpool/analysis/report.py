@@ -627,7 +627,30 @@ def _note(text: str) -> tuple[str, str]:
     return f'<p class="note">{html.escape(text)}</p>', f"> {text}\n"
 
 
-def _model_sections(records, test_set, num_examples, num_cam, want_cam) -> list[_Section]:
+def _methods_table(cam_sec, loaded, loc_set, methods) -> None:
+    """Box accuracy and pointing game of every CAM method on every head (same images)."""
+    from globalpool.analysis.localization import localization_scores
+
+    header = ["Head", *methods]
+    rows = []
+    for label, (model, meta) in loaded.items():
+        cells = [label]
+        for method in methods:
+            s = localization_scores(model, loc_set, meta["mean"], meta["std"], method=method)
+            cells.append(f"{100 * s['box_acc']:.1f}% / {100 * s['pointing_acc']:.1f}%")
+        rows.append(cells)
+    explain = (
+        f"Box accuracy / pointing game of each CAM method on each head, the same "
+        f"{len(loc_set)} test images and threshold (20% of the map's maximum)."
+    )
+    cam_sec.html += _html_table(header, rows, table_id="cam-methods", text_cols=1)
+    cam_sec.html += f'<p class="meta">{html.escape(explain)}</p>'
+    cam_sec.markdown += _md_table(header, rows, text_cols=1) + f"\n\n{explain}\n\n"
+
+
+def _model_sections(
+    records, test_set, num_examples, num_cam, want_cam, cam_methods=()
+) -> list[_Section]:
     """Test predictions, class activation maps and localization scores of the best models."""
     pred_sec = _Section("predictions", "Test images and predictions")
     try:
@@ -725,6 +748,8 @@ def _model_sections(records, test_set, num_examples, num_cam, want_cam) -> list[
             cam_sec.html += _html_table(header, rows, table_id="localization", text_cols=2)
             cam_sec.html += f'<p class="meta">{html.escape(explain)}</p>'
             cam_sec.markdown += _md_table(header, rows, text_cols=2) + f"\n\n{explain}\n\n"
+            if cam_methods:
+                _methods_table(cam_sec, loaded, loc_set, cam_methods)
         except Exception as err:
             problems.append(f"localization scores: {type(err).__name__}: {err}")
     if problems:
@@ -817,6 +842,7 @@ def write_report(
     num_cam: int = 6,
     cam: bool = True,
     model_views: bool = True,
+    cam_methods: Sequence[str] = (),
     notes: Sequence[str] = (),
     seed_runs: dict[str, list[dict]] | None = None,
 ) -> dict[str, Path]:
@@ -837,6 +863,9 @@ def write_report(
             boxes or masks).
         model_views: load each run's best checkpoint for predictions/CAM; False renders
             only what the metric files hold.
+        cam_methods: CAM methods (``gradcam``, ``gradcam++``, ``layercam``, ``eigencam``,
+            ``scorecam``) to score on every head beside its own map: adds a methods x heads
+            localization table (box accuracy / pointing game) to the CAM section.
         notes: warnings shown at the top (e.g. heads that diverged and are left out).
         seed_runs: head label -> the summaries of its runs over several seeds; adds the
             "Over seeds" section (mean ± sd, and whether the seeds separate the heads).
@@ -890,7 +919,7 @@ def write_report(
         ),
     ]
     if model_views:
-        sections += _model_sections(records, test_set, num_examples, num_cam, cam)
+        sections += _model_sections(records, test_set, num_examples, num_cam, cam, cam_methods)
     sections += [_reproduce_section(records, command), _environment_section(records)]
 
     out_dir = Path(out_dir)

@@ -65,6 +65,13 @@ def register(subparsers) -> None:
         help="train every head once per seed; the report gives mean ± sd and says whether "
         f"the seeds separate the heads (default: {' '.join(map(str, COMPARE_SEEDS))})",
     )
+    parser.add_argument(
+        "--cam-methods",
+        metavar="LIST",
+        default="",
+        help="comma-separated CAM methods (gradcam, gradcam++, layercam, eigencam, scorecam) "
+        "to score on every head: a methods x heads localization table in the report",
+    )
     for action in parser._actions:
         if action.dest == "seed":
             action.help = argparse.SUPPRESS  # --seeds
@@ -157,6 +164,12 @@ def run(args: argparse.Namespace) -> int:
     if "seed" in given_config_flags(args):
         raise ValueError("compare takes --seeds (one run per head and seed), not --seed")
     seeds = [int(k) for k in args.seeds]
+    from globalpool.analysis.cam_family import FAMILY
+
+    cam_methods = [m for m in args.cam_methods.split(",") if m]
+    unknown = [m for m in cam_methods if m not in FAMILY]
+    if unknown:
+        raise ValueError(f"unknown CAM method(s) {unknown}; expected some of {', '.join(FAMILY)}")
     if args.report_only:
         from globalpool.analysis.report import write_report
 
@@ -177,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
         }
         paths = write_report(
             out, [ds[0] for ds in runs.values()], labels=list(runs), command=command,
-            seed_runs=seed_runs if len(seeds) > 1 else None,
+            seed_runs=seed_runs if len(seeds) > 1 else None, cam_methods=cam_methods,
         )  # fmt: skip
         print(f"report: {paths['html']} and {paths['markdown']}")
     else:
@@ -186,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             compare(
                 config, specs, out, command=command, overwrite=args.overwrite,
-                seeds=seeds if len(seeds) > 1 else None,
+                seeds=seeds if len(seeds) > 1 else None, cam_methods=cam_methods,
             )  # fmt: skip
         except TrainingDiverged as err:
             print(f"globalpool compare: {err}", file=sys.stderr)

@@ -97,6 +97,7 @@ def compare(
     overwrite: bool = False,
     report: bool = True,
     seeds: Sequence[int] | None = None,
+    cam_methods: Sequence[str] = (),
     log: Callable[[str], None] | None = print,
 ) -> list[dict]:
     """Train one model per head under identical settings, then write the report.
@@ -113,6 +114,8 @@ def compare(
         seeds: train every head once per seed, in ``out_dir/label/seed<k>``, and add the
             report's "Over seeds" section; None: once, with the base config's seed, in
             ``out_dir/label``.
+        cam_methods: CAM methods to score on every head in the report (methods x heads
+            localization table; see :func:`globalpool.analysis.report.write_report`).
         log: where progress lines go (None: silent).
 
     Returns:
@@ -211,6 +214,7 @@ def compare(
             command=command,
             notes=failures,
             seed_runs=by_head if seeds is not None else None,
+            cam_methods=cam_methods,
         )
         say(f"report: {paths['html']} and {paths['markdown']}")
     if failures:
