@@ -243,6 +243,28 @@ def localization_metrics(
     return out
 
 
+def box_acc_by_threshold(maps, boxes, thresholds, iou_threshold: float = 0.5) -> dict:
+    """Box accuracy of a batch of maps at each threshold (the MaxBoxAcc sweep of Choe et
+    al. 2020): box only, without the pointing game and mask IoU that do not depend on it.
+
+    Args:
+        maps: (N, H, W) maps in [0, 1]; boxes: (N, 4) ground-truth boxes.
+        thresholds: fractions of each map's maximum.
+
+    Returns:
+        threshold -> (N,) bool array, True where the box has IoU >= ``iou_threshold``.
+    """
+    arr = maps.detach().cpu().numpy() if isinstance(maps, torch.Tensor) else np.asarray(maps)
+    gt = boxes.detach().cpu().numpy() if isinstance(boxes, torch.Tensor) else np.asarray(boxes)
+    return {
+        t: np.array(
+            [box_iou(map_to_box(m, t), b) >= iou_threshold for m, b in zip(arr, gt, strict=True)],
+            dtype=bool,
+        )
+        for t in thresholds
+    }
+
+
 def localization_scores(
     model: nn.Module,
     imageset,

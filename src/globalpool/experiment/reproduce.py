@@ -144,7 +144,7 @@ def _localization(model, test, mean, std, batch_size: int = 200) -> dict[str, An
     import numpy as np
 
     from globalpool.analysis.cam import cam_method, compute_cam
-    from globalpool.analysis.localization import localization_metrics
+    from globalpool.analysis.localization import box_acc_by_threshold, localization_metrics
     from globalpool.data import normalize
 
     correct = {t: [] for t in THRESHOLDS}
@@ -153,13 +153,11 @@ def _localization(model, test, mean, std, batch_size: int = 200) -> dict[str, An
         sl = slice(start, start + batch_size)
         x = normalize(test.images[sl], mean, std)
         _, maps = compute_cam(model, x, test.labels[sl])
-        for t in THRESHOLDS:
-            res = localization_metrics(maps, boxes=test.boxes[sl], masks=test.masks[sl],
-                                       threshold=t)  # fmt: skip
-            correct[t].append(res["box_correct"])
-            if t == 0.2:
-                pointing.append(res["pointing"])
-                miou.append(res["mask_iou"])
+        for t, ok in box_acc_by_threshold(maps, test.boxes[sl], THRESHOLDS).items():
+            correct[t].append(ok)
+        res = localization_metrics(maps, masks=test.masks[sl], threshold=0.2)
+        pointing.append(res["pointing"])
+        miou.append(res["mask_iou"])
     by_threshold = {str(t): float(np.concatenate(v).mean()) for t, v in correct.items()}
     best = max(THRESHOLDS, key=lambda t: by_threshold[str(t)])
     return {

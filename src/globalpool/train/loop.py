@@ -673,7 +673,7 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
                 f"{row['images_per_s']:.0f} img/s  {row['epoch_time_s']:.1f}s"
                 f"  clock {train_clock:.1f}s"
                 + _test_note(row)
-                + _estimate_note(epoch, start_epoch, config.epochs, epoch_start, wall_start)
+                + _estimate_note(epoch, start_epoch, config.epochs, epoch_start)
             )
             if config.stop_after_epoch is not None and epoch >= config.stop_after_epoch:
                 barrier(ctx)
@@ -773,12 +773,12 @@ def _plan_line(config, data, model, train_set, val_set, steps, amp, device) -> s
     )
 
 
-def _estimate_note(epoch: int, first: int, last: int, epoch_start: float, wall_start: float):
+def _estimate_note(epoch: int, first: int, last: int, epoch_start: float) -> str:
     """After the first epoch of this process: the time the remaining epochs should take."""
-    if epoch != first or epoch == last:
-        return ""
-    remaining = (time.perf_counter() - epoch_start) * (last - epoch)
     left = last - epoch
+    if epoch != first or left == 0:
+        return ""
+    remaining = (time.perf_counter() - epoch_start) * left
     return f"  (about {remaining / 60:.1f} min more for {left} epoch{'s' if left != 1 else ''})"
 
 
