@@ -82,6 +82,20 @@ def test_import_globalpool_stays_light():
     assert globalpool.load is globalpool.deploy.load
 
 
+def test_deploy_functions_do_not_shadow_their_modules():
+    """``globalpool.deploy.predict`` / ``.load`` are the functions; their modules have
+    other names, so ``import globalpool.deploy.<module>`` gives a module, not a function."""
+    import importlib
+    import inspect
+
+    import globalpool.deploy as deploy
+
+    for name in ("predict", "load"):
+        assert inspect.isfunction(getattr(deploy, name))
+    for module in ("prediction", "loading", "export", "masked", "images"):
+        assert inspect.ismodule(importlib.import_module(f"globalpool.deploy.{module}"))
+
+
 def test_bad_checkpoints_are_refused_with_reasons(tmp_path, capsys):
     run = tmp_path / "run"
     make_run(run)

@@ -190,6 +190,8 @@ def test_pool_head_graph_is_dynamic_and_carries_metadata(tmp_path):
     meta = read_export_metadata(path)
     assert meta["classes"] == list("abcde") and meta["mean"] == [0.5, 0.4, 0.3]
     assert meta["inputs"] == ["image", "mask"] and meta["dynamic_height_width"]
+    # The training size travels with the file: the size to resize to (scale policy).
+    assert meta["input_size"] == [16, 16]
     ts = tmp_path / "m.pt"
     export_torchscript(model, ts)
     assert read_export_metadata(ts)["std"] == [0.2, 0.2, 0.25]
@@ -213,3 +215,12 @@ def test_dynamo_exporter_when_available(tmp_path):
         image, _ = inputs_at(n, h, w, seed=k)
         with torch.no_grad():
             assert_close(run_onnx(path, image), model(image))
+
+
+def test_export_help_states_the_scale_policy(capsys):
+    from globalpool.cli.main import main
+
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "not scale invariance" in text and "training input size" in text

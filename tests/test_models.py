@@ -149,6 +149,21 @@ def test_defaults_and_in_chans():
     assert create_model("fastnet", widths=(8, 16, 24)).num_features == 24
 
 
+def test_smallgap_norm_variant():
+    """norm=True puts a BatchNorm after each of the six convs (conv bias dropped), keeps
+    the article's layout and sizes, and is recorded in model_args; the default has none."""
+    plain = create_model("smallgap", 6, in_chans=3, input_size=64)
+    normed = create_model("smallgap", 6, in_chans=3, input_size=64, norm=True)
+    kinds = lambda m: [type(x).__name__ for x in m.backbone]  # noqa: E731
+    assert "BatchNorm2d" not in kinds(plain)
+    assert kinds(normed).count("BatchNorm2d") == 6
+    assert kinds(normed)[:4] == ["Conv2d", "BatchNorm2d", "ReLU", "Conv2d"]
+    assert all(c.bias is None for c in normed.backbone if isinstance(c, torch.nn.Conv2d))
+    x = _x((2, 3, 64, 64))
+    assert normed.forward_features(x).shape == plain.forward_features(x).shape == (2, 32, 8, 8)
+    assert normed.model_args["norm"] is True
+
+
 def test_reset_classifier():
     torch.manual_seed(0)
     model = create_model("lenet5", 10)

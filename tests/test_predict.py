@@ -9,7 +9,7 @@ from PIL import Image
 from torch import nn
 
 from globalpool.deploy import find_images, predict, predict_proba, to_image_tensors
-from globalpool.deploy.predict import target_size
+from globalpool.deploy.prediction import target_size
 from globalpool.models.classifier import Classifier
 
 MEAN, STD = [0.5, 0.45, 0.4], [0.25, 0.2, 0.3]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import math
 import os
@@ -265,3 +266,27 @@ def test_gap_in_points_and_a_negative_gap_is_called_underfit():
         and "-3.1" in table
         and "%" not in "".join(line.split()[-1] for line in table.splitlines()[2:])
     )
+
+
+def test_prediction_grid_labels_are_readable_and_do_not_overlap():
+    """The report's prediction grid: every label at least ~13 px high at the report's 100
+    dpi, and no two labels of one row overlap (the longest class name, 100%)."""
+    from globalpool.analysis.report import predictions_figure
+
+    k, names = 6, ["triangle", "rectangle", "ellipse"]
+    images = np.zeros((k, 3, 32, 32), dtype=np.uint8)
+    labels = np.arange(k) % 3
+    heads = {f"pool-linear-avg-{i}": (np.full(k, 1), np.ones(k)) for i in range(5)}
+    fig = predictions_figure(images, labels, names, heads)
+    fig.set_dpi(100)
+    renderer = fig.canvas.get_renderer()
+    texts = [t for t in fig.axes[0].texts if t.get_text()]
+    assert min(t.get_fontsize() for t in texts) * 100 / 72 >= 13
+    rows: dict[float, list] = {}
+    for t in texts:
+        rows.setdefault(round(t.get_window_extent(renderer).y0), []).append(
+            t.get_window_extent(renderer)
+        )
+    for boxes in rows.values():
+        boxes.sort(key=lambda b: b.x0)
+        assert all(a.x1 <= b.x0 for a, b in itertools.pairwise(boxes))

@@ -39,12 +39,13 @@ def write_cifar_release(folder: Path, per_batch=50, n_test=120, seed=0) -> Path:
 def test_list_shows_every_claim_with_its_published_numbers(capsys):
     assert main(["reproduce", "--list"]) == 0
     out = capsys.readouterr().out
-    for name in ("article-fmnist", "nin-heads-cifar10", "overfitting-vs-data", "cam-localization"):
+    for name in CLAIMS:
         assert name in out
     for figure in ("87.00", "85.00", "11.59", "10.88", "10.41", "17.56", "43.00", "45.26"):
         assert figure in out
     assert set(CLAIMS) == {
-        "article-fmnist", "nin-heads-cifar10", "overfitting-vs-data", "cam-localization"
+        "article-fmnist", "nin-heads-cifar10", "overfitting-vs-data",
+        "overfitting-vs-data-fmnist", "cam-localization",
     }  # fmt: skip
 
 
@@ -73,6 +74,20 @@ def test_size_sweep_sees_the_same_number_of_images_per_run():
     epochs = {r["size"]: r["config"].epochs for r in runs}
     assert epochs == {1000: 100, 2000: 50, 5000: 20, 10000: 10}
     assert all(r["config"].dataset_kwargs["train_subset"] == r["size"] for r in runs)
+
+
+def test_fmnist_size_sweep_and_quick_run(tmp_path):
+    runs = plan_runs(get_claim("overfitting-vs-data-fmnist"), seeds=[0], protocol="cpu")
+    assert {r["size"]: r["config"].epochs for r in runs} == {
+        1000: 300, 2000: 150, 5000: 60, 10000: 30
+    }  # fmt: skip
+    assert {r["config"].dataset for r in runs} == {"fashion_mnist"}
+    write_idx_release(tmp_path / "fm", n_train=700, n_test=350)
+    out = tmp_path / "out"
+    args = ["reproduce", "overfitting-vs-data-fmnist", "--quick", "--data", str(tmp_path / "fm")]
+    assert main([*args, "--out", str(out)]) == 0
+    result = json.loads((out / "reproduce.json").read_text())
+    assert len(result["runs"]) == 4 * 2 and {e["size"] for e in result["rows"]} == {100, 200}
 
 
 def _independent_test_accuracy(run_dir: str, dataset: str, **kwargs) -> float:

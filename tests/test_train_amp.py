@@ -9,8 +9,8 @@ import torch
 
 from globalpool import machine
 from globalpool.train import TrainConfig, train
-from globalpool.train.loop import resolve_amp
 from globalpool.train.recipes import get_recipe
+from globalpool.train.setup import resolve_amp
 
 CPU = torch.device("cpu")
 

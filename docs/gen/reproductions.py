@@ -25,6 +25,8 @@ READS = [
     "benchmarks/results/reproduce/nin-heads-cifar10.png",
     "benchmarks/results/reproduce/overfitting-vs-data.json",
     "benchmarks/results/reproduce/overfitting-vs-data.png",
+    "benchmarks/results/reproduce/overfitting-vs-data-fmnist.json",
+    "benchmarks/results/reproduce/overfitting-vs-data-fmnist.png",
     "benchmarks/results/reproduce/cam-localization.json",
     "benchmarks/results/reproduce/cam-localization.png",
 ]

@@ -196,8 +196,7 @@ def compute_cam(
         )
     if layer is not None and method not in FAMILY:
         raise ValueError(
-            f"method {method!r} reads the head's own maps; at layer {layer!r} use one of "
-            f"{FAMILY}"
+            f"method {method!r} reads the head's own maps; at layer {layer!r} use one of {FAMILY}"
         )
     if method in ("gradcam", "gradcam++", "layercam") and torch.is_inference_mode_enabled():
         raise RuntimeError(f"{method} needs gradients; call compute_cam outside inference_mode")

@@ -3,12 +3,13 @@ allows one to conclude (a difference counts only beyond twice its standard error
 
 from __future__ import annotations
 
-import html
 import math
 import statistics
 from collections.abc import Mapping, Sequence
 
-__all__ = ["seed_rows", "seed_section", "verdict"]
+from globalpool.analysis.markup import Block, Table, Text, to_html, to_markdown
+
+__all__ = ["seed_blocks", "seed_rows", "seed_section", "verdict"]
 
 
 def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
@@ -56,8 +57,9 @@ def verdict(rows: Sequence[dict]) -> str:
     )
 
 
-def seed_section(runs: Mapping[str, Sequence[dict]]) -> tuple[str, str]:
-    """The "Over seeds" section of the report as (HTML, Markdown)."""
+def seed_blocks(runs: Mapping[str, Sequence[dict]]) -> list[Block]:
+    """The "Over seeds" section of the report: the table of :func:`seed_rows`, the
+    :func:`verdict` and what the columns mean (one description for HTML and Markdown)."""
     rows = seed_rows(runs)
     header = ["head", "test acc % (mean ± sd)", "min-max", "train acc % (mean)",
               "train − test, points (mean ± sd)", "seeds"]  # fmt: skip
@@ -67,22 +69,19 @@ def seed_section(runs: Mapping[str, Sequence[dict]]) -> tuple[str, str]:
          f"{r['gap_mean']:+.1f} ± {r['gap_sd']:.1f}", str(r["n"])]
         for r in rows
     ]  # fmt: skip
-    note = verdict(rows)
     explain = (
         "Each head trained once per seed (initialisation, data order, augmentation); train "
         "accuracy is the running accuracy of the last epoch (with dropout and augmentation "
         "on), so a negative gap means an underfit head, not a better one."
     )
-    md = "\n".join([
-        "| " + " | ".join(header) + " |", "|" + "|".join([":--"] + ["--:"] * 5) + "|",
-        *("| " + " | ".join(c) + " |" for c in cells), "", note, "", explain, "",
-    ])  # fmt: skip
-    e = html.escape
-    body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in cells)
-    page = (
-        '<div class="table-wrap"><table id="seeds"><thead><tr>'
-        + "".join(f"<th>{e(h)}</th>" for h in header)
-        + f"</tr></thead><tbody>{body}</tbody></table></div>"
-        + f'<p><b>{e(note)}</b></p><p class="meta">{e(explain)}</p>'
-    )
-    return page, md
+    return [
+        Table(header, cells, table_id="seeds", text_cols=1),
+        Text(verdict(rows), "strong"),
+        Text(explain, "meta"),
+    ]
+
+
+def seed_section(runs: Mapping[str, Sequence[dict]]) -> tuple[str, str]:
+    """The "Over seeds" section of the report as (HTML, Markdown)."""
+    blocks = seed_blocks(runs)
+    return to_html(blocks), to_markdown(blocks)

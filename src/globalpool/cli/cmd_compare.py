@@ -27,7 +27,7 @@ _NOT_SETTINGS = ("quiet", "stop_after_epoch", "out_dir")
 
 
 def register(subparsers) -> None:
-    from globalpool.cli.cmd_train import _add_config_flags
+    from globalpool.cli.cmd_train import add_config_flags
     from globalpool.experiment.compare import COMPARE_DEFAULTS, COMPARE_SEEDS
     from globalpool.experiment.heads import DEFAULT_HEADS
 
@@ -55,7 +55,7 @@ def register(subparsers) -> None:
         action="store_true",
         help="do not train: rebuild the report from the finished runs in --out",
     )
-    _add_config_flags(parser)
+    config_actions = add_config_flags(parser)
     # The compare budget differs from a single run's defaults: say so in --help.
     parser.add_argument(
         "--seeds",
@@ -72,7 +72,7 @@ def register(subparsers) -> None:
         help="comma-separated CAM methods (gradcam, gradcam++, layercam, eigencam, scorecam) "
         "to score on every head: a methods x heads localization table in the report",
     )
-    for action in parser._actions:
+    for action in config_actions:
         if action.dest == "seed":
             action.help = argparse.SUPPRESS  # --seeds
         elif action.dest in _PER_HEAD:

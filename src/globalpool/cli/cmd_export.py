@@ -17,8 +17,10 @@ def register(subparsers) -> None:
             "Write the model of a run as ONNX or TorchScript, then reload the file and check "
             "it against PyTorch at three input sizes. Pooling-head models get dynamic batch, "
             "height and width; FC-head models a dynamic batch at the trained size. The graph "
-            "takes the normalised image (pixel / 255 - mean) / std; mean, std and classes "
-            "are stored in the file's metadata."
+            "takes the normalised image (pixel / 255 - mean) / std; mean, std, classes and "
+            "the training input size are stored in the file's metadata. A dynamic size is not "
+            "scale invariance: resize images to that input size (as `globalpool predict` does "
+            "by default) unless their objects appear at the training scale."
         ),
     )
     parser.add_argument(
@@ -74,7 +76,7 @@ def _need_modules(names: tuple[str, ...]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from globalpool.deploy.export import export_model
-    from globalpool.deploy.load import load
+    from globalpool.deploy.loading import load
 
     _check_out(Path(args.out))
     if args.format == "onnx":

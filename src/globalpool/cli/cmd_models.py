@@ -28,7 +28,12 @@ def register(subparsers) -> None:
         "pool and print its parameters, split into backbone and head, and its FLOPs per "
         "image at the input size (PyTorch FlopCounterMode; a multiply-add is 2 FLOPs).",
     )
-    parser.add_argument("names", nargs="*", metavar="MODEL", help="models to show (default: all)")
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="MODEL",
+        help="models to show (default: all registered ones; torchvision:NAME and timm:NAME too)",
+    )
     parser.add_argument(
         "--size", type=_size, default=None, help="input size N or HxW (default: each model's own)"
     )
@@ -112,11 +117,14 @@ def run(args) -> int:
         raise ValueError(f"unknown pool {args.pool!r}; expected one of: {', '.join(list_pools())}")
     if args.num_classes < 1:
         raise ValueError(f"--num-classes must be positive, got {args.num_classes}")
+    from globalpool.models.external import is_external
+
     names = args.names or list_models()
-    unknown = [n for n in names if n not in list_models()]
+    unknown = [n for n in names if n not in list_models() and not is_external(n)]
     if unknown:
         raise ValueError(
-            f"unknown model {unknown[0]!r}; expected one of: {', '.join(list_models())}"
+            f"unknown model {unknown[0]!r}; expected one of: {', '.join(list_models())}, "
+            "or torchvision:NAME / timm:NAME"
         )
     rows = [_row(name, args) for name in names]
     if args.json:

@@ -94,7 +94,7 @@ def _print_table(paths, results, out) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from globalpool.deploy.images import find_images
-    from globalpool.deploy.load import load
+    from globalpool.deploy.loading import load
 
     if args.topk < 1:
         raise ValueError(f"--topk must be >= 1, got {args.topk}")

@@ -21,7 +21,7 @@ import sys
 def register(subparsers) -> None:
     import dataclasses
 
-    from globalpool.cli.cmd_train import _add_config_flags
+    from globalpool.cli.cmd_train import add_config_flags
     from globalpool.train.config import TrainConfig
 
     recipe_fields = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -46,8 +46,7 @@ def register(subparsers) -> None:
         "such as cifar10-jpg.tar.gz (default: download the official archive)",
     )
     parser.add_argument("--overwrite", action="store_true", help="rerun seeds that have runs")
-    _add_config_flags(parser)
-    for action in parser._actions:
+    for action in add_config_flags(parser):
         if action.dest == "seed":
             action.help = argparse.SUPPRESS  # --seeds
         elif action.dest == "out_dir":

@@ -8,6 +8,8 @@ continues a stopped run from its last checkpoint.
 Example:
     globalpool train --model fastnet --head classmap --pool avg --dataset shapes \\
         --epochs 5 --out runs/x
+    globalpool train --model torchvision:resnet18 --model-kwargs '{"pretrained": true}' \\
+        --head classmap --pool gem --backbone-lr-scale 0.1 --dataset folder ...
     torchrun --nproc_per_node=2 -m globalpool train --model smallgap --out runs/ddp
 """
 
@@ -20,12 +22,14 @@ import os
 import sys
 
 HELP = {
-    "model": "architecture (globalpool models lists them)",
+    "model": "architecture (globalpool models lists them), or torchvision:NAME / timm:NAME",
     "head": "head kind: fc, classmap or pool-linear (default: the model's)",
     "pool": "global pool of the head (globalpool pools lists them)",
     "head_kwargs": "JSON object of head arguments, e.g. '{\"dropout\": 0.5}'",
     "pool_kwargs": "JSON object of pool arguments, e.g. '{\"p\": 3}'",
     "model_kwargs": "JSON object of architecture arguments, e.g. '{\"widths\": [64,256,256]}'",
+    "freeze_backbone": "train the head only: backbone weights frozen, its batch norms in eval mode",
+    "backbone_lr_scale": "backbone learning rate = lr x this (the head trains at --lr)",
     "dataset": "dataset name (shapes, digits, cifar10, folder)",
     "dataset_kwargs": "JSON object of dataset options, e.g. '{\"n_train\": 2000}'",
     "val_fraction": "fraction of the training set held out for validation",
@@ -74,7 +78,9 @@ def _json_object(text: str) -> dict:
     return value
 
 
-def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+def add_config_flags(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """One flag per TrainConfig field (and ``--threads``); returns the actions added, so
+    that a verb can adjust their help (compare and speedrun show their own defaults)."""
     from globalpool.train.config import (
         AMP_MODES,
         DEVICES,
@@ -87,6 +93,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "amp": AMP_MODES}
     choices["device"] = DEVICES
     choices["tta"] = TTA_MODES
+    actions: list[argparse.Action] = []
     for field in dataclasses.fields(TrainConfig):
         name = field.name
         flags = ["--" + name.replace("_", "-")]
@@ -97,7 +104,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         kw: dict = {"dest": name, "default": argparse.SUPPRESS}
         if name == "stop_after_epoch":
             help_text = "stop (as if killed) after this epoch: to try --resume"
-            parser.add_argument(*flags, type=int, metavar="E", help=help_text, **kw)
+            actions.append(parser.add_argument(*flags, type=int, metavar="E", help=help_text, **kw))
             continue
         kw["help"] = HELP.get(name, name)
         hint = str(field.type)  # the annotation's text (config uses postponed annotations)
@@ -116,13 +123,14 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
             kw["choices"] = choices[name]
         if default is not None and "help" in kw and not isinstance(default, dict):
             kw["help"] += f" (default: {default})"
-        parser.add_argument(*flags, **kw)
-    add_threads_flag(parser)
+        actions.append(parser.add_argument(*flags, **kw))
+    actions.append(add_threads_flag(parser))
+    return actions
 
 
-def add_threads_flag(parser: argparse.ArgumentParser) -> None:
+def add_threads_flag(parser: argparse.ArgumentParser) -> argparse.Action:
     """``--threads N``: torch's CPU threads for this command (main applies it)."""
-    parser.add_argument(
+    return parser.add_argument(
         "--threads",
         type=int,
         metavar="N",
@@ -145,12 +153,12 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--overwrite", action="store_true", help="start again in an --out that holds a run"
     )
-    _add_config_flags(parser)
+    add_config_flags(parser)
     parser.set_defaults(func=run)
 
 
 def given_config_flags(args: argparse.Namespace) -> dict:
-    """The TrainConfig fields set on the command line by :func:`_add_config_flags`'s flags
+    """The TrainConfig fields set on the command line by :func:`add_config_flags`'s flags
     (they default to SUPPRESS, so only the flags given are in ``args``)."""
     from globalpool.train.config import TrainConfig
 

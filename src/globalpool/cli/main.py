@@ -57,12 +57,15 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (UserError, ValueError, TypeError, FileNotFoundError, KeyError) as err:
+    except Exception as err:
         # User mistakes surface as one clear line; real bugs in our code still raise
-        # when GLOBALPOOL_DEBUG is set.
+        # when GLOBALPOOL_DEBUG is set. Errors of other kinds that are the user's to fix
+        # (a missing optional extra, weights that could not be downloaded) say so with a
+        # ``user_error = True`` class attribute.
         import os
 
-        if os.environ.get("GLOBALPOOL_DEBUG"):
+        user = isinstance(err, (UserError, ValueError, TypeError, FileNotFoundError, KeyError))
+        if os.environ.get("GLOBALPOOL_DEBUG") or not (user or getattr(err, "user_error", False)):
             raise
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"globalpool {args.command}: error: {msg}", file=sys.stderr)

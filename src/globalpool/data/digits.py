@@ -46,6 +46,11 @@ def load_digits(
     labels = torch.as_tensor(bunch.target, dtype=torch.int64)
     full = ImageSet(images.contiguous(), labels, [str(d) for d in range(10)])
     train_idx, test_idx = stratified_split_index(labels, test_fraction, seed, num_classes=10)
-    info = {"size": size, "test_fraction": test_fraction, "seed": seed, "channels": channels,
-            "flip_preserves_label": False}  # a mirrored digit is another symbol
+    info = {
+        "size": size,
+        "test_fraction": test_fraction,
+        "seed": seed,
+        "channels": channels,
+        "flip_preserves_label": False,
+    }  # a mirrored digit is another symbol
     return Dataset.from_splits("digits", full.subset(train_idx), full.subset(test_idx), info)

@@ -10,6 +10,7 @@ The ground-truth mask is the shape's pixels and the box is tight around the mask
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -128,6 +129,29 @@ def generate_shapes(
         (torch.Size([30, 3, 32, 32]), [10, 10, 10])
     """
     classes = _check_classes(classes)
+    _check_arguments(n, size, noise, texture, clutter)
+    g = torch.Generator().manual_seed(seed)
+    draws = _draw(g, n, size, len(classes), texture, clutter)
+    images = torch.empty(n, 3, size, size, dtype=torch.uint8)
+    masks = torch.empty(n, size, size, dtype=torch.bool)
+    for start in range(0, n, chunk):
+        sl = slice(start, min(start + chunk, n))
+        img, mask = _render(draws, sl, size, classes, clutter)
+        if noise:
+            img = img + noise * torch.randn(img.shape, generator=g)
+        images[sl] = (img.clamp(0, 1) * 255).round().to(torch.uint8)
+        masks[sl] = mask
+    return ImageSet(
+        images,
+        draws.labels,
+        list(classes),
+        boxes=_tight_boxes(masks),
+        masks=masks,
+        info={"source": "shapes", "seed": seed},
+    )
+
+
+def _check_arguments(n, size, noise, texture, clutter) -> None:
     if not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be a non-negative int; got {n!r}")
     if not isinstance(size, int) or size < 16:
@@ -137,8 +161,30 @@ def generate_shapes(
             f"noise and texture must be >= 0 and clutter an int >= 0; "
             f"got noise={noise!r}, texture={texture!r}, clutter={clutter!r}"
         )
-    g = torch.Generator().manual_seed(seed)
-    k = len(classes)
+
+
+@dataclass
+class _Draws:
+    """The random choices of every image (N = images, L = clutter lines per image)."""
+
+    labels: Tensor  # int64 (N,)
+    radius: Tensor  # circumradius in pixels (N,)
+    cx: Tensor  # centre, pixels (N,)
+    cy: Tensor
+    angle: Tensor  # rotation, radians (N,)
+    bg_colour: Tensor  # (N, 3) in [0, 1]
+    fg_colour: Tensor  # (N, 3)
+    tex_amp: Tensor  # background wave: amplitude, angular frequency, direction, phase (N,)
+    tex_freq: Tensor
+    tex_dir: Tensor
+    tex_phase: Tensor
+    seg: Tensor  # clutter segments x0, y0, x1, y1 (N, L, 4)
+    seg_width: Tensor  # (N, L)
+    seg_colour: Tensor  # (N, L, 3)
+
+
+def _draw(g: torch.Generator, n: int, size: int, k: int, texture: float, clutter: int) -> _Draws:
+    """Every random choice, drawn from ``g`` in a fixed order (the images depend on it)."""
     # Exactly balanced labels (counts differ by at most one), in shuffled order.
     labels = (torch.arange(n) % k)[torch.randperm(n, generator=g)]
 
@@ -167,52 +213,45 @@ def generate_shapes(
     seg = uniform(n, clutter, 4, high=float(size))
     seg_width = uniform(n, clutter, low=0.5, high=1.1)
     seg_colour = uniform(n, clutter, 3)
+    return _Draws(labels, radius, cx, cy, angle, bg_colour, fg_colour, tex_amp, tex_freq,
+                  tex_dir, tex_phase, seg, seg_width, seg_colour)  # fmt: skip
 
+
+def _render(
+    d: _Draws, sl: slice, size: int, classes: tuple[str, ...], clutter: int
+) -> tuple[Tensor, Tensor]:
+    """Images ``sl`` before noise: float (m, 3, S, S) in [0, 1] (not yet clamped), and
+    their shape masks bool (m, S, S)."""
+    m = sl.stop - sl.start
     coords = torch.arange(size, dtype=torch.float32) + 0.5  # pixel centres
-    images = torch.empty(n, 3, size, size, dtype=torch.uint8)
-    masks = torch.empty(n, size, size, dtype=torch.bool)
-    for start in range(0, n, chunk):
-        sl = slice(start, min(start + chunk, n))
-        m = sl.stop - sl.start
-        yy = coords.view(1, size, 1)
-        xx = coords.view(1, 1, size)
-        dx = xx - cx[sl, None, None]
-        dy = yy - cy[sl, None, None]
-        cos, sin = torch.cos(angle[sl])[:, None, None], torch.sin(angle[sl])[:, None, None]
-        r = radius[sl, None, None]
-        u = (dx * cos + dy * sin) / r
-        v = (-dx * sin + dy * cos) / r
-        mask = torch.zeros(m, size, size, dtype=torch.bool)
-        lab = labels[sl]
-        for c, name in enumerate(classes):
-            sel = (lab == c).nonzero().flatten()
-            if len(sel):
-                mask[sel] = _inside(name, u[sel], v[sel])
-        # Background: colour + texture wave, then clutter lines, then the shape on top.
-        proj = (
-            xx * torch.cos(tex_dir[sl])[:, None, None] + yy * torch.sin(tex_dir[sl])[:, None, None]
-        )
-        wave = tex_amp[sl, None, None] * torch.sin(
-            tex_freq[sl, None, None] * proj + tex_phase[sl, None, None]
-        )
-        img = bg_colour[sl, :, None, None] + wave[:, None]
-        if clutter:
-            on_line = _segment_masks(seg[sl], seg_width[sl], coords)  # (m, L, S, S)
-            for i in range(clutter):  # later lines over earlier ones
-                img = torch.where(on_line[:, i, None], seg_colour[sl, i, :, None, None], img)
-        img = torch.where(mask[:, None], fg_colour[sl, :, None, None], img)
-        if noise:
-            img = img + noise * torch.randn(img.shape, generator=g)
-        images[sl] = (img.clamp(0, 1) * 255).round().to(torch.uint8)
-        masks[sl] = mask
-    return ImageSet(
-        images,
-        labels,
-        list(classes),
-        boxes=_tight_boxes(masks),
-        masks=masks,
-        info={"source": "shapes", "seed": seed},
+    yy = coords.view(1, size, 1)
+    xx = coords.view(1, 1, size)
+    dx = xx - d.cx[sl, None, None]
+    dy = yy - d.cy[sl, None, None]
+    cos, sin = torch.cos(d.angle[sl])[:, None, None], torch.sin(d.angle[sl])[:, None, None]
+    r = d.radius[sl, None, None]
+    u = (dx * cos + dy * sin) / r
+    v = (-dx * sin + dy * cos) / r
+    mask = torch.zeros(m, size, size, dtype=torch.bool)
+    lab = d.labels[sl]
+    for c, name in enumerate(classes):
+        sel = (lab == c).nonzero().flatten()
+        if len(sel):
+            mask[sel] = _inside(name, u[sel], v[sel])
+    # Background: colour + texture wave, then clutter lines, then the shape on top.
+    proj = (
+        xx * torch.cos(d.tex_dir[sl])[:, None, None] + yy * torch.sin(d.tex_dir[sl])[:, None, None]
     )
+    wave = d.tex_amp[sl, None, None] * torch.sin(
+        d.tex_freq[sl, None, None] * proj + d.tex_phase[sl, None, None]
+    )
+    img = d.bg_colour[sl, :, None, None] + wave[:, None]
+    if clutter:
+        on_line = _segment_masks(d.seg[sl], d.seg_width[sl], coords)  # (m, L, S, S)
+        for i in range(clutter):  # later lines over earlier ones
+            img = torch.where(on_line[:, i, None], d.seg_colour[sl, i, :, None, None], img)
+    img = torch.where(mask[:, None], d.fg_colour[sl, :, None, None], img)
+    return img, mask
 
 
 def _segment_masks(seg: Tensor, width: Tensor, coords: Tensor) -> Tensor:

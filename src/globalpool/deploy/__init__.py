@@ -12,9 +12,9 @@ from globalpool.deploy.export import (
     read_export_metadata,
 )
 from globalpool.deploy.images import find_images, to_image_tensors
-from globalpool.deploy.load import load
+from globalpool.deploy.loading import load
 from globalpool.deploy.masked import MaskedClassifier, downsample_mask
-from globalpool.deploy.predict import predict, predict_proba
+from globalpool.deploy.prediction import predict, predict_proba
 
 __all__ = [
     "ExportResult",

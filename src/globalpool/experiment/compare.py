@@ -15,6 +15,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +31,21 @@ __all__ = [
 COMPARE_SEEDS = (0, 1, 2)
 
 # The budget of a plain ``globalpool compare``: the default network on 600 generated
-# 6-class shape images, 30 epochs, batch 32 (the project's default optimiser, schedule
-# and augmentation). On the 2-core AMD EPYC machine, alone, one fastnet head trains at
-# about 850 images/s: the five default heads over the three COMPARE_SEEDS took 5 min
-# (BENCHMARKS.md, "Shapes: the main job"). A set this small is where the head
-# matters: with 1000 training images, every head reached 96-100% test accuracy on shapes.
+# 6-class shape images, 45 epochs, batch 32, AdamW lr 3e-3 (warm-up and cosine as usual).
+# The project's default SGD (lr 0.05) left the FC + dropout and GMP class-map heads
+# unconverged here, 16-25 points apart between seeds; SGD lr 0.02 fixed FC + dropout but
+# not GMP, which sits near chance for its first ~10 epochs; AdamW 3e-3 for 45 epochs
+# brought every head to >= 98% training accuracy in every seed (BENCHMARKS.md, "Shapes:
+# the main job", with the sweep). A set this small is where the head matters: with 1000
+# training images, every head reached 96-100% test accuracy on shapes.
 COMPARE_DEFAULTS: dict[str, Any] = {
     "model": "fastnet",
     "dataset": "shapes",
     "dataset_kwargs": {"n_train": 600, "n_test": 1000, "num_classes": 6},
-    "epochs": 30,
+    "epochs": 45,
     "batch_size": 32,
+    "optimizer": "adamw",
+    "lr": 3e-3,
     "out_dir": "runs/compare",
     "tensorboard": False,
 }
@@ -135,14 +140,43 @@ def compare(
         >>> [s["head"] for s in summaries]  # doctest: +SKIP
         ['fc', 'classmap']
     """
-    from globalpool.train import TrainingDiverged, train
+    from globalpool.train import TrainingDiverged
 
     specs = parse_heads(heads)
     base_config = base_config.validate()
     out = Path(out_dir)
     if seeds is not None and not seeds:
         raise ValueError("seeds must name at least one seed")
-    jobs = []  # (spec, config), heads outer, seeds inner
+    jobs = _plan_jobs(base_config, specs, out, seeds)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_plan(out, base_config, specs, command=command, seeds=seeds)
+
+    say = log or (lambda _msg: None)
+    done = _run_jobs(jobs, per_seed=seeds is not None, overwrite=overwrite, say=say)
+    if report and done.first_run:
+        from globalpool.analysis.report import write_report
+
+        paths = write_report(
+            out,
+            list(done.first_run.values()),
+            labels=list(done.first_run),
+            command=command,
+            notes=done.failures,
+            seed_runs=done.by_head if seeds is not None else None,
+            cam_methods=cam_methods,
+        )
+        say(f"report: {paths['html']} and {paths['markdown']}")
+    if done.failures:
+        raise TrainingDiverged("; ".join(done.failures))
+    return done.summaries
+
+
+def _plan_jobs(
+    base_config, specs: Sequence[HeadSpec], out: Path, seeds: Sequence[int] | None
+) -> list[tuple[HeadSpec, Any]]:
+    """The ``(spec, config)`` of every run, heads outer, seeds inner: ``out/<label>``, or
+    ``out/<label>/seed<k>`` with ``seeds``."""
+    jobs = []
     for spec in specs:
         config = head_config(base_config, spec, out)
         if seeds is None:
@@ -152,8 +186,14 @@ def compare(
             jobs += [
                 (spec, config.replace(seed=int(k), out_dir=str(where / f"seed{k}"))) for k in seeds
             ]
-    out.mkdir(parents=True, exist_ok=True)
+    return jobs
 
+
+def _write_plan(
+    out: Path, base_config, specs: Sequence[HeadSpec], *, command: str | None,
+    seeds: Sequence[int] | None,
+) -> None:  # fmt: skip
+    """``out/compare.json``: the command, the heads, the base config and the seeds."""
     from globalpool.atomic import atomic_write_text
 
     plan = {
@@ -173,14 +213,30 @@ def compare(
     }
     atomic_write_text(out / "compare.json", json.dumps(plan, indent=2) + "\n")
 
-    say = log or (lambda _msg: None)
-    summaries, failures = [], []
-    by_head: dict[str, list[dict]] = {}
-    first_run: dict[str, Path] = {}
+
+@dataclass
+class _CompareRuns:
+    """What :func:`_run_jobs` trained (or reused)."""
+
+    summaries: list[dict] = field(default_factory=list)  # in job order
+    failures: list[str] = field(default_factory=list)  # one line per diverged run
+    by_head: dict[str, list[dict]] = field(default_factory=dict)  # label -> its summaries
+    first_run: dict[str, Path] = field(default_factory=dict)  # label -> its first run dir
+
+
+def _run_jobs(
+    jobs: list[tuple[HeadSpec, Any]], *, per_seed: bool, overwrite: bool,
+    say: Callable[[str], None],
+) -> _CompareRuns:  # fmt: skip
+    """Train every job in turn, reusing a run finished with the same config; a run that
+    diverges is recorded in ``failures`` and the others go on."""
+    from globalpool.train import TrainingDiverged, train
+
+    done = _CompareRuns()
     start = time.perf_counter()
     for i, (spec, cfg) in enumerate(jobs, start=1):
         run_dir = Path(cfg.out_dir)
-        what = f"[{i}/{len(jobs)}] {spec.label}" + ("" if seeds is None else f" seed {cfg.seed}")
+        what = f"[{i}/{len(jobs)}] {spec.label}" + (f" seed {cfg.seed}" if per_seed else "")
         if finished_with(run_dir, cfg):
             say(f"{what}: already trained in {run_dir}, reusing it")
             summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
@@ -192,31 +248,15 @@ def compare(
                 # A head that diverges under the shared settings is itself a result:
                 # record it and go on with the others.
                 say(f"{what}: diverged: {err}")
-                who = spec.label if seeds is None else f"{spec.label} (seed {cfg.seed})"
-                failures.append(f"{who} diverged and is left out: {err}")
+                who = f"{spec.label} (seed {cfg.seed})" if per_seed else spec.label
+                done.failures.append(f"{who} diverged and is left out: {err}")
                 continue
             if "test_acc" not in summary:  # stop_after_epoch cut the run short
                 raise ValueError(
                     f"head {spec.label} stopped early ({summary}); compare needs finished runs"
                 )
-        summaries.append(summary)
-        by_head.setdefault(spec.label, []).append(summary)
-        first_run.setdefault(spec.label, run_dir)
+        done.summaries.append(summary)
+        done.by_head.setdefault(spec.label, []).append(summary)
+        done.first_run.setdefault(spec.label, run_dir)
     say(f"trained {len(jobs)} runs in {time.perf_counter() - start:.0f} s")
-
-    if report and first_run:
-        from globalpool.analysis.report import write_report
-
-        paths = write_report(
-            out,
-            list(first_run.values()),
-            labels=list(first_run),
-            command=command,
-            notes=failures,
-            seed_runs=by_head if seeds is not None else None,
-            cam_methods=cam_methods,
-        )
-        say(f"report: {paths['html']} and {paths['markdown']}")
-    if failures:
-        raise TrainingDiverged("; ".join(failures))
-    return summaries
+    return done

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from globalpool.models.classifier import Classifier
+from globalpool.models.external import create_external_model, is_external
 from globalpool.models.sizing import size_pair
 
 __all__ = ["ModelEntry", "create_model", "list_models", "model_entry", "register_model"]
@@ -60,7 +61,10 @@ def list_models() -> list[str]:
 def model_entry(name: str) -> ModelEntry:
     """The registry entry of ``name``; ValueError naming the known models otherwise."""
     if not isinstance(name, str) or name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}; expected one of: {', '.join(_MODELS)}")
+        raise ValueError(
+            f"unknown model {name!r}; expected one of: {', '.join(_MODELS)}, or a "
+            "torchvision:<name> / timm:<name> backbone (e.g. torchvision:resnet18)"
+        )
     return _MODELS[name]
 
 
@@ -79,7 +83,9 @@ def create_model(
     """Build a registered architecture with any head and any pool.
 
     Args:
-        name: one of :func:`list_models`.
+        name: one of :func:`list_models`, or ``"torchvision:<name>"`` / ``"timm:<name>"``
+            for a torchvision or timm backbone (imported only then; they also take
+            ``pretrained=True``; see :mod:`globalpool.models.external`).
         num_classes: K.
         head: "fc", "classmap" or "pool-linear"; None is the architecture's default.
         pool: any name of ``globalpool.pool.list_pools()``; None is the architecture's
@@ -101,6 +107,11 @@ def create_model(
         >>> model(torch.randn(2, 3, 32, 32)).shape
         torch.Size([2, 10])
     """
+    if is_external(name):
+        return create_external_model(
+            name, num_classes, head=head, pool=pool, in_chans=in_chans, input_size=input_size,
+            head_kwargs=head_kwargs, pool_kwargs=pool_kwargs, **kwargs,
+        )  # fmt: skip
     entry = model_entry(name)
     in_chans = entry.in_chans if in_chans is None else in_chans
     if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:

@@ -1,6 +1,6 @@
 """Training: the config, the loop, checkpoints and distributed data parallel.
 
-Imports ``globalpool.data`` and ``globalpool.models`` (lazily, inside :func:`train`).
+Imports ``globalpool.data`` and ``globalpool.models`` (in :mod:`globalpool.train.setup`).
 The names below load on first use, so reading a :class:`TrainConfig` (the CLI's
 ``--help``) does not import torch.
 """

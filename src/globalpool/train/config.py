@@ -30,7 +30,17 @@ class TrainConfig:
         pool: a name from ``globalpool.pool.list_pools()``; None keeps the default.
         head_kwargs: extra keyword arguments for the head (``dropout``, ``kernel_size``...).
         pool_kwargs: extra keyword arguments for the pool (``p`` for gem/lp, ``r`` for lse).
-        model_kwargs: extra keyword arguments for ``create_model``.
+        model_kwargs: extra keyword arguments for ``create_model`` (``{"pretrained":
+            true}`` for the ImageNet weights of a ``torchvision:``/``timm:`` model).
+
+    Fine-tuning (any model: the backbone is ``Classifier.backbone``, the rest is the head):
+        freeze_backbone: train the head only. The backbone's parameters get
+            ``requires_grad=False`` (left out of the optimiser) and the backbone stays in
+            eval mode throughout, so its batch-norm running statistics and its dropout
+            are those of the network as given (a linear probe of fixed features).
+        backbone_lr_scale: the backbone's parameters train at ``lr * backbone_lr_scale``
+            (the head at ``lr``) through the whole schedule; 1.0 = one learning rate.
+            Must stay 1.0 with ``freeze_backbone``.
 
     Data:
         dataset: a name from ``globalpool.data.list_datasets()``.
@@ -92,6 +102,8 @@ class TrainConfig:
     head_kwargs: dict[str, Any] = field(default_factory=dict)
     pool_kwargs: dict[str, Any] = field(default_factory=dict)
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    freeze_backbone: bool = False
+    backbone_lr_scale: float = 1.0
 
     dataset: str = "shapes"
     dataset_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -193,6 +205,14 @@ class TrainConfig:
         number("grad_clip", low=0.0)
         integer("lookahead_every", low=0)
         number("lookahead_decay", low=0.0, high=0.999)
+        number("backbone_lr_scale", low=0.0, low_open=True)
+        if not isinstance(self.freeze_backbone, bool):
+            raise TypeError(f"freeze_backbone must be true or false; got {self.freeze_backbone!r}")
+        if self.freeze_backbone and self.backbone_lr_scale != 1.0:
+            raise ValueError(
+                f"backbone_lr_scale ({self.backbone_lr_scale}) has no effect with "
+                "freeze_backbone (the backbone does not train); leave it at 1.0"
+            )
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
             raise ValueError(f"betas must be two numbers in [0, 1); got {self.betas!r}")
         if self.warmup_epochs > self.epochs:

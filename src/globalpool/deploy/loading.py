@@ -7,7 +7,7 @@ import os
 
 from torch import nn
 
-from globalpool.deploy.predict import predict, predict_proba
+from globalpool.deploy.prediction import predict, predict_proba
 
 __all__ = ["load"]
 
@@ -30,7 +30,7 @@ def load(path: str | os.PathLike, *, which: str = "best", device: str = "cpu") -
         ``input_size`` ((H, W) it was trained at), ``mean``, ``std`` (per channel, [0, 1]
         units), ``run_meta`` (the run's model.json plus run_dir/checkpoint) and methods
         ``predict(images, topk=5, size=None, batch_size=64)`` and
-        ``predict_proba(images, ...)`` (see :mod:`globalpool.deploy.predict`).
+        ``predict_proba(images, ...)`` (see :mod:`globalpool.deploy.prediction`).
 
     Example:
         >>> import globalpool  # doctest: +SKIP
