@@ -266,3 +266,19 @@ def test_report_scores_cam_methods_on_every_head(tmp_path):
     assert "| Head | gradcam | eigencam |" in md
     assert md.count("% / ") >= 4  # 2 heads x 2 methods
     assert main([*args, "--cam-methods", "nope"]) == 2
+
+
+def test_a_run_written_before_a_new_config_field_counts_as_finished(tmp_path):
+    """A field added to TrainConfig later (its default = the old behaviour) must not make
+    finished runs look different, or every rerun of compare/reproduce retrains them."""
+    from globalpool.experiment.compare import finished_with
+    from globalpool.train import TrainConfig
+
+    config = TrainConfig(out_dir=str(tmp_path))
+    saved = json.loads(config.to_json())
+    del saved["freeze_backbone"], saved["backbone_lr_scale"]  # as written before they existed
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    (tmp_path / "summary.json").write_text("{}")
+    assert finished_with(tmp_path, config)
+    assert not finished_with(tmp_path, config.replace(backbone_lr_scale=0.1))
+    assert not finished_with(tmp_path, config.replace(lr=0.01))

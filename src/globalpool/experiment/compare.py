@@ -87,6 +87,10 @@ def finished_with(run_dir: Path, config) -> bool:
     except (OSError, json.JSONDecodeError):
         return False
     new = json.loads(config.to_json())
+    # A field added to TrainConfig after the run was written: the run had its default
+    # behaviour (new fields default to what the code did before them).
+    defaults = json.loads(type(config)().to_json())
+    old = {**{k: v for k, v in defaults.items() if k not in old}, **old}
     for key in _COSMETIC:
         old.pop(key, None)
         new.pop(key, None)
