@@ -45,7 +45,7 @@ from torch import nn
 
 from globalpool.models.classifier import Classifier
 from globalpool.models.shape import feature_shape
-from globalpool.models.sizing import size_pair
+from globalpool.models.sizing import check_in_chans, size_pair
 
 __all__ = [
     "LIBRARIES",
@@ -453,9 +453,7 @@ def create_external_model(
         raise ValueError(f"expected 'torchvision:<name>' or 'timm:<name>', got {name!r}")
     if not isinstance(pretrained, bool):
         raise TypeError(f"pretrained must be True or False, got {pretrained!r}")
-    in_chans = 3 if in_chans is None else in_chans
-    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
-        raise ValueError(f"in_chans must be a positive int, got {in_chans!r}")
+    in_chans = check_in_chans(3 if in_chans is None else in_chans)
     if library == "torchvision":
         backbone = _torchvision_backbone(arch, in_chans, pretrained, kwargs)
         default_size = DEFAULT_INPUT_SIZE

@@ -9,7 +9,7 @@ from torch import nn
 
 from globalpool.models.classifier import Classifier
 from globalpool.models.external import create_external_model, is_external
-from globalpool.models.sizing import size_pair
+from globalpool.models.sizing import check_in_chans, size_pair
 
 __all__ = ["ModelEntry", "create_model", "list_models", "model_entry", "register_model"]
 
@@ -113,9 +113,7 @@ def create_model(
             head_kwargs=head_kwargs, pool_kwargs=pool_kwargs, **kwargs,
         )  # fmt: skip
     entry = model_entry(name)
-    in_chans = entry.in_chans if in_chans is None else in_chans
-    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
-        raise ValueError(f"in_chans must be a positive int, got {in_chans!r}")
+    in_chans = check_in_chans(entry.in_chans if in_chans is None else in_chans)
     input_size = size_pair(entry.input_size if input_size is None else input_size, "input_size")
     try:
         backbone = entry.backbone_cls(in_chans=in_chans, **kwargs)

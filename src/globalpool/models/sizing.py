@@ -12,7 +12,7 @@ from __future__ import annotations
 from torch import nn
 
 __all__ = [
-    "MAX_NATIVE_PIXELS", "is_fixed_size", "size_pair", "target_size",
+    "MAX_NATIVE_PIXELS", "check_in_chans", "is_fixed_size", "size_pair", "target_size",
     "warn_far_from_training_scale",
 ]  # fmt: skip
 
@@ -32,6 +32,13 @@ def is_fixed_size(model: nn.Module) -> bool:
 MAX_NATIVE_PIXELS = 4096 * 4096
 # Native sizes this far from the training scale (ratio of shorter sides) get a warning.
 _SCALE_WARN = 1.5
+
+
+def check_in_chans(in_chans) -> int:
+    """``in_chans`` when it is a positive int (not a bool); a ValueError otherwise."""
+    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
+        raise ValueError(f"in_chans must be a positive int, got {in_chans!r}")
+    return in_chans
 
 
 def size_pair(value, what: str) -> tuple[int, int] | None:
