@@ -37,6 +37,12 @@ import torch
 from torch import nn
 
 from globalpool.atomic import atomic_path
+from globalpool.deploy.guards import (
+    GuardedClassifier,
+    MaskHasValidPixel,
+    MaskMatchesImage,
+    MinInputSize,
+)
 from globalpool.deploy.masked import MaskedClassifier
 from globalpool.models.sizing import is_fixed_size, size_pair
 
@@ -80,8 +86,13 @@ def _metadata(model: nn.Module, fmt: str, mask: bool, dynamic: bool, names: list
         "mean": _plain(getattr(model, "mean", None)),
         "std": _plain(getattr(model, "std", None)),
         "input_size": list(size_pair(getattr(model, "input_size", None) or (32, 32), "input_size")),
+        "min_input_size": list(_min_size(model)),
         "model_args": getattr(model, "model_args", None),
     }
+
+
+def _min_size(model: nn.Module) -> tuple[int, int]:
+    return size_pair(getattr(model, "min_input_size", None) or (1, 1), "min_input_size")
 
 
 def _in_chans(model: nn.Module) -> int:
@@ -112,7 +123,7 @@ def verification_inputs(
     (N, C, H, W) standard normal, mask bool (N, H, W).
     """
     h, w = size_pair(input_size or getattr(model, "input_size", None) or (32, 32), "input_size")
-    min_h, min_w = size_pair(getattr(model, "min_input_size", None) or (1, 1), "min_input_size")
+    min_h, min_w = _min_size(model)
     if is_fixed_size(model):
         shapes = [(2, h, w), (1, h, w), (3, h, w)]
     else:
@@ -138,7 +149,9 @@ def _prepare(model: nn.Module, mask: bool, input_size):
         raise ValueError(
             "--mask needs a pooling head: this model's FC head has no global pool to mask"
         )
-    module = MaskedClassifier(model).eval() if mask else model
+    # The guards make the exported graph refuse what PyTorch refuses (see deploy.guards).
+    inner = MaskedClassifier(model).eval() if mask else model
+    module = GuardedClassifier(inner, _min_size(model), mask=mask).eval()
     names = ["image", "mask"] if mask else ["image"]
     if fixed:
         axes = {"image": {0: "batch"}}
@@ -180,7 +193,11 @@ def _compare(run_exported, module: nn.Module, examples, tolerance: float):
 
 
 def onnx_runner(path: str | os.PathLike):
-    """A function running an ONNX file in onnxruntime (CPU): tuple of tensors -> ndarray."""
+    """A function running an ONNX file in onnxruntime (CPU): tuple of tensors -> ndarray.
+
+    Inputs are checked first against the file's metadata (minimum size, mask shape, a
+    valid pixel per mask), so a bad input is a ``ValueError`` saying what was expected;
+    the graph itself refuses the same inputs (see :mod:`globalpool.deploy.guards`)."""
     try:
         import onnxruntime as ort
     except ImportError as err:
@@ -191,8 +208,15 @@ def onnx_runner(path: str | os.PathLike):
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
+    meta = read_export_metadata(path)
+    min_size = tuple(meta.get("min_input_size") or (1, 1))
 
     def run(inputs):
+        if len(inputs) != len(names):
+            raise ValueError(f"this ONNX file takes inputs {names}, got {len(inputs)} tensor(s)")
+        MinInputSize(min_size)(inputs[0])
+        if len(inputs) == 2:
+            MaskHasValidPixel()(MaskMatchesImage()(*inputs))
         feed = {name: t.detach().cpu().numpy() for name, t in zip(names, inputs, strict=True)}
         return session.run(None, feed)[0]
 

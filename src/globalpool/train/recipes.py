@@ -73,12 +73,12 @@ RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
         Recipe(
-            "cifar10-85", 0.85, 8 * 60, "2 CPU cores",
+            "cifar10-85", 0.85, 6 * 60, "2 CPU cores",
             "fastnet (32, 64, 128), whitening stem, log-sum-exp pool, 10 epochs",
             {**_CIFAR, "model_kwargs": {"stem": "whiten"}, "pool": "lse", "epochs": 10},
         ),
         Recipe(
-            "cifar10-90", 0.90, 25 * 60, "2 CPU cores",
+            "cifar10-90", 0.90, 20 * 60, "2 CPU cores",
             "fastnet (64, 128, 256), whitening stem, max pool, 32 epochs, bf16 autocast "
             "where the CPU has native bf16 (float32 otherwise)",
             # amp auto: on the AMX machine it was tuned on, float32 ran at ~450 images/s
@@ -89,7 +89,7 @@ RECIPES: dict[str, Recipe] = {
              "epochs": 32, "amp": "auto"},
         ),
         Recipe(
-            "cifar10-94", 0.94, 70 * 60, "2 CPU cores (or one GPU)",
+            "cifar10-94", 0.94, 60 * 60, "2 CPU cores (or one GPU)",
             "fastnet (64, 256, 256) (airbench's widths), whitening stem, concatenated "
             "avg+max pool, 18 epochs",
             {**_CIFAR, "model_kwargs": {"stem": "whiten", "widths": [64, 256, 256]},
