@@ -25,7 +25,9 @@ Usage:
         --data ../shared/data/cifar10-jpg.tar.gz --recipe cifar10-85 --width-divisor 4
     python benchmarks/bench_speedrun.py --airbench airbench94.py --data cifar10-jpg.tar.gz \\
         --device cuda --recipe cifar10-94 --airbench-runs 5 -- --amp bf16
-Arguments after ``--`` go to the recipe as ``globalpool train`` flags.
+Arguments after ``--`` go to the recipe as ``globalpool train`` flags. ``--globalpool-result
+runs/X/speedrun.json`` takes a finished ``globalpool speedrun`` instead of rerunning it
+(same machine and data, one after the other, never at the same time).
 """
 
 from __future__ import annotations
@@ -231,6 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width-divisor", type=int, default=1, choices=[1, 2, 4])
     parser.add_argument("--recipe", default="cifar10-85", help="globalpool recipe ('' = none)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument(
+        "--globalpool-result",
+        help="speedrun.json of a finished `globalpool speedrun` on the same machine and data, "
+        "used instead of running the recipe again (its runs stay where they are)",
+    )
     parser.add_argument("--out", default="runs/bench-speedrun")
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--show-changes", action="store_true", help="print the changes, stop")
@@ -248,7 +255,11 @@ def main(argv: list[str] | None = None) -> int:
         result["gpu"] = torch.cuda.get_device_name()
     if args.airbench:
         result["airbench"] = run_airbench(args, out / "airbench")
-    if args.recipe:
+    if args.globalpool_result:
+        gp = json.loads(Path(args.globalpool_result).read_text(encoding="utf-8"))
+        args.recipe = gp["recipe"]
+        result.update(globalpool=gp, target=gp["target"], budget_s=gp["budget_s"])
+    elif args.recipe:
         gp = run_globalpool(args, extra, out)
         result.update(globalpool=gp, target=gp["target"], budget_s=gp["budget_s"])
     (out / "bench_speedrun.json").write_text(json.dumps(result, indent=2) + "\n")
