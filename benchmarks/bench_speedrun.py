@@ -11,9 +11,9 @@ needs, each change an exact text substitution that must match once (listed by
   writes from the same CIFAR-10 copy globalpool reads (in the format its loader expects),
   so nothing is downloaded;
 - on the CPU (``--device cpu``): float32 instead of float16, tensors on the CPU, CUDA
-  timing events replaced by wall-clock ones, ``--threads`` threads, and, without
-  torchvision installed, its one use of torchvision (``transforms.Normalize``) replaced
-  by the same arithmetic.
+  timing events replaced by wall-clock ones, ``--threads`` threads, and, where
+  torchvision does not import (missing, or built for another torch), its one use of
+  torchvision (``transforms.Normalize``) replaced by the same arithmetic.
 
 Both report test accuracy against a training clock that leaves out per-epoch reporting
 evaluations and includes the final test-time-augmented evaluation; airbench's TTA is its
@@ -71,7 +71,7 @@ _torch.cuda.Event = _WallEvent
 _torch.cuda.synchronize = lambda *a, **k: None
 try:
     import torchvision  # noqa: F401
-except ImportError:
+except (ImportError, RuntimeError):  # missing, or built for another torch (its ops fail)
     class _Normalize:
         def __init__(self, mean, std):
             self.mean, self.std = _torch.as_tensor(mean), _torch.as_tensor(std)
