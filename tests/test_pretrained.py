@@ -23,7 +23,9 @@ DATA = {
 
 def test_the_shipped_models_are_listed():
     names = list_pretrained()
-    assert {"fmnist-smallgap-gap", "fmnist-smallgap-gmp"} <= set(names)
+    assert {
+        "fmnist-smallgap-gap", "fmnist-smallgap-gmp", "cifar10-fastnet-gap", "cifar10-fastnet-lse"
+    } <= set(names)  # fmt: skip
 
 
 @pytest.mark.parametrize("name", list_pretrained())
@@ -72,3 +74,25 @@ def test_cli_predicts_and_maps_with_a_shipped_name(tmp_path, capsys):
     assert main(["cam", "--checkpoint", name, paths[0], "--out", str(tmp_path / "c")]) == 0
     assert main(["models", "--pretrained"]) == 0
     assert name in capsys.readouterr().out
+
+
+def test_cli_predicts_cifar10_photos_with_a_shipped_name(tmp_path, capsys):
+    from PIL import Image
+
+    archive = DATA["cifar10"]
+    if not archive.exists():
+        pytest.skip("the official CIFAR-10 test set is not in ../shared/data")
+    test = load_dataset("cifar10", path=archive).test
+    paths = []
+    for i in range(10):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(test.images[i].permute(1, 2, 0).numpy()).save(path)
+        paths.append(str(path))
+    predicted = []
+    for name in ("cifar10-fastnet-gap", "cifar10-fastnet-lse"):
+        assert main(["predict", "--checkpoint", name, *paths, "--topk", "1", "--json"]) == 0
+        lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        predicted = [line["topk"][0]["class"] for line in lines]
+        truth = [test.classes[int(k)] for k in test.labels[:10]]
+        # ~89% accurate models: 10 photos, at least 7 right (binomial tail below 1%)
+        assert sum(p == t for p, t in zip(predicted, truth, strict=True)) >= 7, name

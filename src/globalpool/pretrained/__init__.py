@@ -1,4 +1,4 @@
-"""Pretrained globalpool models shipped inside the package (a few hundred KB in all).
+"""Pretrained globalpool models shipped inside the package (about 2.5 MB in all).
 
 Each lives in ``globalpool/pretrained/<name>/``: ``model.json`` (as in a run directory),
 ``weights.safetensors`` and ``card.json`` (data, the command that trained it, test
