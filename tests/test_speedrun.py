@@ -296,3 +296,12 @@ def test_conv_stem_is_unchanged_by_init_from_data():
     before = net[0].weight.detach().clone()
     net.init_from_data(torch.randn(4, 3, 16, 16))
     assert torch.equal(before, net[0].weight) and net[0].weight.requires_grad
+
+
+def test_speedrun_refuses_stop_after_epoch_with_one_line(tmp_path, capsys):
+    # It used to train the first epoch, then die with "error: device" (a KeyError).
+    code = main(["speedrun", "--target", "85", "--stop-after-epoch", "1",
+                 "--out", str(tmp_path / "sr")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code != 0 and "does not take --stop-after-epoch" in err
+    assert not (tmp_path / "sr").exists()

@@ -166,6 +166,13 @@ def speedrun(
 
     if not seeds:
         raise ValueError("speedrun needs at least one seed")
+    if (overrides or {}).get("stop_after_epoch") is not None:
+        # A speedrun times whole runs; a stopped one has no final result to time.
+        raise ValueError(
+            "speedrun times whole runs, so it does not take --stop-after-epoch; to try part "
+            "of a recipe, train it: globalpool train --config OUT/seed0/config.json "
+            "--stop-after-epoch E (or lower --epochs)"
+        )
     out = Path(out_dir)
     per_seed, curves, device = [], {}, None
     for seed in seeds:
