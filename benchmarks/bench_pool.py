@@ -3,9 +3,13 @@
 For each head-like shape, each operator and both memory layouts (NCHW contiguous and
 NCHW in ``torch.channels_last`` memory, i.e. (N, H, W, C) data) it times the forward
 pass (under no_grad) and forward+backward (grads of x and of the pool's parameters) of:
-  - eager:    the globalpool module (default, what a training run uses unless
-              ``globalpool.pool.set_compile(True)``),
-  - compiled: the same module with ``set_compile(True)`` (torch.compile / inductor),
+  - eager:    the globalpool module as a training run uses it (on the CPU: the CPU
+              kernel where ``globalpool.pool.dispatch`` picks one, else the formula),
+  - plain:    the same module with the CPU kernels switched off, i.e. the plain-torch
+              formula alone (what every other device runs): the evidence for keeping
+              each kernel,
+  - compiled: the same module with ``compiled=True`` (torch.compile / inductor, where
+              dispatch picks it),
   - naive:    the plain PyTorch expression (adaptive_avg_pool2d, adaptive_max_pool2d,
               x.clamp(min=eps).pow(p).mean((2,3)).pow(1/p), two passes + cat, ...).
 Effective GB/s = bytes of x / forward time (forward) and 2 * bytes of x (read x, write
@@ -30,7 +34,7 @@ import torch
 import torch.nn.functional as TF
 
 import globalpool.pool as gp
-from globalpool.pool.compile import EAGER_FASTER, EAGER_FASTER_WITH_GRAD
+from globalpool.pool import dispatch
 
 SHAPES = [(64, 512, 14, 14), (256, 2048, 7, 7)]
 OPS = ["avg", "max", "avgmax", "catavgmax", "gem", "lse", "lp", "mixed", "attention"]
@@ -77,8 +81,18 @@ def best_ms(fn, repeats: int) -> float:
     return min(times) * 1e3
 
 
+def _setting(pool, how: str):
+    """Put ``pool`` in the state of variant ``how``: compiled or not, CPU kernels or not."""
+    if isinstance(pool, gp.GlobalPoolBase):
+        pool.compiled = how == "compiled"
+    dispatch.KERNELS = {} if how == "plain" else CPU_KERNELS
+
+
+CPU_KERNELS = dispatch.KERNELS
+
+
 def time_variants(variants: dict, x, params, repeats: int) -> dict[str, tuple[float, float]]:
-    """{name: (forward ms under no_grad, forward+backward ms)} for each ``(fn, compiled)``.
+    """{name: (forward ms under no_grad, forward+backward ms)} for each ``(fn, how)``.
 
     The variants are timed in turns, round by round, and each keeps its fastest round, so
     a slow spell of this shared host hits all of them alike instead of one column.
@@ -86,8 +100,8 @@ def time_variants(variants: dict, x, params, repeats: int) -> dict[str, tuple[fl
     xr = x.detach().requires_grad_()
     inputs = [xr, *[p for p in params if p.requires_grad]]
     runs = {}
-    for name, (fn, compiled) in variants.items():
-        gp.set_compile(compiled)
+    for name, (fn, how) in variants.items():
+        _setting(fn, how)
         grad_out = torch.ones_like(fn(x).detach())
 
         def fwd(fn=fn):
@@ -97,17 +111,18 @@ def time_variants(variants: dict, x, params, repeats: int) -> dict[str, tuple[fl
         def fwd_bwd(fn=fn, grad_out=grad_out):
             torch.autograd.grad(fn(xr), inputs, grad_out)
 
-        runs[name] = (compiled, fwd, fwd_bwd)
+        runs[name] = (fn, how, fwd, fwd_bwd)
     best = {name: [math.inf, math.inf] for name in runs}
     for i in range(2):  # all forward rounds first: a backward's writes evict x from cache
         for round_ in range(repeats + 2):  # two warm-up rounds (compilation, allocator)
-            for name, (compiled, *steps) in runs.items():
-                gp.set_compile(compiled)
+            for name, (fn, how, *steps) in runs.items():
+                _setting(fn, how)
                 start = time.perf_counter()
                 steps[i]()
                 if round_ >= 2:
                     best[name][i] = min(best[name][i], time.perf_counter() - start)
-    gp.set_compile(False)
+    for fn, *_ in runs.values():
+        _setting(fn, "eager")
     return {name: (fwd * 1e3, fwd_bwd * 1e3) for name, (fwd, fwd_bwd) in best.items()}
 
 
@@ -124,9 +139,11 @@ def main(argv=None) -> int:
     parser.add_argument("--ops", nargs="*", default=OPS, choices=OPS)
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--no-plain", action="store_true", help="skip the plain-formula column")
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 10)
     use_compile = not (args.quick or args.no_compile)
+    use_plain = not args.no_plain
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -142,7 +159,8 @@ def main(argv=None) -> int:
         "| shape | op | layout | fwd eager ms | fwd GB/s | fwd / read bw | fwd naive ms "
         "| fwd speedup vs naive | fwd compiled ms | fwd compiled / read bw "
         "| fwd compiled speedup vs naive | f+b eager ms | f+b naive ms "
-        "| f+b compiled ms | f+b speedup vs naive |"
+        "| f+b compiled ms | f+b speedup vs naive | fwd plain ms | f+b plain ms "
+        "| kernel speedup vs plain, fwd | kernel speedup vs plain, f+b |"
     )
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
@@ -158,12 +176,20 @@ def main(argv=None) -> int:
                     with torch.no_grad():
                         pool.weight.normal_(0, 0.05)
                 params = list(pool.parameters())
-                variants = {"eager": (pool, False), "naive": (naive(name, pool), False)}
+                variants = {"eager": (pool, "eager"), "naive": (naive(name, pool), "eager")}
+                if use_plain and name in CPU_KERNELS:
+                    variants["plain"] = (pool, "plain")
                 if use_compile and name != "attention":
-                    variants["compiled"] = (pool, True)
+                    variants["compiled"] = (pool, "compiled")
                 times = time_variants(variants, x, params, repeats)
                 (fe, be), (fn, bn) = times["eager"], times["naive"]
                 fc, bc = times.get("compiled", (float("nan"), float("nan")))
+                fp, bp = times.get("plain", (float("nan"), float("nan")))
+                plain = (
+                    f"{fp:.2f} | {bp:.2f} | {fp / fe:.2f}x | {bp / be:.2f}x"
+                    if fp == fp  # not nan
+                    else "- | - | - | -"
+                )
                 gbs = gb / fe * 1e3
                 compiled = (
                     f"{fc:.2f} | {gb / fc * 1e3 / bw:.2f} | {fn / fc:.2f}x"
@@ -173,14 +199,16 @@ def main(argv=None) -> int:
                 print(
                     f"| {n}x{c}x{h}x{w} | {name} | {layout} | {fe:.2f} | {gbs:.1f} | "
                     f"{gbs / bw:.2f} | {fn:.2f} | {fn / fe:.2f}x | {compiled} | {be:.2f} | "
-                    f"{bn:.2f} | {'-' if bc != bc else f'{bc:.2f}'} | {bn / be:.2f}x |",
+                    f"{bn:.2f} | {'-' if bc != bc else f'{bc:.2f}'} | {bn / be:.2f}x | {plain} |",
                     flush=True,
                 )
     print(
         "\nf+b = forward+backward; speedups are naive time / eager (or compiled) time; "
-        "compiled = what globalpool.pool.set_compile(True) runs (-: not compiled): "
-        f"inductor's code, except the eager kernels of {sorted(EAGER_FASTER)} always and "
-        f"of {sorted(EAGER_FASTER_WITH_GRAD)} when a gradient is needed (f+b)."
+        "plain = the formula alone, CPU kernels off (kernel speedup = plain / eager; "
+        "-: no CPU kernel); compiled = what compiled=True runs (-: not compiled): "
+        f"inductor's code, except the CPU kernels of {sorted(dispatch.KERNEL_BEATS_COMPILED)} "
+        f"always and of {sorted(dispatch.KERNEL_BEATS_COMPILED_WITH_GRAD)} when a gradient "
+        "is needed (f+b)."
     )
     return 0
 

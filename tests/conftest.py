@@ -14,3 +14,14 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(params=["cpu-kernels", "formulas"])
+def pool_impl(request, monkeypatch):
+    """Run a pool test twice: with the CPU kernels (what a CPU call uses) and with the
+    plain-torch formulas alone (what every other device, compile and export use)."""
+    if request.param == "formulas":
+        from globalpool.pool import dispatch
+
+        monkeypatch.setattr(dispatch, "KERNELS", {})
+    return request.param

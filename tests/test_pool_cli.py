@@ -11,7 +11,7 @@ import torch
 import globalpool.pool as gp
 from globalpool import functional as F
 from globalpool.cli.main import main
-from globalpool.pool import compile as pool_compile
+from globalpool.pool import cpu_kernels, dispatch, formulas
 
 
 def test_pools_command_prints_every_registered_pool(capsys):
@@ -37,7 +37,7 @@ def test_tour_command_shows_every_pool(capsys):
     assert "four positive sizes" in capsys.readouterr().err
 
 
-def test_compile_switch_falls_back_to_eager_when_compilation_fails(monkeypatch):
+def test_compiled_pool_falls_back_to_eager_when_compilation_fails(monkeypatch):
     def broken_compile(fn, **kw):
         def run(*args):
             raise RuntimeError("no compiler here")
@@ -45,43 +45,34 @@ def test_compile_switch_falls_back_to_eager_when_compilation_fails(monkeypatch):
         return run
 
     monkeypatch.setattr(torch, "compile", broken_compile)
-    monkeypatch.setattr(pool_compile, "_compiled", {})
-    monkeypatch.setattr(pool_compile, "_failed", set())
+    monkeypatch.setattr(dispatch, "_compiled", {})
+    monkeypatch.setattr(dispatch, "_failed", set())
     x = torch.randn(2, 3, 4, 4)
-    gp.set_compile(True)
-    try:
-        assert gp.compile_enabled()
-        with pytest.warns(RuntimeWarning, match="using the eager kernel"):
-            y = F.lp_pool(x, p=2.0)
-        torch.testing.assert_close(y, x.abs().pow(2).mean((2, 3)).sqrt())
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # warned once only; avg, gem and lse never compile
-            F.lp_pool(x, p=2.0)
-            torch.testing.assert_close(
-                F.gem_pool(x), x.clamp(min=1e-6).pow(3).mean((2, 3)).pow(1 / 3)
-            )
-            F.lse_pool(x)
-        assert set(pool_compile._failed) == {"lp"}
-    finally:
-        gp.set_compile(False)
-    assert not gp.compile_enabled()
+    with pytest.warns(RuntimeWarning, match="using the eager implementation"):
+        y = F.lp_pool(x, p=2.0, compiled=True)
+    torch.testing.assert_close(y, x.abs().pow(2).mean((2, 3)).sqrt())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once only; avg, gem and lse never compile
+        F.lp_pool(x, p=2.0, compiled=True)
+        torch.testing.assert_close(
+            F.gem_pool(x, compiled=True), x.clamp(min=1e-6).pow(3).mean((2, 3)).pow(1 / 3)
+        )
+        F.lse_pool(x, compiled=True)
+    assert set(dispatch._failed) == {"lp"}
 
 
 @pytest.mark.parametrize("name", ["avg", "max", "catavgmax", "gem", "lse", "lp", "mixed"])
-def test_composite_forms_match_eager_kernels(name):
-    # the formulas torch.compile receives, run eagerly, agree with the eager kernels
+def test_formulas_and_compiled_forms_match_the_cpu_kernels(name):
+    # values and gradients, with and without a mask, in float64
     x = torch.randn(3, 4, 5, dtype=torch.float64, requires_grad=True)
     mask = torch.rand(3, 5) < 0.7
     mask[:, 0] = True
-    f = getattr(F, f"{name}_pool")
-    flat = x.permute(0, 1, 2)  # (N, C, L) view, reduced over dim 2
     m3, count = mask.unsqueeze(1), mask.sum(1, keepdim=True).double()
-    args = {"gem": (3.0, 1e-6, False), "lp": (2.0, 0.0, True), "lse": (10.0,), "mixed": (0.5,)}
-    key = name
-    forms = (pool_compile.composite[key], pool_compile._to_compile[key])
+    args = {"gem": (3.0, 1e-6), "lp": (2.0,), "lse": (10.0,), "mixed": (0.5,)}.get(name, ())
+    forms = (formulas.FORMULAS[name], dispatch._COMPILE_FORMS[name])
     for form, (msk, cnt) in itertools.product(forms, ((None, None), (m3, count))):
-        want = f(x, None if msk is None else mask)
-        got = form(flat, 2, msk, cnt, *args.get(name, ()))
+        want = cpu_kernels.KERNELS[name](x, 2, msk, cnt, *args)
+        got = form(x, 2, msk, cnt, *args)
         if isinstance(got, tuple):  # catavgmax's compiled form: the parts, cat outside
             got = torch.cat(got, 1)
         torch.testing.assert_close(got, want)
@@ -92,15 +83,15 @@ def test_composite_forms_match_eager_kernels(name):
 
 def test_compiled_max_pools_match_eager_with_ties_in_both_layouts():
     # torch.compile for real: values, and the first-maximum tie rule of the gradient
-    # inside a compiled function; set_compile(True) for a call without gradient
+    # inside a compiled function; compiled=True for a call without gradient
     x = torch.randn(2, 3, 4, 4).round()  # many ties
     x[0, 0] = 1.0  # a dead channel, all positions equal
     weights = torch.arange(6.0).repeat(2, 1)
     for fmt in ("channels_first", "channels_last"):
         xi = x if fmt == "channels_first" else x.permute(0, 2, 3, 1).contiguous()
 
-        def pool(t, fmt=fmt):
-            return F.catavgmax_pool(t, data_format=fmt)
+        def pool(t, fmt=fmt, compiled=False):
+            return F.catavgmax_pool(t, data_format=fmt, compiled=compiled)
 
         results = []
         for fn in (pool, torch.compile(pool)):
@@ -108,13 +99,9 @@ def test_compiled_max_pools_match_eager_with_ties_in_both_layouts():
             y = fn(xr)
             results.append((y.detach(), torch.autograd.grad(y, xr, weights)[0]))
         torch.testing.assert_close(results[1], results[0])
-        gp.set_compile(True)
-        try:
-            with torch.no_grad():
-                torch.testing.assert_close(pool(xi), results[0][0])
-        finally:
-            gp.set_compile(False)
-    assert "catavgmax" in pool_compile._compiled and not pool_compile._failed
+        with torch.no_grad():
+            torch.testing.assert_close(pool(xi, compiled=True), results[0][0])
+    assert "catavgmax" in dispatch._compiled and not dispatch._failed
 
 
 @pytest.mark.parametrize(
@@ -128,7 +115,9 @@ def test_compiled_max_pools_match_eager_with_ties_in_both_layouts():
         "globalpool.pool.lp",
         "globalpool.pool.mixed",
         "globalpool.pool.attention",
-        "globalpool.pool.compile",
+        "globalpool.pool.base",
+        "globalpool.pool.dispatch",
+        "globalpool.pool.formulas",
     ],
 )
 def test_docstring_examples_run(module):
@@ -147,7 +136,7 @@ def test_pools_trace_into_one_graph_inside_a_compiled_model(name):
     assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
 
 
-def test_set_compile_routes_each_call_to_the_faster_kernel(monkeypatch):
+def test_compiled_calls_route_each_call_to_the_faster_implementation(monkeypatch):
     compiled = []
 
     def recording_compile(fn, **kw):
@@ -155,17 +144,42 @@ def test_set_compile_routes_each_call_to_the_faster_kernel(monkeypatch):
         return fn
 
     monkeypatch.setattr(torch, "compile", recording_compile)
-    monkeypatch.setattr(pool_compile, "_compiled", {})
+    monkeypatch.setattr(dispatch, "_compiled", {})
     x = torch.randn(2, 3, 4, 4, requires_grad=True)
-    gp.set_compile(True)
-    try:
-        F.avg_pool(x), F.gem_pool(x), F.lse_pool(x)  # EAGER_FASTER: never compiled
-        F.max_pool(x), F.catavgmax_pool(x)  # gradient needed: the eager kernels
-        assert compiled == []
-        with torch.no_grad():  # no gradient: the compiled forms
-            F.max_pool(x), F.catavgmax_pool(x)
-        F.lp_pool(x)  # compiled with or without gradient
-    finally:
-        gp.set_compile(False)
-    assert set(pool_compile._compiled) == {"max", "catavgmax", "lp"}
-    assert compiled == [pool_compile._to_compile[k] for k in ("max", "catavgmax", "lp")]
+    kw = {"compiled": True}
+    F.avg_pool(x, **kw), F.gem_pool(x, **kw), F.lse_pool(x, **kw)  # kernel beats compiled
+    F.max_pool(x, **kw), F.catavgmax_pool(x, **kw)  # gradient needed: the CPU kernels
+    F.max_pool(x), F.lp_pool(x)  # not asked to compile
+    assert compiled == []
+    with torch.no_grad():  # no gradient: the compiled forms
+        F.max_pool(x, **kw), F.catavgmax_pool(x, **kw)
+    F.lp_pool(x, **kw)  # compiled with or without gradient
+    assert set(dispatch._compiled) == {"max", "catavgmax", "lp"}
+    assert compiled == [dispatch._COMPILE_FORMS[k] for k in ("max", "catavgmax", "lp")]
+
+
+def test_compile_pools_sets_every_pool_of_a_model_and_nothing_global():
+    model = torch.nn.Sequential(gp.create_pool("max"), gp.create_pool("attention", channels=3))
+    assert gp.compile_pools(model) == 2 and all(m.compiled for m in model)
+    assert "compiled=True" in repr(model[0])
+    assert not gp.create_pool("max").compiled  # a new pool is not affected
+    assert gp.compile_pools(model, enabled=False) == 2 and not model[0].compiled
+
+
+@pytest.mark.parametrize("name", gp.list_pools())
+def test_off_the_cpu_every_pool_runs_its_formula_without_reading_the_host(name):
+    # meta tensors hold no data: any host read (.item(), .tolist(), bool()) would raise,
+    # so this pins the accelerator path: formulas only, no sync, masks included
+    x = torch.randn(4, 3, 5, 5, device="meta", requires_grad=True)
+    mask = torch.ones(4, 5, 5, dtype=torch.bool, device="meta")
+    pool = gp.create_pool(name, channels=3).to("meta")
+    for m in (None, mask):
+        y = pool(x, m)
+        assert y.device.type == "meta" and y.shape == (4, 3 * pool.feat_mult)
+        y.sum().backward()
+    t = torch.empty(4, 3, 25, device="meta")
+    for op in ("avg", "max", "gem", "lse"):
+        fn = dispatch.implementation(op, t, needs_grad=True)
+        assert fn is formulas.FORMULAS[op]
+        on_cpu = torch.empty(t.shape)
+        assert dispatch.implementation(op, on_cpu, needs_grad=True) is cpu_kernels.KERNELS[op]

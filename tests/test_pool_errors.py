@@ -8,6 +8,9 @@ import torch
 from globalpool import functional as F
 from globalpool.pool import create_pool, list_pools, pool_entry
 
+# every test here runs with the CPU kernels and with the plain formulas alone
+pytestmark = pytest.mark.usefixtures("pool_impl")
+
 ALL = list_pools()  # the registry: every pool, including ones added later
 
 

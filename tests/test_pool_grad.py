@@ -9,7 +9,11 @@ import torch
 from torch.autograd import gradcheck
 
 from globalpool import functional as F
-from globalpool.pool import _kernels, list_pools
+from globalpool.pool import cpu_kernels as _kernels
+from globalpool.pool import list_pools
+
+# every test here runs with the CPU kernels and with the plain formulas alone
+pytestmark = pytest.mark.usefixtures("pool_impl")
 
 ALL = list_pools()  # the registry: every pool, including ones added later
 

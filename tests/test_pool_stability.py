@@ -11,6 +11,9 @@ from torch import nn
 from globalpool import functional as F
 from globalpool.pool import create_pool, list_pools
 
+# every test here runs with the CPU kernels and with the plain formulas alone
+pytestmark = pytest.mark.usefixtures("pool_impl")
+
 ALL = list_pools()  # the registry: every pool, including ones added later
 
 

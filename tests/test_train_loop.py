@@ -183,10 +183,14 @@ def test_other_settings_train(tmp_path):
 
 
 def test_compile_pool_runs_the_pool_compiled_for_the_run_only(tmp_path):
-    from globalpool.pool import compile as pool_compile
+    from globalpool.pool import dispatch, functional
 
-    pool_compile._compiled.pop("max", None)
+    dispatch._compiled.pop("max", None)
     summary = train(tiny(tmp_path / "run", epochs=1, pool="max", compile_pool=True))
     assert summary["config"]["compile_pool"] is True
-    assert "max" in pool_compile._compiled and "max" not in pool_compile._failed
-    assert not pool_compile.compile_enabled()  # restored after the run
+    # the evaluation passes (no gradient) ran max's compiled formula
+    assert "max" in dispatch._compiled and "max" not in dispatch._failed
+    compiled_before = dict(dispatch._compiled)
+    with torch.no_grad():  # nothing process-wide was left on: a plain call stays eager
+        functional.max_pool(torch.randn(2, 3, 4, 4))
+    assert dispatch._compiled == compiled_before

@@ -59,7 +59,7 @@ HELP = {
     "amp": "mixed precision: none, bf16 (CPU/CUDA) or fp16 (CUDA)",
     "channels_last": "channels-last memory format",
     "compile": "torch.compile the model",
-    "compile_pool": "torch.compile the pooling operator only (globalpool.pool.set_compile)",
+    "compile_pool": "torch.compile the pooling operator only (globalpool.pool.compile_pools)",
     "device": "auto, cpu or cuda",
     "seed": "seed for data order, augmentation and initialisation",
     "out_dir": "run directory to write",

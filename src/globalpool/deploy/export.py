@@ -16,9 +16,9 @@ and width, and exports every registered pool, masked or not, in ~0.2 s. The dyna
 exporter (torch 2.13's default) needs the extra ``onnxscript`` package, took 2-7 s per
 fastnet export, and in our check failed ``torch.export`` for the gem and mixed pools
 and for every masked model (data-dependent checks in the pools' mask validation); it is
-offered as ``exporter="dynamo"`` for the pools it handles. Pools run their plain-op
-composite forms while traced (``globalpool.pool.compile.run_pool``), since their eager
-kernels are custom autograd Functions that torch.jit cannot serialise.
+offered as ``exporter="dynamo"`` for the pools it handles. Pools run their plain-torch
+formulas while traced (``globalpool.pool.dispatch``), not the CPU kernels, which are
+custom autograd Functions that torch.jit cannot serialise.
 
 Every export is verified by default: the written file is reloaded and run at three
 input shapes against PyTorch.

@@ -133,6 +133,46 @@ def _markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _run_seed(recipe: Recipe, seed: int, out: Path, overrides: dict, overwrite: bool, log):
+    """Train (or reuse) one seed of a speedrun: ``(entry, curve, device)``."""
+    from globalpool.experiment.compare import finished_with
+    from globalpool.train import train
+    from globalpool.train.metrics import read_metrics
+
+    config = recipe.config(**{**overrides, "seed": seed, "out_dir": str(out / f"seed{seed}")})
+    config = config.replace(test_curve=True)
+    summary_path = Path(config.out_dir) / "summary.json"
+    if not overwrite and finished_with(Path(config.out_dir), config):
+        log(f"speedrun {recipe.name}: seed {seed} already ran with these settings: reused")
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    else:
+        log(f"speedrun {recipe.name}: seed {seed} -> {config.out_dir}")
+        summary = train(config, overwrite=overwrite)
+    rows = read_metrics(Path(config.out_dir) / "metrics.jsonl")
+    key = "test_acc_tta" if summary["test_acc_tta"] is not None else "test_acc"
+    final = summary[key]
+    time_to_result = summary["train_clock_s"] + summary["final_eval_s"]
+    entry = {
+        "seed": seed,
+        "run_dir": config.out_dir,
+        "test_acc": summary["test_acc"],
+        "test_acc_tta": summary["test_acc_tta"],
+        "train_clock_s": summary["train_clock_s"],
+        "time_to_result_s": time_to_result,
+        "epoch_at_target_s": time_to_target(rows, recipe.target),
+        "epochs": summary["epochs"],
+    }
+    reached = final >= recipe.target and time_to_result <= recipe.budget_s
+    log(
+        f"speedrun {recipe.name} seed {seed}: test {100 * summary['test_acc']:.2f}%"
+        + (f", with {config.tta} TTA {100 * final:.2f}%" if key == "test_acc_tta" else "")
+        + f" in {time_to_result:.1f} s of training clock "
+        f"({'meets' if reached else 'misses'} {100 * recipe.target:.0f}% in "
+        f"{recipe.budget_s / 60:.0f} min)"
+    )
+    return entry, curve_from_rows(rows, (time_to_result, final)), summary["device"]
+
+
 def speedrun(
     recipe: Recipe,
     *,
@@ -160,9 +200,6 @@ def speedrun(
     """
     from globalpool.analysis.render import save_figure
     from globalpool.atomic import atomic_write_text
-    from globalpool.experiment.compare import finished_with
-    from globalpool.train import train
-    from globalpool.train.metrics import read_metrics
 
     if not seeds:
         raise ValueError("speedrun needs at least one seed")
@@ -176,42 +213,10 @@ def speedrun(
     out = Path(out_dir)
     per_seed, curves, device = [], {}, None
     for seed in seeds:
-        config = recipe.config(
-            **{**(overrides or {}), "seed": int(seed), "out_dir": str(out / f"seed{seed}")}
+        entry, curves[f"seed {seed}"], device = _run_seed(
+            recipe, int(seed), out, overrides or {}, overwrite, log
         )
-        config = config.replace(test_curve=True)
-        summary_path = Path(config.out_dir) / "summary.json"
-        if not overwrite and finished_with(Path(config.out_dir), config):
-            log(f"speedrun {recipe.name}: seed {seed} already ran with these settings: reused")
-            summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        else:
-            log(f"speedrun {recipe.name}: seed {seed} -> {config.out_dir}")
-            summary = train(config, overwrite=overwrite)
-        rows = read_metrics(Path(config.out_dir) / "metrics.jsonl")
-        device = summary["device"]
-        key = "test_acc_tta" if summary["test_acc_tta"] is not None else "test_acc"
-        final = summary[key]
-        time_to_result = summary["train_clock_s"] + summary["final_eval_s"]
-        entry = {
-            "seed": int(seed),
-            "run_dir": config.out_dir,
-            "test_acc": summary["test_acc"],
-            "test_acc_tta": summary["test_acc_tta"],
-            "train_clock_s": summary["train_clock_s"],
-            "time_to_result_s": time_to_result,
-            "epoch_at_target_s": time_to_target(rows, recipe.target),
-            "epochs": summary["epochs"],
-        }
         per_seed.append(entry)
-        curves[f"seed {seed}"] = curve_from_rows(rows, (time_to_result, final))
-        reached = final >= recipe.target and entry["time_to_result_s"] <= recipe.budget_s
-        log(
-            f"speedrun {recipe.name} seed {seed}: test {100 * summary['test_acc']:.2f}%"
-            + (f", with {config.tta} TTA {100 * final:.2f}%" if key == "test_acc_tta" else "")
-            + f" in {entry['time_to_result_s']:.1f} s of training clock "
-            f"({'meets' if reached else 'misses'} {100 * recipe.target:.0f}% in "
-            f"{recipe.budget_s / 60:.0f} min)"
-        )
     result = {
         "recipe": recipe.name,
         "target": recipe.target,

@@ -19,8 +19,7 @@ from globalpool.pool.mixed import MixedPool
 from globalpool.pool.attention import AttentionPool
 
 from globalpool.pool import functional
-from globalpool.pool.base import GlobalPoolBase
-from globalpool.pool.compile import compile_enabled, set_compile
+from globalpool.pool.base import GlobalPoolBase, compile_pools
 
 __all__ = [
     "AttentionPool",
@@ -33,11 +32,10 @@ __all__ = [
     "LSEPool",
     "LpPool",
     "MixedPool",
-    "compile_enabled",
+    "compile_pools",
     "create_pool",
     "functional",
     "list_pools",
     "pool_entry",
     "register_pool",
-    "set_compile",
 ]

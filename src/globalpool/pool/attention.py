@@ -41,6 +41,8 @@ class AttentionPool(GlobalPoolBase):
         torch.Size([2, 3])
     """
 
+    takes_compiled = False  # bmm and softmax: no formula of its own to compile
+
     def __init__(
         self,
         channels: int | None = None,

@@ -5,7 +5,9 @@ default; tensors in ``torch.channels_last`` memory format included) or (N, *S, C
 (``"channels_last"``), with 1 to 3 spatial dims S, and an optional bool ``mask`` of shape
 (N, *S), True = valid position: each sample is then pooled over its valid positions only.
 The result is (N, C) (2C for ``catavgmax_pool``), or with size-1 spatial dims in the
-input's layout when ``keepdim=True``. Half-precision inputs are reduced in float32 where
+input's layout when ``keepdim=True``. Each call runs the operator's plain-torch formula
+(``globalpool.pool.formulas``), or on the CPU the faster kernel measured for it
+(``globalpool.pool.dispatch`` says which). Half-precision inputs are reduced in float32 where
 the formula needs the range (GeM, Lp, LSE) and returned in the input dtype.
 
 Max ties: the gradient of every max (``max_pool``, and the max parts of ``avgmax_pool``,
@@ -28,15 +30,13 @@ import math
 
 import torch
 
-from globalpool.pool._kernels import (
-    avg_and_max,
-    first_max,
-    log_mean_exp,
-    power_mean,
-    row_mean,
+from globalpool.pool.dispatch import run_pool
+from globalpool.pool.layout import (
+    flatten_spatial,
+    host_readable,
+    normalize_data_format,
+    restore_layout,
 )
-from globalpool.pool._layout import flatten_spatial, normalize_data_format, restore_layout
-from globalpool.pool.compile import run_pool
 
 __all__ = [
     "attention_pool",
@@ -52,52 +52,24 @@ __all__ = [
 ]
 
 
-# Eager implementations on the flat view (t, dim, mask, count); see _layout.Flat.
+def _checkable(value) -> bool:
+    """Whether a hyper-parameter can be checked for free: a number, or a CPU tensor in
+    eager mode. A tensor on an accelerator is not read back (a host sync per call); the
+    modules keep theirs in range by construction (p = exp(log_p), alpha = sigmoid(w))."""
+    return not isinstance(value, torch.Tensor) or host_readable(value)
 
 
-def _max(t, dim, mask, count):
-    if mask is not None:
-        t = t.masked_fill(~mask, -math.inf)
-    return first_max(t, dim)
-
-
-def _avgmax(t, dim, mask, count):
-    avg, top = avg_and_max(t, dim, mask, count)
-    return 0.5 * (avg + top)
-
-
-def _catavgmax(t, dim, mask, count):
-    return torch.cat(avg_and_max(t, dim, mask, count), 1)
-
-
-def _mixed(t, dim, mask, count, alpha):
-    avg, top = avg_and_max(t, dim, mask, count)
-    # where: an +inf input makes avg and max +inf, and inf - inf would be NaN
-    return torch.where(torch.isinf(top) & (top == avg), top, avg + alpha * (top - avg))
-
-
-def _power(t, dim, mask, count, p, eps, use_abs):
-    return power_mean(t, p, dim, eps=eps, mask=mask, count=count, use_abs=use_abs)
-
-
-def _lse(t, dim, mask, count, r):
-    return log_mean_exp(t, r, dim, mask=mask, count=count)
-
-
-def _bounds(value) -> tuple[float, float] | None:
-    """(min, max) of a parameter value, or None inside a compiled graph for a tensor value,
-    whose reading would break the graph (the check then runs in eager calls only)."""
+def _bounds(value) -> tuple[float, float]:
     if not isinstance(value, torch.Tensor):
         return float(value), float(value)
-    if torch.compiler.is_compiling():
-        return None
     return float(value.detach().min()), float(value.detach().max())
 
 
 def _positive(value, name: str, op: str) -> None:
-    bounds = _bounds(value)
-    if bounds is not None and not (math.isfinite(bounds[0]) and bounds[0] > 0):
-        raise ValueError(f"{op} pool expects {name} > 0 and finite, got {value}")
+    if _checkable(value):
+        low = _bounds(value)[0]
+        if not (math.isfinite(low) and low > 0):
+            raise ValueError(f"{op} pool expects {name} > 0 and finite, got {value}")
 
 
 def avg_pool(
@@ -106,6 +78,7 @@ def avg_pool(
     *,
     data_format: str = "channels_first",
     keepdim: bool = False,
+    compiled: bool = False,
 ) -> torch.Tensor:
     """Global average pooling: ``y[n, c] = mean_s x[n, c, s]`` over (valid) positions.
 
@@ -114,12 +87,15 @@ def avg_pool(
         mask: optional bool (N, *S), True = valid.
         data_format: "channels_first" (also NCL/NCHW/NCDHW) or "channels_last" (NHWC...).
         keepdim: keep the spatial dims as size 1.
+        compiled: run the formula through ``torch.compile`` where that was measured
+            faster for this kind of call (see ``globalpool.pool.dispatch``).
 
     Returns:
         (N, C), or (N, C, 1, ...) / (N, 1, ..., C) with keepdim.
     """
     f = flatten_spatial(x, mask, data_format, "avg")
-    return restore_layout(run_pool("avg", row_mean, f.t, f.dim, f.mask, f.count), f, keepdim)
+    y = run_pool("avg", f.t, f.dim, f.mask, f.count, compiled=compiled)
+    return restore_layout(y, f, keepdim)
 
 
 def max_pool(
@@ -128,6 +104,7 @@ def max_pool(
     *,
     data_format: str = "channels_first",
     keepdim: bool = False,
+    compiled: bool = False,
 ) -> torch.Tensor:
     """Global max pooling: ``y[n, c] = max_s x[n, c, s]`` over (valid) positions.
 
@@ -135,7 +112,8 @@ def max_pool(
     Args, shapes: as :func:`avg_pool`.
     """
     f = flatten_spatial(x, mask, data_format, "max")
-    return restore_layout(run_pool("max", _max, f.t, f.dim, f.mask, f.count), f, keepdim)
+    y = run_pool("max", f.t, f.dim, f.mask, f.count, compiled=compiled)
+    return restore_layout(y, f, keepdim)
 
 
 def avgmax_pool(
@@ -144,13 +122,14 @@ def avgmax_pool(
     *,
     data_format: str = "channels_first",
     keepdim: bool = False,
+    compiled: bool = False,
 ) -> torch.Tensor:
     """Mean of global average and global max pooling: ``0.5 * (avg + max)``, (N, C).
 
     Args, shapes: as :func:`avg_pool`.
     """
     f = flatten_spatial(x, mask, data_format, "avgmax")
-    y = run_pool("avgmax", _avgmax, f.t, f.dim, f.mask, f.count)
+    y = run_pool("avgmax", f.t, f.dim, f.mask, f.count, compiled=compiled)
     return restore_layout(y, f, keepdim)
 
 
@@ -160,6 +139,7 @@ def catavgmax_pool(
     *,
     data_format: str = "channels_first",
     keepdim: bool = False,
+    compiled: bool = False,
 ) -> torch.Tensor:
     """Global average and global max pooling concatenated: ``[avg, max]``, (N, 2C).
 
@@ -167,7 +147,7 @@ def catavgmax_pool(
     max (size-1 spatial dims kept with keepdim).
     """
     f = flatten_spatial(x, mask, data_format, "catavgmax")
-    y = run_pool("catavgmax", _catavgmax, f.t, f.dim, f.mask, f.count)
+    y = run_pool("catavgmax", f.t, f.dim, f.mask, f.count, compiled=compiled)
     return restore_layout(y, f, keepdim)
 
 
@@ -179,6 +159,7 @@ def gem_pool(
     eps: float = 1e-6,
     data_format: str = "channels_first",
     keepdim: bool = False,
+    compiled: bool = False,
 ) -> torch.Tensor:
     """Generalized mean (GeM): ``y = (mean_s clamp(x, eps) ** p) ** (1 / p)``.
 
@@ -194,7 +175,7 @@ def gem_pool(
     _positive(p, "p", "gem")
     _positive(eps, "eps", "gem")
     f = flatten_spatial(x, mask, data_format, "gem")
-    y = run_pool("gem", _power, f.t, f.dim, f.mask, f.count, p, float(eps), False)
+    y = run_pool("gem", f.t, f.dim, f.mask, f.count, p, float(eps), compiled=compiled)
     return restore_layout(y, f, keepdim)
 
 
@@ -205,6 +186,7 @@ def lp_pool(
     p: float | torch.Tensor = 2.0,
     data_format: str = "channels_first",
     keepdim: bool = False,
+    compiled: bool = False,
 ) -> torch.Tensor:
     """Power-average (Lp) pooling: ``y = (mean_s |x| ** p) ** (1 / p)``.
 
@@ -218,7 +200,7 @@ def lp_pool(
     """
     _positive(p, "p", "lp")
     f = flatten_spatial(x, mask, data_format, "lp")
-    y = run_pool("lp", _power, f.t, f.dim, f.mask, f.count, p, 0.0, True)
+    y = run_pool("lp", f.t, f.dim, f.mask, f.count, p, compiled=compiled)
     return restore_layout(y, f, keepdim)
 
 
@@ -229,6 +211,7 @@ def lse_pool(
     r: float | torch.Tensor = 10.0,
     data_format: str = "channels_first",
     keepdim: bool = False,
+    compiled: bool = False,
 ) -> torch.Tensor:
     """Log-sum-exp pooling: ``y = (1 / r) * log(mean_s exp(r * x))``.
 
@@ -242,7 +225,7 @@ def lse_pool(
     """
     _positive(r, "r", "lse")
     f = flatten_spatial(x, mask, data_format, "lse")
-    y = run_pool("lse", _lse, f.t, f.dim, f.mask, f.count, r)
+    y = run_pool("lse", f.t, f.dim, f.mask, f.count, r, compiled=compiled)
     return restore_layout(y, f, keepdim)
 
 
@@ -253,6 +236,7 @@ def mixed_pool(
     alpha: float | torch.Tensor = 0.5,
     data_format: str = "channels_first",
     keepdim: bool = False,
+    compiled: bool = False,
 ) -> torch.Tensor:
     """Mixed pooling: ``y = alpha * max + (1 - alpha) * avg``.
 
@@ -260,11 +244,10 @@ def mixed_pool(
         alpha: blend in [0, 1] (float or tensor, broadcast against (N, C)).
         Others: as :func:`avg_pool`.
     """
-    bounds = _bounds(alpha)
-    if bounds is not None and not (bounds[0] >= 0.0 and bounds[1] <= 1.0):
+    if _checkable(alpha) and not (_bounds(alpha)[0] >= 0.0 and _bounds(alpha)[1] <= 1.0):
         raise ValueError(f"mixed pool expects alpha in [0, 1], got {alpha}")
     f = flatten_spatial(x, mask, data_format, "mixed")
-    y = run_pool("mixed", _mixed, f.t, f.dim, f.mask, f.count, alpha)
+    y = run_pool("mixed", f.t, f.dim, f.mask, f.count, alpha, compiled=compiled)
     return restore_layout(y, f, keepdim)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 
 from globalpool.pool import functional as F
-from globalpool.pool._layout import as_float
 from globalpool.pool.base import GlobalPoolBase
 from globalpool.pool.registry import register_pool
 
@@ -56,8 +55,9 @@ class GeMPool(GlobalPoolBase):
         eps: float = 1e-6,
         data_format: str = "channels_first",
         keepdim: bool = False,
+        compiled: bool = False,
     ):
-        super().__init__(channels, data_format=data_format, keepdim=keepdim)
+        super().__init__(channels, data_format=data_format, keepdim=keepdim, compiled=compiled)
         if not (isinstance(eps, (int, float)) and eps > 0):
             raise ValueError(f"gem pool expects eps > 0, got {eps!r}")
         self.eps = float(eps)
@@ -71,6 +71,5 @@ class GeMPool(GlobalPoolBase):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return F.gem_pool(x, mask, p=self.p, eps=self.eps, **self._kw())
 
-    def extra_repr(self) -> str:
-        head = f"p={as_float(self.p):.4g}, learn_p={self.learn_p}, eps={self.eps}, "
-        return head + super().extra_repr()
+    def _repr_extras(self) -> list[str]:
+        return [f"eps={self.eps}"]

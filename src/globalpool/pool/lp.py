@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 
 from globalpool.pool import functional as F
-from globalpool.pool._layout import as_float
 from globalpool.pool.base import GlobalPoolBase
 from globalpool.pool.registry import register_pool
 
@@ -49,8 +48,9 @@ class LpPool(GlobalPoolBase):
         learn_p: bool = False,
         data_format: str = "channels_first",
         keepdim: bool = False,
+        compiled: bool = False,
     ):
-        super().__init__(channels, data_format=data_format, keepdim=keepdim)
+        super().__init__(channels, data_format=data_format, keepdim=keepdim, compiled=compiled)
         self._positive_scalar("p", p, learn_p)
 
     @property
@@ -60,6 +60,3 @@ class LpPool(GlobalPoolBase):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return F.lp_pool(x, mask, p=self.p, **self._kw())
-
-    def extra_repr(self) -> str:
-        return f"p={as_float(self.p):.4g}, learn_p={self.learn_p}, " + super().extra_repr()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 
 from globalpool.pool import functional as F
-from globalpool.pool._layout import as_float
 from globalpool.pool.base import GlobalPoolBase
 from globalpool.pool.registry import register_pool
 
@@ -53,8 +52,9 @@ class LSEPool(GlobalPoolBase):
         learn_r: bool = False,
         data_format: str = "channels_first",
         keepdim: bool = False,
+        compiled: bool = False,
     ):
-        super().__init__(channels, data_format=data_format, keepdim=keepdim)
+        super().__init__(channels, data_format=data_format, keepdim=keepdim, compiled=compiled)
         self._positive_scalar("r", r, learn_r)
 
     @property
@@ -64,6 +64,3 @@ class LSEPool(GlobalPoolBase):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return F.lse_pool(x, mask, r=self.r, **self._kw())
-
-    def extra_repr(self) -> str:
-        return f"r={as_float(self.r):.4g}, learn_r={self.learn_r}, " + super().extra_repr()

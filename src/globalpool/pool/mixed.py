@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from globalpool.pool import functional as F
-from globalpool.pool._layout import as_float
 from globalpool.pool.base import GlobalPoolBase
+from globalpool.pool.layout import as_float
 from globalpool.pool.registry import register_pool
 
 __all__ = ["MixedPool"]
@@ -52,8 +52,9 @@ class MixedPool(GlobalPoolBase):
         learn_alpha: bool = True,
         data_format: str = "channels_first",
         keepdim: bool = False,
+        compiled: bool = False,
     ):
-        super().__init__(channels, data_format=data_format, keepdim=keepdim)
+        super().__init__(channels, data_format=data_format, keepdim=keepdim, compiled=compiled)
         self.learn_alpha = bool(learn_alpha)
         if self.learn_alpha:
             if not 0.0 < alpha < 1.0:
@@ -72,8 +73,5 @@ class MixedPool(GlobalPoolBase):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return F.mixed_pool(x, mask, alpha=self.alpha, **self._kw())
 
-    def extra_repr(self) -> str:
-        return (
-            f"alpha={as_float(self.alpha):.4g}, learn_alpha={self.learn_alpha}, "
-            + super().extra_repr()
-        )
+    def _repr_extras(self) -> list[str]:
+        return [f"alpha={as_float(self.alpha):.4g}, learn_alpha={self.learn_alpha}"]

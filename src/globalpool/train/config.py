@@ -81,7 +81,7 @@ class TrainConfig:
             or ``fp16`` (CUDA, with a GradScaler).
         channels_last, compile (``torch.compile`` of the whole model; the pools join its
         graph), compile_pool (only the pooling operators through ``torch.compile``, the
-        rest eager: ``globalpool.pool.set_compile``, bench_pool.py's compiled column),
+        rest eager: ``globalpool.pool.compile_pools``, bench_pool.py's compiled column),
         device ``auto|cpu|cuda``.
 
     Run:

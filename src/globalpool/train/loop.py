@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from globalpool.pool import compile_enabled, set_compile
+from globalpool.pool import compile_pools
 from globalpool.train.checkpoint import CHECKPOINT_DIR, save_weights, write_model_json
 from globalpool.train.config import TrainConfig
 from globalpool.train.console import (
@@ -236,14 +236,11 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
     """
     config.validate()
     ctx = setup_distributed(config.device)
-    pools_compiled = compile_enabled()  # process-wide: restored afterwards
-    set_compile(config.compile_pool)
     try:
         # Rank 0 alone writes the run directory, so it alone holds the lock.
         with run_dir_lock(config.out_dir) if ctx.is_main else contextlib.nullcontext():
             return _train(config, ctx, resume=resume, overwrite=overwrite)
     finally:
-        set_compile(pools_compiled)
         teardown_distributed(ctx)
 
 
@@ -314,6 +311,8 @@ def _wrap_model(run: RunSetup, state: RunState) -> None:
         )  # fmt: skip
         if state.tensors is not None:  # resumed
             run.lookahead.load_state_tensors(state.tensors)
+    if config.compile_pool:
+        compile_pools(run.raw_model)  # only the pools' formulas, per call where faster
     model = wrap_model(run.raw_model, run.ctx)
     if config.compile:
         model = torch.compile(model)

@@ -13,7 +13,14 @@ from typing import NamedTuple
 
 import torch
 
-__all__ = ["Flat", "flatten_spatial", "normalize_data_format", "restore_layout"]
+__all__ = [
+    "Flat",
+    "as_float",
+    "flatten_spatial",
+    "host_readable",
+    "normalize_data_format",
+    "restore_layout",
+]
 
 _FORMATS = {
     "channels_first": "channels_first",
@@ -118,15 +125,29 @@ def flatten_spatial(x: torch.Tensor, mask: torch.Tensor | None, data_format: str
             raise ValueError(f"mask is on {mask.device} but x is on {x.device}")
         m2 = mask.reshape(n, length)
         valid = m2.sum(1, keepdim=True)
-        empty = (valid == 0).flatten().nonzero().flatten().tolist()
-        if empty:
-            raise ValueError(
-                f"{op} pool: mask has no valid (True) position for sample(s) {empty[:10]}; "
-                "every sample needs at least one valid position"
-            )
+        if host_readable(valid):
+            _check_not_empty(valid, op)
         flat_mask = m2.unsqueeze(1) if dim == 2 else m2.unsqueeze(2)
         count = valid.to(x.dtype)
     return Flat(t, dim, flat_mask, count, length, tuple(x.shape), fmt)
+
+
+def host_readable(t: torch.Tensor) -> bool:
+    """Whether ``t`` can be read on the host for a check without a device sync or a graph
+    break: a CPU tensor, in eager mode. Checks of other values are skipped (on an
+    accelerator an all-False mask row pools to NaN or -inf; exported graphs check masks
+    themselves, see ``deploy.export``)."""
+    in_graph = torch.jit.is_tracing() or torch.compiler.is_compiling()
+    return t.device.type == "cpu" and not in_graph
+
+
+def _check_not_empty(valid: torch.Tensor, op: str) -> None:
+    empty = (valid == 0).flatten().nonzero().flatten().tolist()
+    if empty:
+        raise ValueError(
+            f"{op} pool: mask has no valid (True) position for sample(s) {empty[:10]}; "
+            "every sample needs at least one valid position"
+        )
 
 
 def restore_layout(y: torch.Tensor, flat: Flat, keepdim: bool) -> torch.Tensor:

@@ -1,9 +1,13 @@
-"""Autograd functions behind the max, power-mean (GeM, Lp) and log-mean-exp (LSE) pools.
+"""CPU kernels of the pools whose plain formula (``formulas``) bench_pool.py measured slower.
 
-Each saves only its input and small per-row results, and recomputes what the backward
+Autograd functions for max, avg + max, the power means (GeM, Lp) and log-mean-exp (LSE):
+each saves only its input and small per-row results, and recomputes what the backward
 pass needs, instead of keeping the full-size intermediates a composite expression would
-save; the elementwise passes run block by block in cache (see ``_BLOCK_ELEMS``). All of
-them reduce a 3-D view ``t`` over ``dim`` (see ``_layout.Flat``).
+save; the elementwise passes run block by block in the CPU's cache (see
+``_BLOCK_ELEMS``), and a few branches read small per-row results on the host, which is
+free only on the CPU. ``dispatch`` calls them for CPU tensors alone (``KERNELS``, with the
+signatures of ``formulas.FORMULAS``); every other device runs the formulas. All reduce a
+3-D view ``t`` over ``dim`` (see ``layout.Flat``).
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ import math
 import torch
 from torch.autograd.function import once_differentiable
 
-from globalpool.pool._layout import as_float
+from globalpool.pool.layout import as_float
 
-__all__ = ["avg_and_max", "first_max", "log_mean_exp", "power_mean", "row_mean"]
+__all__ = ["KERNELS", "avg_and_max", "first_max", "log_mean_exp", "power_mean", "row_mean"]
 
 _TINY = 1e-30  # below this a float32 sum has lost its precision to underflow
 # Below this power a**p is within float32 rounding of 1 for ordinary a: GeM and Lp then
@@ -428,3 +432,51 @@ def log_mean_exp(
 ) -> torch.Tensor:
     """(1/r) log mean exp(r t) over ``dim`` (valid positions only with ``mask``)."""
     return _LogMeanExp.apply(t, r, dim, mask, count)
+
+
+# The kernels with the signatures of formulas.FORMULAS: (t, dim, mask, count, *params).
+
+
+def _max(t, dim, mask, count):
+    if mask is not None:
+        t = t.masked_fill(~mask, -math.inf)
+    return first_max(t, dim)
+
+
+def _avgmax(t, dim, mask, count):
+    avg, top = avg_and_max(t, dim, mask, count)
+    return 0.5 * (avg + top)
+
+
+def _catavgmax(t, dim, mask, count):
+    return torch.cat(avg_and_max(t, dim, mask, count), 1)
+
+
+def _mixed(t, dim, mask, count, alpha):
+    avg, top = avg_and_max(t, dim, mask, count)
+    # where: an +inf input makes avg and max +inf, and inf - inf would be NaN
+    return torch.where(torch.isinf(top) & (top == avg), top, avg + alpha * (top - avg))
+
+
+def _gem(t, dim, mask, count, p, eps):
+    return power_mean(t, p, dim, eps=eps, mask=mask, count=count)
+
+
+def _lp(t, dim, mask, count, p):
+    return power_mean(t, p, dim, mask=mask, count=count, use_abs=True)
+
+
+def _lse(t, dim, mask, count, r):
+    return log_mean_exp(t, r, dim, mask=mask, count=count)
+
+
+KERNELS = {
+    "avg": row_mean,
+    "max": _max,
+    "avgmax": _avgmax,
+    "catavgmax": _catavgmax,
+    "mixed": _mixed,
+    "gem": _gem,
+    "lp": _lp,
+    "lse": _lse,
+}

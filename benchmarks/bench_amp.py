@@ -1,0 +1,87 @@
+"""Training-step time of a recipe's network in float32 and under bf16 autocast, side by side.
+
+What ``amp: auto`` decides from the CPU's flags (``globalpool.machine.native_bf16``), this
+measures: one SGD step (forward, backward, update) of the recipe's model on random
+32x32 images, float32 and bf16 autocast timed in turns, round by round, each keeping its
+fastest round, so a slow spell of a shared machine hits both alike. The images/s of each
+also give the recipe's expected training time (images per run / images/s).
+
+    python benchmarks/bench_amp.py --recipe cifar10-94
+    python benchmarks/bench_amp.py --recipe cifar10-90 --rounds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch import nn
+
+from globalpool.machine import machine_line, native_bf16
+from globalpool.models import create_model
+from globalpool.train.recipes import get_recipe, list_recipes
+
+
+def make_step(model: nn.Module, batch: int, amp: bool):
+    """A closure running one training step of ``model`` on a fixed random batch."""
+    x = torch.randn(batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (batch,))
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, nesterov=True)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            loss = loss_fn(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipe", default="cifar10-94", choices=list_recipes())
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the recipe's")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per precision")
+    parser.add_argument("--steps", type=int, default=3, help="steps per round")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = get_recipe(args.recipe).config()
+    batch = args.batch_size or config.batch_size
+    torch.manual_seed(0)
+    steps = {}
+    for name, amp in (("float32", False), ("bf16 autocast", True)):
+        model = create_model(
+            config.model, 10, head=config.head, pool=config.pool, **config.model_kwargs
+        ).to(memory_format=torch.channels_last)
+        model.train()
+        steps[name] = make_step(model, batch, amp)
+        steps[name]()  # warm-up: allocator, oneDNN primitive creation
+    best = dict.fromkeys(steps, float("inf"))
+    for _ in range(args.rounds):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                step()
+            best[name] = min(best[name], (time.perf_counter() - start) / args.steps)
+    images = config.epochs * 45_000 if config.dataset == "cifar10" else None
+    print(f"bench_amp: {args.recipe}, batch {batch}, {torch.get_num_threads()} threads")
+    print(f"machine: {machine_line()}; amp 'auto' picks "
+          f"{'bf16' if native_bf16('cpu') else 'float32'} here")  # fmt: skip
+    print("| precision | s per step | images/s | recipe's training passes at this speed |")
+    print("|---|--:|--:|--:|")
+    for name, seconds in best.items():
+        rate = batch / seconds
+        eta = f"{images / rate / 60:.0f} min" if images else "-"
+        print(f"| {name} | {seconds:.3f} | {rate:.0f} | {eta} |")
+    ratio = best["bf16 autocast"] / best["float32"]
+    print(f"\nbf16 autocast step time / float32 step time: {ratio:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,173 @@
+"""The plain-torch form of every pooling operator: one implementation for every device.
+
+Each function reduces the flat view of ``layout.Flat``: ``t`` of shape (N, C, L) reduced
+over ``dim`` 2, or (N, L, C) reduced over ``dim`` 1, with an optional bool ``mask`` that
+broadcasts against ``t`` (True = valid) and ``count``, the valid positions per sample,
+(N, 1). They use only ops that autograd, ``torch.compile`` and both ONNX exporters handle,
+read nothing back to the host and branch on nothing but Python values and ``requires_grad``,
+so the same code runs eagerly on any device, inside a compiled graph and in an exported
+one. ``dispatch`` swaps in a CPU kernel only where bench_pool.py measured one faster.
+
+Numerics: GeM, Lp and LSE reduce in float32 (at least), after a shift or scale by the
+per-row max (detached: the results are invariant to it), so no ``exp`` or power can
+overflow; ``log_mean_exp_shifted`` keeps the digits lost by ``log(1 + tiny)`` near the
+average regime (LSE with a small r, GeM with a small p). The max's gradient goes to the
+first maximal position (``max(dim).indices``), as in the CPU kernels.
+
+Example:
+    >>> import torch
+    >>> t = torch.tensor([[[1.0, 2.0, 6.0]]])  # (N, C, L) = (1, 1, 3)
+    >>> avg(t, 2, None, None), max_(t, 2, None, None)
+    (tensor([[3.]]), tensor([[6.]]))
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = [
+    "FORMULAS",
+    "avg",
+    "avgmax",
+    "catavgmax",
+    "expm1",
+    "log_mean_exp_shifted",
+    "lse",
+    "max_",
+    "mixed",
+    "power",
+]
+
+_TINY = 1e-30  # the floor of a ratio a / max(a) before its log (zeros of Lp stay finite)
+
+
+def _work(t: torch.Tensor) -> torch.Tensor:
+    # Half types are upcast: their range cannot hold x**p or exp(r * x) sums.
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
+def _mean(values: torch.Tensor, dim: int, mask, count) -> torch.Tensor:
+    """Mean over ``dim`` of the valid positions."""
+    if mask is None:
+        return values.mean(dim)
+    return torch.where(mask, values, 0.0).sum(dim) / count
+
+
+def expm1(z: torch.Tensor) -> torch.Tensor:
+    """``exp(z) - 1`` for z <= 0 (-inf included), from ops every exporter knows.
+
+    ``2 tanh(z/2) / (1 - tanh(z/2))`` is exact algebra, within an ulp or so of
+    ``torch.expm1`` for z in [-1e3, -1e-12] (tanh keeps the digits of small z and the
+    denominator lies in [1, 2]), and -1 at -inf; the TorchScript ONNX exporter has no
+    expm1 (nor sinh).
+    """
+    h = torch.tanh(z * 0.5)
+    return 2.0 * h / (1.0 - h)
+
+
+def log_mean_exp_shifted(z: torch.Tensor, dim: int, mask, count, scale) -> torch.Tensor:
+    """``log(mean exp(z)) / scale`` over ``dim`` for shifted z <= 0 whose row max is 0.
+
+    ``log(mean exp(z))`` is off by about one float32 ulp (6e-8), which the division by a
+    small ``scale`` (LSE's r, GeM's p) blows up. So where the mean is above 1/2 (every
+    z close to 0) and the scale may be below 1 (a number under 1, or a tensor), it is
+    ``log1p(mean expm1(z))``, which keeps the small differences that ``log(1 + tiny)``
+    rounds away (LSE as r -> 0 tends to the mean, not to the max); elsewhere
+    ``log(mean exp(z))``, whose terms are not cancelled by a -1 (a peaked row).
+    """
+    mean_exp = _mean(z.exp(), dim, mask, count)
+    if not isinstance(scale, torch.Tensor) and scale >= 1.0:
+        return torch.log(mean_exp) / scale  # error ~6e-8 / scale: within y's own rounding
+    # The clamp only keeps the branch not taken finite (its gradient would be 0 / 0).
+    near = torch.log1p(_mean(expm1(z), dim, mask, count).clamp_min(-0.5))
+    return torch.where(mean_exp > 0.5, near, torch.log(mean_exp)) / scale
+
+
+def avg(t, dim, mask, count):
+    """Global average: mean over the valid positions, (N, C)."""
+    return _mean(t, dim, mask, count)
+
+
+def max_(t, dim, mask, count):
+    """Global max, (N, C); the gradient goes to the first maximal position."""
+    if mask is not None:
+        t = t.masked_fill(~mask, -math.inf)
+    if t.requires_grad and torch.is_grad_enabled():
+        return t.max(dim).values  # indices: the first maximum takes the gradient
+    return t.amax(dim)  # no indices to compute
+
+
+def avgmax(t, dim, mask, count):
+    """``0.5 * (avg + max)``, (N, C)."""
+    return 0.5 * (avg(t, dim, mask, count) + max_(t, dim, mask, count))
+
+
+def catavgmax(t, dim, mask, count):
+    """``[avg, max]`` along channels, (N, 2C)."""
+    return torch.cat((avg(t, dim, mask, count), max_(t, dim, mask, count)), 1)
+
+
+def mixed(t, dim, mask, count, alpha):
+    """``alpha * max + (1 - alpha) * avg``, (N, C); alpha a float or a tensor."""
+    top, mean = max_(t, dim, mask, count), avg(t, dim, mask, count)
+    # where: an +inf input makes both +inf, and 0 * inf (alpha 0 or 1) would be NaN
+    both_inf = (top == math.inf) & (mean == math.inf)
+    return torch.where(both_inf, top, alpha * top + (1 - alpha) * mean)
+
+
+def power(t, dim, mask, count, p, eps, use_abs):
+    """Power mean ``(mean a**p) ** (1/p)`` of ``a = clamp_min(t, eps)`` (GeM) or ``|t|`` (Lp).
+
+    Computed as ``top * exp(log_mean_exp_shifted(p * log(a / top), p))`` with ``top`` the
+    row max of a: finite for any p and any a, and the geometric mean as p -> 0.
+    """
+    tw = _work(t)
+    a = tw.abs() if use_abs else tw.clamp_min(eps)
+    if mask is not None:
+        a = torch.where(mask, a, 0.0)
+    top = a.amax(dim, keepdim=True).detach()
+    log_ratio = (a / top.clamp_min(_TINY)).clamp_min(_TINY).log()  # <= 0
+    y = top.squeeze(dim) * torch.exp(log_mean_exp_shifted(p * log_ratio, dim, mask, count, p))
+    top = top.squeeze(dim)
+    return torch.where(top == math.inf, top, y).to(t.dtype)  # +inf in, +inf out
+
+
+def lse(t, dim, mask, count, r):
+    """Log-mean-exp ``(1/r) log(mean exp(r t))``, (N, C), shifted by the row max of t.
+
+    The shift is the max of t, not of r * t (which overflows for r * t > 3.4e38).
+    """
+    tw = _work(t)
+    if mask is not None:
+        tw = tw.masked_fill(~mask, -math.inf)
+    top = tw.amax(dim, keepdim=True).detach()
+    shifted = tw - top
+    if mask is not None:  # 0, not -inf, at masked positions: d(r * shifted)/dr stays finite
+        shifted = torch.where(mask, shifted, 0.0)
+    y = top.squeeze(dim) + log_mean_exp_shifted(shifted * r, dim, mask, count, r)
+    top = top.squeeze(dim)
+    # A row whose max is +inf pools to +inf (-inf: only -inf in it).
+    return torch.where(torch.isinf(top), top, y).to(t.dtype)
+
+
+def _gem(t, dim, mask, count, p, eps):
+    return power(t, dim, mask, count, p, eps, False)
+
+
+def _lp(t, dim, mask, count, p):
+    return power(t, dim, mask, count, p, 0.0, True)
+
+
+# name -> formula(t, dim, mask, count, *hyper-parameters)
+FORMULAS = {
+    "avg": avg,
+    "max": max_,
+    "avgmax": avgmax,
+    "catavgmax": catavgmax,
+    "mixed": mixed,
+    "gem": _gem,
+    "lp": _lp,
+    "lse": lse,
+}
