@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import platform
 import sys
 import time
 
@@ -34,6 +33,7 @@ import torch
 import torch.nn.functional as TF
 
 import globalpool.pool as gp
+from globalpool.machine import machine_line
 from globalpool.pool import dispatch
 
 SHAPES = [(64, 512, 14, 14), (256, 2048, 7, 7)]
@@ -152,7 +152,7 @@ def main(argv=None) -> int:
     bw = read_bandwidth(max(repeats // 2, 3))
     print(
         f"bench_pool: torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"{platform.processor() or platform.machine()}, python {sys.version.split()[0]}"
+        f"{machine_line()}, python {sys.version.split()[0]}"
     )
     print(f"machine read bandwidth (sum over 512 MiB): {bw:.1f} GB/s\n")
     head = (

@@ -120,16 +120,28 @@ def mixed(t, dim, mask, count, alpha):
 def power(t, dim, mask, count, p, eps, use_abs):
     """Power mean ``(mean a**p) ** (1/p)`` of ``a = clamp_min(t, eps)`` (GeM) or ``|t|`` (Lp).
 
-    Computed as ``top * exp(log_mean_exp_shifted(p * log(a / top), p))`` with ``top`` the
-    row max of a: finite for any p and any a, and the geometric mean as p -> 0.
+    Computed on ``a / top``, with ``top`` the row max of a, so no power overflows: as
+    ``top * mean((a / top)**p) ** (1/p)`` for a number p >= 1, else (p < 1 or a tensor)
+    as ``top * exp(log_mean_exp_shifted(p * log(a / top), p))``, which tends to the
+    geometric mean as p -> 0.
     """
     tw = _work(t)
     a = tw.abs() if use_abs else tw.clamp_min(eps)
     if mask is not None:
         a = torch.where(mask, a, 0.0)
     top = a.amax(dim, keepdim=True).detach()
-    log_ratio = (a / top.clamp_min(_TINY)).clamp_min(_TINY).log()  # <= 0
-    y = top.squeeze(dim) * torch.exp(log_mean_exp_shifted(p * log_ratio, dim, mask, count, p))
+    # a / top in [0, 1]; 1 in an all-zero row (top = 0), which then pools to 0 with a
+    # finite gradient (a clamp of the mean instead made compiled Lp f+b 2-3x slower)
+    ratio = torch.where(top > 0, a / top.clamp_min(_TINY), 1.0)
+    if not isinstance(p, torch.Tensor) and p >= 1.0:
+        # mean(ratio**p) is in [1/L, 1]: its rounding error, divided by p >= 1 in the
+        # root, stays within y's own; one pow is cheaper than log + exp (compiled Lp
+        # 4.6x faster in bench_pool.py).
+        s = _mean(ratio.pow(p), dim, mask, count)
+        y = top.squeeze(dim) * s.pow(1.0 / p)
+    else:
+        log_ratio = ratio.clamp_min(_TINY).log()  # <= 0
+        y = top.squeeze(dim) * torch.exp(log_mean_exp_shifted(p * log_ratio, dim, mask, count, p))
     top = top.squeeze(dim)
     return torch.where(top == math.inf, top, y).to(t.dtype)  # +inf in, +inf out
 
