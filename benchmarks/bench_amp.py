@@ -8,6 +8,7 @@ also give the recipe's expected training time (images per run / images/s).
 
     python benchmarks/bench_amp.py --recipe cifar10-94
     python benchmarks/bench_amp.py --recipe cifar10-90 --rounds 5
+    python benchmarks/bench_amp.py --recipe cifar10-94 --profile 12   # + where a step's time goes
 """
 
 from __future__ import annotations
@@ -40,6 +41,15 @@ def make_step(model: nn.Module, batch: int, amp: bool):
     return step
 
 
+def profile_step(step, top: int) -> str:
+    """torch.profiler's table of one ``step``: the ``top`` ops by self CPU time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipe", default="cifar10-94", choices=list_recipes())
@@ -47,6 +57,10 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per precision")
     parser.add_argument("--steps", type=int, default=3, help="steps per round")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N",
+        help="after timing, print the N ops with the most self CPU time in one step of each",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -80,6 +94,8 @@ def main(argv=None) -> int:
         print(f"| {name} | {seconds:.3f} | {rate:.0f} | {eta} |")
     ratio = best["bf16 autocast"] / best["float32"]
     print(f"\nbf16 autocast step time / float32 step time: {ratio:.2f}")
+    for name, step in steps.items() if args.profile else ():
+        print(f"\none step, {name}, ops by self CPU time:\n{profile_step(step, args.profile)}")
     return 0
 
 

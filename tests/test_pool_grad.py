@@ -186,3 +186,21 @@ def test_half_input_many_blocks_matches_float32(name, monkeypatch):
     yf.sum().backward()
     assert xh.grad.dtype == torch.bfloat16
     torch.testing.assert_close(xh.grad.float(), xf.grad, rtol=2e-2, atol=2e-3)
+
+
+@pytest.mark.parametrize("layout", ["channels_first", "memory_channels_last"])
+def test_avg_pool_is_twice_differentiable_like_mean(layout):
+    # gradient penalties differentiate the gradient: avg's kernel must allow it, as t.mean does
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 3, 4, 5, generator=g, dtype=torch.float64)
+    if layout == "memory_channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    w = torch.randn(2, 3, generator=g, dtype=torch.float64)
+
+    def penalty(pool):
+        xr = x.detach().requires_grad_()
+        (dx,) = torch.autograd.grad((pool(xr) ** 3 * w).sum(), xr, create_graph=True)
+        (ddx,) = torch.autograd.grad(dx.pow(2).sum(), xr)
+        return ddx
+
+    torch.testing.assert_close(penalty(F.avg_pool), penalty(lambda t: t.mean((2, 3))))

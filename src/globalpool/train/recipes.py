@@ -89,11 +89,14 @@ RECIPES: dict[str, Recipe] = {
             {**_CIFAR, "model_kwargs": {"stem": "whiten"}, "pool": "lse", "epochs": 14},
         ),
         Recipe(
+            # 30 epochs, not 18, chosen on the official validation split (val with TTA
+            # 93.76% -> 94.10%, one seed each); on a CPU with native bf16 it fits the hour
+            # (52 min on an AVX512-BF16 AMD EPYC); float32-only CPUs need about twice that.
             "cifar10-94", 0.94, 60 * 60, "2 CPU cores (or one GPU)",
             "fastnet (64, 256, 256) (airbench's widths), whitening stem, concatenated "
-            "avg+max pool, 18 epochs, bf16 autocast where the device has native bf16",
+            "avg+max pool, 30 epochs, bf16 autocast where the device has native bf16",
             {**_CIFAR, "model_kwargs": {"stem": "whiten", "widths": [64, 256, 256]},
-             "pool": "catavgmax", "epochs": 18, "batch_size": 512, "lr": 0.4, "amp": "auto"},
+             "pool": "catavgmax", "epochs": 30, "batch_size": 512, "lr": 0.4, "amp": "auto"},
         ),
     )
 }  # fmt: skip
