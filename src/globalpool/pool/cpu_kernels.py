@@ -176,9 +176,9 @@ _BLAS_DTYPES = (torch.float32, torch.float64)
 class _RowMean(torch.autograd.Function):
     """t.mean(dim) whose backward writes dx by one broadcasting copy.
 
-    t.mean's own backward divides an expanded gradient, 1.3-1.6x slower on the CPU
-    (256x2048x49: 32.9 against 25.5 ms forward+backward; 64x512x196: 3.07 against 1.93 ms;
-    AMD EPYC, 2 threads).
+    t.mean's own backward divides an expanded gradient: in bench_pool.py's forward+backward
+    "kernel speedup vs plain" column (AMD EPYC, 2 threads, three runs) this is 1.28-1.54x
+    faster at 64x512x14x14 and 1.03-1.37x at 256x2048x7x7 in NCHW, level in channels-last.
     """
 
     @staticmethod
@@ -194,20 +194,19 @@ class _RowMean(torch.autograd.Function):
 
 def row_mean(t: torch.Tensor, dim: int, mask=None, count=None) -> torch.Tensor:
     """Mean over ``dim`` (over the valid positions with ``mask``; ``count`` = their number)."""
-    no_grad = not (torch.is_grad_enabled() and t.requires_grad)
-    if mask is None and not no_grad:
+    if mask is not None:
+        return torch.where(mask, t, 0.0).sum(dim) / count
+    if torch.is_grad_enabled() and t.requires_grad:
         return _RowMean.apply(t, dim)
-    if dim == 1 and no_grad and mask is None and t.dtype in _BLAS_DTYPES and t.is_contiguous():
+    if dim == 1 and t.dtype in _BLAS_DTYPES and t.is_contiguous():
         # (N, L, C) rows summed by a batched vector-matrix product: 1.6x faster than
         # t.mean at 7x7, level at 14x14 (bench_pool.py, AMD EPYC and Intel Xeon). Not in
         # the (N, C, L) layout, where an mv was 1.6-6x slower than t.mean on the AMD
-        # EPYC, nor for a gradient (its backward was up to 1.5x slower than _RowMean's).
+        # EPYC, nor for a gradient (its backward was up to 1.5x slower).
         length = t.shape[1]
         sums = torch.matmul(t.new_ones(1, length), t)
         return sums.view(t.shape[0], t.shape[2]).div_(length)
-    if mask is None:
-        return t.mean(dim)
-    return torch.where(mask, t, 0.0).sum(dim) / count
+    return t.mean(dim)
 
 
 class _AvgAndMax(torch.autograd.Function):

@@ -91,7 +91,8 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             # 30 epochs, not 18, chosen on the official validation split (val with TTA
             # 93.76% -> 94.10%, one seed each); on a CPU with native bf16 it fits the hour
-            # (52 min on an AVX512-BF16 AMD EPYC); float32-only CPUs need about twice that.
+            # (52-54 min on an AVX512-BF16 AMD EPYC, 2 seeds); float32-only CPUs need
+            # about twice that.
             "cifar10-94", 0.94, 60 * 60, "2 CPU cores (or one GPU)",
             "fastnet (64, 256, 256) (airbench's widths), whitening stem, concatenated "
             "avg+max pool, 30 epochs, bf16 autocast where the device has native bf16",
