@@ -4,7 +4,8 @@ Each variant is the recipe with some settings changed (``key=value;key=value``, 
 JSON where they parse as JSON, e.g. ``pool=avg``, ``epochs=12``,
 ``model_kwargs={"stem": "whiten", "widths": [48, 96, 192]}``; the empty string is the
 recipe itself). Every variant trains on the training split minus the held-out validation
-split (10%, stratified, seeded); the table ranks them by final validation accuracy (with
+split (10%, stratified, seeded; also for a recipe whose final runs train on every
+training image, ``val_fraction`` 0); the table ranks them by final validation accuracy (with
 the recipe's test-time augmentation, and without) beside their training clock. The test
 split is not read here: runs write a test accuracy into their own summary.json, which this
 script ignores, so settings are chosen on validation only, as ``globalpool speedrun``'s
@@ -38,6 +39,22 @@ def parse_variant(text: str) -> dict:
     return changes
 
 
+def variant_settings(recipe, common: dict, texts: list[str]) -> list[dict]:
+    """The settings each variant changes: ``common`` flags, then the variant's own; every
+    one keeps a validation split (a recipe whose final runs train on every image,
+    ``val_fraction`` 0, is tuned with 10% held out)."""
+    variants = []
+    for text in texts:
+        changes = {**common, **parse_variant(text)}
+        if changes.get("val_fraction") == 0:
+            raise ValueError(
+                f"variant {text!r} sets val_fraction 0: tuning ranks by validation accuracy"
+            )
+        changes.setdefault("val_fraction", recipe.settings.get("val_fraction") or 0.1)
+        variants.append(changes)
+    return variants
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
@@ -60,13 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.data:
         common["dataset_kwargs"] = {"path": args.data}
     out = Path(args.out)
+    variants = variant_settings(recipe, common, args.variants)  # all checked before training
     rows = []
-    for i, text in enumerate(args.variants):
-        changes = parse_variant(text)
+    for i, (text, changes) in enumerate(zip(args.variants, variants, strict=True)):
         config = recipe.config(
-            **{**common, **changes, "test_curve": False, "quiet": True,
-               "out_dir": str(out / f"variant{i}")}
-        )  # fmt: skip
+            **{**changes, "test_curve": False, "quiet": True, "out_dir": str(out / f"variant{i}")}
+        )
         summary = train(config, overwrite=True)
         row = {
             "variant": text or "(recipe)",

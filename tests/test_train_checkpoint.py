@@ -56,7 +56,8 @@ def test_config_json_round_trip(tmp_path):
     [
         ({"optimizer": "rmsprop"}, "optimizer must be one of"),
         ({"lr": -1.0}, "lr must be finite and > 0"),
-        ({"val_fraction": 0.0}, "val_fraction"),
+        ({"val_fraction": 0.95}, "val_fraction"),
+        ({"val_fraction": -0.1}, "val_fraction"),
         ({"epochs": 0}, "epochs must be >= 1"),
         ({"amp": "fp8"}, "amp must be one of"),
         ({"warmup_epochs": 5, "epochs": 2}, "warmup_epochs"),

@@ -151,6 +151,24 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, capsys):
     assert not (tmp_path / "cli" / "checkpoints" / "last.safetensors").exists()
 
 
+def test_val_fraction_0_trains_on_every_image_and_reports_no_validation(tmp_path, capsys):
+    # The final run of settings chosen on validation: all 240 images train, nothing
+    # pretends to be a validation score, and "best" is simply the last epoch.
+    run = tmp_path / "all"
+    summary = train(tiny(run, epochs=2, val_fraction=0.0, tta="flip", quiet=False))
+    out = capsys.readouterr().out
+    assert "240 train / 0 val" in out and "no val" in out and "no validation split" in out
+    assert summary["train_images"] == 240 and summary["val_images"] == 0
+    for key in ("best_val_acc", "final_val_acc", "final_val_loss", "final_val_acc_tta", "gap"):
+        assert summary[key] is None, key
+    assert summary["best_epoch"] == 2 and summary["test_acc_tta"] is not None
+    rows = read_metrics(run / "metrics.jsonl")
+    assert [(r["val_acc"], r["val_loss"], r["gap"]) for r in rows] == [(None, None, None)] * 2
+    assert_same_weights(weights(run, "best"), weights(run, "last"))
+    # The held-out 20% run trains on fewer images from the same seed's split.
+    assert train(tiny(tmp_path / "held", epochs=1))["train_images"] == 192
+
+
 def test_bad_settings_are_clear(tmp_path):
     with pytest.raises(ValueError, match="unknown model"):
         train(tiny(tmp_path / "a", model="resnet9000"))

@@ -32,7 +32,7 @@ HELP = {
     "backbone_lr_scale": "backbone learning rate = lr x this (the head trains at --lr)",
     "dataset": "dataset name (shapes, digits, cifar10, folder)",
     "dataset_kwargs": "JSON object of dataset options, e.g. '{\"n_train\": 2000}'",
-    "val_fraction": "fraction of the training set held out for validation",
+    "val_fraction": "fraction of the training set held out for validation (0: train on all)",
     "augment": "random crop + flip augmentation of training batches",
     "crop_padding": "padding of the random crop, pixels",
     "flip": "random horizontal flips",

@@ -46,7 +46,9 @@ class TrainConfig:
         dataset: a name from ``globalpool.data.list_datasets()``.
         dataset_kwargs: keyword arguments for ``load_dataset``.
         val_fraction: fraction of the training set held out (stratified, seeded) for
-            validation, in (0, 1).
+            validation, in [0, 0.9]. 0 trains on every training image (the final run
+            of settings chosen on validation): no validation metrics (None), and the
+            ``best`` checkpoint is the last epoch's.
         augment: random crop + flip (+ cutout) on training batches.
         crop_padding, flip, cutout: the augmentation settings (see ``globalpool.data.Augment``).
 
@@ -188,7 +190,7 @@ class TrainConfig:
         choice("amp", AMP_MODES)
         choice("device", DEVICES)
         choice("tta", TTA_MODES)
-        number("val_fraction", low=0.0, high=0.9, low_open=True)
+        number("val_fraction", low=0.0, high=0.9)
         integer("epochs", low=1)
         integer("batch_size", low=1)
         integer("eval_batch_size", low=1, optional=True)

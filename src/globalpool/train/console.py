@@ -71,10 +71,14 @@ def flip_warning(config, data) -> str | None:
 
 def epoch_line(row: dict, epochs: int, first_epoch: int, epoch_start: float) -> str:
     """One finished epoch: losses, accuracies, learning rate, speed, the clock so far."""
+    val = (
+        f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}  gap {row['gap']:+.4f}"
+        if row["val_acc"] is not None
+        else "no val"
+    )
     return (
         f"epoch {row['epoch']}/{epochs}  train loss {row['train_loss']:.4f} "
-        f"acc {row['train_acc']:.4f}  val loss {row['val_loss']:.4f} "
-        f"acc {row['val_acc']:.4f}  gap {row['gap']:+.4f}  lr {row['lr']:.4g}  "
+        f"acc {row['train_acc']:.4f}  {val}  lr {row['lr']:.4g}  "
         f"{row['images_per_s']:.0f} img/s  {row['epoch_time_s']:.1f}s"
         f"  clock {row['train_clock_s']:.1f}s"
         + test_note(row)

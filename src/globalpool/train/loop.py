@@ -292,10 +292,12 @@ def _train(config: TrainConfig, ctx: DistContext, *, resume: bool, overwrite: bo
     )  # fmt: skip
     if ctx.is_main:
         write_summary(run.run_dir, summary)
-        log(
-            f"done: test acc {summary['test_acc']:.4f}, best val acc {state.best_val_acc:.4f} "
-            f"(epoch {state.best_epoch}); run in {run.run_dir}"
+        best = (
+            f"best val acc {state.best_val_acc:.4f} (epoch {state.best_epoch})"
+            if run.loaders.val is not None
+            else "no validation split"
         )
+        log(f"done: test acc {summary['test_acc']:.4f}, {best}; run in {run.run_dir}")
     barrier(ctx)
     return summary
 
@@ -364,9 +366,12 @@ def _run_epochs(
     ):  # fmt: skip
         epoch_start = time.perf_counter()
         state.row = row = _train_epoch(run, state, totals, epoch, epoch_start)
-        improved = row["val_acc"] > state.best_val_acc
+        # Without a validation split the last epoch is the best one there is.
+        improved = row["val_acc"] is None or row["val_acc"] > state.best_val_acc
         if improved:
-            state.best_val_acc, state.best_epoch = row["val_acc"], epoch
+            state.best_epoch = epoch
+            if row["val_acc"] is not None:
+                state.best_val_acc = row["val_acc"]
         if writer is not None:  # rank 0
             _save_epoch(run, state, writer, row, improved)
         run.log(epoch_line(row, config.epochs, state.start_epoch, epoch_start))
@@ -408,16 +413,16 @@ def _train_epoch(
     state.train_clock += train.seconds
     if run.lookahead is not None and epoch == config.epochs:
         run.lookahead.finish()
-    val = _score(run, loaders.val, loaders.val_limit)
+    val = _score(run, loaders.val, loaders.val_limit) if loaders.val is not None else None
     totals.train_images += train.count
     totals.train_seconds += train.seconds
     row = {
         "epoch": epoch,
         "train_loss": train.loss,
         "train_acc": train.acc,
-        "val_loss": val.loss,
-        "val_acc": val.acc,
-        "gap": train.acc - val.acc,
+        "val_loss": val.loss if val is not None else None,
+        "val_acc": val.acc if val is not None else None,
+        "gap": train.acc - val.acc if val is not None else None,
         "lr": run.lr_for_step(epoch * run.steps_per_epoch - 1),
         "images_per_s": train.count / train.seconds if train.seconds else 0.0,
         "epoch_time_s": time.perf_counter() - epoch_start,
@@ -470,7 +475,7 @@ def _final_evaluation(run: RunSetup, totals: _ProcessTotals) -> FinalScores:
     (for choosing settings) and the test set."""
     config, loaders = run.config, run.loaders
     val_tta = test_tta = None
-    if config.tta != "none":
+    if config.tta != "none" and loaders.val is not None:
         val_tta = _score(run, loaders.val, loaders.val_limit, config.tta)
     test = totals.test_now
     if test is None:

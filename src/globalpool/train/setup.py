@@ -54,7 +54,7 @@ class Loaders:
     """This rank's loaders; ``*_limit``: its share of the images (without the padding)."""
 
     train: Loader
-    val: Loader
+    val: Loader | None  # None with val_fraction 0 (training on every training image)
     test: Loader
     val_limit: int
     test_limit: int
@@ -121,7 +121,7 @@ def load_data(config: TrainConfig) -> tuple[Dataset, ImageSet, ImageSet]:
     """The dataset and its (stratified, seeded) training and validation splits."""
     data = load_dataset(config.dataset, **config.dataset_kwargs)
     train_set, val_set = train_val_split(data.train, config.val_fraction, config.seed)
-    if len(val_set) == 0:
+    if config.val_fraction > 0 and len(val_set) == 0:
         raise ValueError(
             f"val_fraction {config.val_fraction} of {len(data.train)} training images leaves "
             "no validation images; raise --val-fraction or use more data"
@@ -252,7 +252,7 @@ def make_loaders(
     eval_bs = -(-(config.eval_batch_size or 2 * config.batch_size) // ctx.world_size)
     return Loaders(
         train=train_loader,
-        val=Loader(val_set, eval_bs, shuffle=False, **common, **shard),
+        val=Loader(val_set, eval_bs, shuffle=False, **common, **shard) if len(val_set) else None,
         test=Loader(data.test, eval_bs, shuffle=False, **common, **shard),
         val_limit=shard_size(len(val_set), ctx.rank, ctx.world_size),
         test_limit=shard_size(len(data.test), ctx.rank, ctx.world_size),

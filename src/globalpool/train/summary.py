@@ -41,7 +41,7 @@ def build_summary(
         "params_backbone": int(run.params["backbone"]),
         "params_head": int(run.params["head"]),
         "flops_per_image": run.flops,
-        "best_val_acc": state.best_val_acc,
+        "best_val_acc": state.best_val_acc if row["val_acc"] is not None else None,
         "best_epoch": state.best_epoch,
         "final_val_acc": row["val_acc"],
         "final_val_loss": row["val_loss"],
