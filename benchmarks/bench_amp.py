@@ -70,8 +70,10 @@ def main(argv=None) -> int:
     steps = {}
     for name, amp in (("float32", False), ("bf16 autocast", True)):
         model = create_model(
-            config.model, 10, head=config.head, pool=config.pool, **config.model_kwargs
-        ).to(memory_format=torch.channels_last)
+            config.model, 10, head=config.head, pool=config.pool,
+            head_kwargs=config.head_kwargs, pool_kwargs=config.pool_kwargs,
+            **config.model_kwargs,
+        ).to(memory_format=torch.channels_last)  # fmt: skip
         model.train()
         steps[name] = make_step(model, batch, amp)
         steps[name]()  # warm-up: allocator, oneDNN primitive creation
@@ -82,7 +84,9 @@ def main(argv=None) -> int:
             for _ in range(args.steps):
                 step()
             best[name] = min(best[name], (time.perf_counter() - start) / args.steps)
-    images = config.epochs * 45_000 if config.dataset == "cifar10" else None
+    # CIFAR-10's 50,000 training images less the recipe's validation split.
+    train_images = round(50_000 * (1 - config.val_fraction))
+    images = config.epochs * train_images if config.dataset == "cifar10" else None
     print(f"bench_amp: {args.recipe}, batch {batch}, {torch.get_num_threads()} threads")
     print(f"machine: {machine_line()}; amp 'auto' picks "
           f"{'bf16' if native_bf16('cpu') else 'float32'} here")  # fmt: skip

@@ -169,3 +169,33 @@ def test_normalize_function_and_bad_arguments():
         Loader(s, 4, rank=2, world_size=2)
     with pytest.raises(ValueError, match=r"crop padding"):
         next(iter(Loader(s, 4, augment=Augment(crop_padding=8))))
+
+
+def test_alternate_flip_mirrors_each_image_in_every_other_epoch():
+    s = make_set()
+    aug = Augment(crop_padding=0, flip=True, alternate_flip=True)
+    loader = Loader(s, 8, shuffle=True, augment=aug, seed=3)
+    plain = s.images.float() / 255
+    per_epoch = []
+    for epoch in range(4):
+        loader.set_epoch(epoch)
+        x, y = collect(loader)
+        flipped = torch.zeros(37, dtype=torch.bool)
+        for img, label in zip(x, y, strict=True):
+            if torch.allclose(img, plain[label].flip(-1)):
+                flipped[label] = True
+            else:
+                torch.testing.assert_close(img, plain[label])
+        per_epoch.append(flipped)
+    assert 0 < per_epoch[0].sum() < 37  # a random half, not all or none
+    assert torch.equal(per_epoch[1], ~per_epoch[0]) and torch.equal(per_epoch[2], per_epoch[0])
+    assert torch.equal(per_epoch[3], per_epoch[1])
+    # Random flips, by contrast, are drawn afresh each epoch.
+    random = Loader(s, 8, shuffle=True, augment=Augment(crop_padding=0), seed=3)
+    draws = []
+    for epoch in (0, 2):
+        random.set_epoch(epoch)
+        draws.append(random.epoch_plan()[1]["flip"])
+    assert not torch.equal(draws[0], draws[1])
+    with pytest.raises(ValueError, match="alternate_flip needs flip=True"):
+        Augment(flip=False, alternate_flip=True)

@@ -133,3 +133,15 @@ def test_every_head_is_a_head_that_describes_itself():
         assert any(not _torch.equal(a, b) for a, b in zip(before, head.parameters(), strict=True))
     assert create_model("smallgap", head="fc", input_size=(16, 16)).fixed_size
     assert not create_model("smallgap", head="classmap").fixed_size
+
+
+def test_pool_linear_without_bias_and_with_a_logit_scale():
+    torch.manual_seed(0)
+    x = _x()
+    head = PoolLinearHead(16, 10, pool="max", bias=False, logit_scale=1 / 9)
+    assert head.fc.bias is None and "logit_scale=0.111111" in repr(head)
+    torch.testing.assert_close(head(x), x.amax((2, 3)) @ head.fc.weight.T / 9)
+    assert sum(p.numel() for p in head.parameters()) == 16 * 10
+    for bad in (0.0, -1.0, float("inf"), True, "2"):
+        with pytest.raises(ValueError, match="logit_scale must be a finite number > 0"):
+            PoolLinearHead(16, 10, logit_scale=bad)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from globalpool.cli.main import main
@@ -129,6 +130,48 @@ def test_training_initialises_the_stem_from_data(tmp_path):
     weights = read_safetensors(tmp_path / "run" / "checkpoints" / "last.safetensors")[0]
     stem = weights["backbone.0.weight"]
     assert stem.abs().sum() > 0 and torch.equal(stem[12:], -stem[:12])
+
+
+def test_identity_init_makes_convs_pass_their_first_channels_through():
+    torch.manual_seed(0)
+    net = FastNet(widths=(8, 16, 16), identity_init=True)
+    convs = [m for m in list(net)[2:] for m in m.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [
+        (24, 8), (8, 8), (8, 16), (16, 16), (16, 16), (16, 16)
+    ]  # fmt: skip
+    for conv in convs:
+        x = torch.randn(2, conv.in_channels, 6, 6)
+        y = F.conv2d(x, conv.weight, padding=1)  # independent: plain torch
+        n = min(conv.in_channels, conv.out_channels)
+        torch.testing.assert_close(y[:, :n], x[:, :n])
+        if conv.out_channels > n:  # the rest keep their random filters
+            assert conv.weight[n:].abs().sum() > 0 and not torch.allclose(y[:, n:], x[:, :1])
+    plain = [m for m in FastNet(widths=(8, 16, 16)).modules() if isinstance(m, nn.Conv2d)][1]
+    x = torch.randn(2, 24, 6, 6)
+    assert not torch.allclose(F.conv2d(x, plain.weight, padding=1), x[:, :8], atol=0.1)
+
+
+def test_batch_norm_options_and_a_fixed_scale_through_training(tmp_path):
+    net = FastNet(widths=(8, 8, 8), bn_momentum=0.4, bn_eps=1e-12, bn_scale=False)
+    norms = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(norms) == 6
+    assert all(n.momentum == 0.4 and n.eps == 1e-12 and not n.weight.requires_grad for n in norms)
+    assert all(n.bias.requires_grad for n in norms)
+    for bad, match in (({"bn_momentum": 0.0}, "bn_momentum"), ({"bn_eps": 0.0}, "bn_eps")):
+        with pytest.raises(ValueError, match=match):
+            FastNet(**bad)
+    kwargs = {"widths": [8, 8, 8], "bn_scale": False, "identity_init": True}
+    cfg = TrainConfig(
+        model="fastnet", model_kwargs=kwargs, dataset="shapes", dataset_kwargs=DATA,
+        epochs=1, batch_size=32, quiet=True, tensorboard=False, device="cpu",
+        out_dir=str(tmp_path / "run"), bias_lr_scale=16.0, alternate_flip=True,
+    )  # fmt: skip
+    train(cfg)
+    weights = read_safetensors(tmp_path / "run" / "checkpoints" / "last.safetensors")[0]
+    scales = [v for k, v in weights.items() if k.endswith("weight") and v.ndim == 1]
+    shifts = [v for k, v in weights.items() if k.endswith("bias") and "backbone.2." in k]
+    assert len(scales) == 6 and all(torch.equal(v, torch.ones_like(v)) for v in scales)
+    assert any(v.abs().sum() > 0 for v in shifts)  # the shifts did train
 
 
 # ------------------------------------------------------- loop: lookahead, TTA, curve
@@ -318,3 +361,24 @@ def test_speedrun_refuses_stop_after_epoch_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code != 0 and "does not take --stop-after-epoch" in err
     assert not (tmp_path / "sr").exists()
+
+
+def test_the_recipes_page_command_is_the_94_recipe():
+    # docs/recipes.md writes cifar10-94 out as plain `globalpool train` flags: the same
+    # training settings, field by field (the page must not drift from the recipe).
+    import re
+    import shlex
+
+    from globalpool.cli.cmd_train import config_from_args
+    from globalpool.cli.main import build_parser
+
+    page = (ROOT / "docs" / "recipes.md").read_text(encoding="utf-8")
+    block = re.search(r"the same run by hand:\n\n```bash\n(.*?)```", page, re.S).group(1)
+    argv = shlex.split(block.replace("\\\n", " "))
+    assert argv[:2] == ["globalpool", "train"]
+    by_hand = config_from_args(build_parser().parse_args(argv[1:])).to_dict()
+    recipe = get_recipe("cifar10-94").config().to_dict()
+    reporting = {"out_dir", "dataset_kwargs", "test_curve", "tensorboard"}
+    assert {k: v for k, v in by_hand.items() if k not in reporting} == {
+        k: v for k, v in recipe.items() if k not in reporting
+    }

@@ -92,3 +92,41 @@ def test_progress_is_silent_when_not_a_terminal(capsys):
     assert progress(items, enabled=False) is items
     assert not bars_enabled(quiet=True) and not bars_enabled(False, is_main=False)
     assert capsys.readouterr().err == ""
+
+
+def test_linear_schedule_is_a_straight_line_after_warmup():
+    lrs = [lr_at(s, 110, lr=2.0, warmup_steps=10, schedule="linear", final_lr_ratio=0.1)
+           for s in range(110)]  # fmt: skip
+    assert lrs[:10] == pytest.approx([2.0 * (s + 1) / 10 for s in range(10)])
+    # step 10 + k of the 100 decay steps: 2.0 down toward 0.2 by 1.8 / 100 per step.
+    assert lrs[10:] == pytest.approx([2.0 - 1.8 * k / 100 for k in range(100)])
+    assert TrainConfig(schedule="linear").validate().schedule == "linear"
+
+
+def test_bias_lr_scale_groups_keep_the_decay_per_step():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    model[1].weight.requires_grad_(False)  # a frozen BN scale stays out of every group
+    config = TrainConfig(lr=0.5, weight_decay=0.01, bias_lr_scale=64.0, decay_norm_and_bias=True)
+    opt = build_optimizer(model, config)
+    weights, vectors = opt.param_groups
+    assert [p.shape for p in weights["params"]] == [torch.Size([4, 3, 3, 3])]
+    assert {id(p) for p in vectors["params"]} == {id(model[0].bias), id(model[1].bias)}
+    assert (weights["lr"], vectors["lr"]) == (0.5, 32.0)
+    # SGD decays a parameter by lr * weight_decay per step: the same for both groups.
+    assert vectors["lr"] * vectors["weight_decay"] == pytest.approx(0.5 * 0.01)
+    # One step with zero gradients is the decay alone: p <- p * (1 - 0.005) everywhere.
+    opt = build_optimizer(model, config.replace(momentum=0.0, nesterov=False))
+    before = [p.detach().clone() for p in (model[0].weight, model[0].bias, model[1].bias)]
+    with torch.no_grad():
+        model[1].bias.fill_(1.0)
+    before[2] = model[1].bias.detach().clone()
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p) if p.requires_grad else None
+    opt.step()
+    for old, new in zip(before, (model[0].weight, model[0].bias, model[1].bias), strict=True):
+        torch.testing.assert_close(new, old * (1 - 0.005))
+    # Without decay_norm_and_bias the faster group is not decayed at all.
+    plain = build_optimizer(model, TrainConfig(bias_lr_scale=8.0)).param_groups[1]
+    assert plain["weight_decay"] == 0.0 and plain["lr"] == pytest.approx(0.05 * 8)
+    with pytest.raises(ValueError, match="bias_lr_scale must be finite and > 0"):
+        TrainConfig(bias_lr_scale=0.0).validate()

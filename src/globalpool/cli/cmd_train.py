@@ -36,6 +36,8 @@ HELP = {
     "augment": "random crop + flip augmentation of training batches",
     "crop_padding": "padding of the random crop, pixels",
     "flip": "random horizontal flips",
+    "alternate_flip": "mirror each image in every other epoch instead of at random "
+    "(airbench's derandomised flip)",
     "cutout": "cutout square side, pixels (0 = off)",
     "epochs": "number of epochs",
     "batch_size": "global batch size (split across processes under torchrun)",
@@ -47,7 +49,9 @@ HELP = {
     "betas": "AdamW betas",
     "weight_decay": "weight decay (weights only, not biases/norms)",
     "decay_norm_and_bias": "also decay biases and normalisation parameters",
-    "schedule": "learning-rate schedule: cosine, onecycle or constant",
+    "bias_lr_scale": "biases and normalisation parameters train at lr x this (their decay "
+    "divided by it)",
+    "schedule": "learning-rate schedule: cosine, linear, onecycle or constant",
     "warmup_epochs": "linear warm-up length in epochs (may be fractional)",
     "final_lr_ratio": "cosine schedule: final lr as a fraction of --lr",
     "label_smoothing": "label smoothing of the training loss",

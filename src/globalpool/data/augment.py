@@ -79,6 +79,10 @@ class Augment:
         crop_padding: reflect-pad by this many pixels, then crop back to H x W at a
             random offset (0 disables).
         flip: mirror half of the images left-right.
+        alternate_flip: with ``flip``, derandomise it (K. Jordan, arXiv:2404.00498): a
+            random half of the images is mirrored in even epochs and the other half in
+            odd ones, so every image is seen both ways within any two epochs (the
+            :class:`~globalpool.data.Loader` applies it; see :meth:`epoch_flips`).
         cutout: side of a square set to the mean (0 after normalisation); 0 disables.
 
     Example:
@@ -93,12 +97,21 @@ class Augment:
     crop_padding: int = 4
     flip: bool = True
     cutout: int = 0
+    alternate_flip: bool = False
 
     def __post_init__(self) -> None:
         for name in ("crop_padding", "cutout"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"Augment.{name} must be an int >= 0; got {value!r}")
+        if self.alternate_flip and not self.flip:
+            raise ValueError("Augment.alternate_flip needs flip=True")
+
+    @staticmethod
+    def epoch_flips(first_half: Tensor, epoch: int) -> Tensor:
+        """Bool (N,) per image for ``alternate_flip``: ``first_half`` (the images' fixed
+        random draw) in even epochs, its complement in odd ones."""
+        return first_half if epoch % 2 == 0 else ~first_half
 
     def sample(self, n: int, height: int, width: int, generator: torch.Generator) -> dict:
         """Random parameters for n images (CPU tensors; move them with the batch)."""

@@ -63,6 +63,9 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)[0])
 
 
+_FLIP_STREAM = 0x666C6970  # "flip": the alternate flip's per-image draw, apart from epochs'
+
+
 class Loader:
     """Batches of augmented, normalised images drawn from an :class:`ImageSet` in memory.
 
@@ -185,6 +188,10 @@ class Loader:
             h, w = self.images.shape[-2:]
             # One draw per position of the unpadded order: sharding does not change them.
             params = self.augment.sample(n, h, w, g)
+            if self.augment.flip and self.augment.alternate_flip:
+                # Per image, not per position: image i alternates whatever its position.
+                flips = self.augment.epoch_flips(self._first_half(), epoch)
+                params["flip"] = flips[order]
         total = self._global_length()
         # Pad (wrapping around, parameters too) or drop to ``total``, then take the shard.
         positions = torch.arange(total) % max(n, 1)
@@ -195,6 +202,11 @@ class Loader:
                 for k, v in params.items()
             }
         return order.to(self.device), params
+
+    def _first_half(self) -> Tensor:
+        """Bool (N,): the images ``alternate_flip`` mirrors in even epochs (fixed by seed)."""
+        g = torch.Generator().manual_seed(_epoch_seed(self.seed, _FLIP_STREAM))
+        return torch.rand(len(self.images), generator=g) < 0.5
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         order, params = self.epoch_plan()

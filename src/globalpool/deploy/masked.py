@@ -91,7 +91,7 @@ def head_forward_masked(head: nn.Module, feats: torch.Tensor, mask: torch.Tensor
 
     Uses ``head(feats, mask=mask)`` when the head's forward takes a mask; otherwise it
     composes the contract's parts: ``ClassMapHead`` = pool(conv(x)) (feat_mult blocks
-    summed per class), ``PoolLinearHead`` = fc(drop(pool(x))).
+    summed per class), ``PoolLinearHead`` = fc(drop(pool(x))) * logit_scale.
     """
     if "mask" in inspect.signature(head.forward).parameters:
         return head(feats, mask=mask)
@@ -109,7 +109,9 @@ def head_forward_masked(head: nn.Module, feats: torch.Tensor, mask: torch.Tensor
     if hasattr(head, "fc"):
         pooled = head.pool(feats, mask=mask)
         drop = getattr(head, "drop", None)
-        return head.fc(drop(pooled) if drop is not None else pooled)
+        logits = head.fc(drop(pooled) if drop is not None else pooled)
+        scale = float(getattr(head, "logit_scale", 1.0))
+        return logits if scale == 1.0 else logits * scale
     raise ValueError(f"don't know how to apply a mask in head {type(head).__name__}")
 
 

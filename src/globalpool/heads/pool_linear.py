@@ -12,7 +12,8 @@ __all__ = ["PoolLinearHead"]
 
 
 class PoolLinearHead(Head):
-    """Global pool over the spatial dims, dropout, then ``Linear(C * feat_mult, K)``.
+    """Global pool over the spatial dims, dropout, then ``Linear(C * feat_mult, K)``,
+    optionally times a fixed ``logit_scale``.
 
     Args:
         in_channels: C, channels of the feature maps.
@@ -20,6 +21,10 @@ class PoolLinearHead(Head):
         pool: a pool name from ``globalpool.pool.list_pools()``.
         dropout: dropout probability before the Linear (0 disables it).
         pool_kwargs: extra arguments for the pool (``p``, ``r``...).
+        bias: give the Linear a bias.
+        logit_scale: a constant the logits are multiplied by. Below 1 it starts the
+            logits near zero and slows the Linear's effect on them (by ``logit_scale**2``
+            per SGD step); airbench uses 1/9 with global max pooling and no bias.
 
     Input shape: (N, C, H, W). Output shape: (N, K).
 
@@ -41,24 +46,35 @@ class PoolLinearHead(Head):
         pool: str = "avg",
         dropout: float = 0.0,
         pool_kwargs: dict | None = None,
+        bias: bool = True,
+        logit_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if (
+            isinstance(logit_scale, bool)
+            or not isinstance(logit_scale, (int, float))
+            or not (0.0 < logit_scale < float("inf"))
+        ):
+            raise ValueError(f"logit_scale must be a finite number > 0, got {logit_scale!r}")
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.pool = create_pool(pool, channels=in_channels, **(pool_kwargs or {}))
         self.pool_name = pool
         self.num_features = self.pool.out_channels(in_channels)
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.fc = nn.Linear(self.num_features, num_classes)
+        self.fc = nn.Linear(self.num_features, num_classes, bias=bool(bias))
+        self.logit_scale = float(logit_scale)
 
     def pre_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled features, before dropout: (N, C, H, W) -> (N, C * feat_mult)."""
         return self.pool(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.drop(self.pool(x)))
+        logits = self.fc(self.drop(self.pool(x)))
+        return logits if self.logit_scale == 1.0 else logits * self.logit_scale
 
     def extra_repr(self) -> str:
-        return f"pool={self.pool_name!r}"
+        scale = f", logit_scale={self.logit_scale:g}" if self.logit_scale != 1.0 else ""
+        return f"pool={self.pool_name!r}{scale}"

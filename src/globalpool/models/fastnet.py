@@ -17,19 +17,40 @@ class _ConvGroup(nn.Sequential):
     """conv 3x3 -> 2x2 max pool -> BN -> GELU -> conv 3x3 -> BN -> GELU.
 
     Pooling right after the first conv makes the second conv (and everything after) run
-    at a quarter of the pixels.
+    at a quarter of the pixels. ``norm`` builds each batch norm from its channel count.
     """
 
-    def __init__(self, in_ch: int, out_ch: int) -> None:
+    def __init__(self, in_ch: int, out_ch: int, norm) -> None:
         super().__init__(
             nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False),
             nn.MaxPool2d(2),
-            nn.BatchNorm2d(out_ch),
+            norm(out_ch),
             nn.GELU(),
             nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False),
-            nn.BatchNorm2d(out_ch),
+            norm(out_ch),
             nn.GELU(),
         )
+
+
+def _batch_norm(channels: int, momentum: float, eps: float, scale: bool) -> nn.BatchNorm2d:
+    """BatchNorm2d whose scale (gamma) stays 1 when ``scale`` is False (only the shift
+    trains, as Keras' ``BatchNormalization(scale=False)``)."""
+    norm = nn.BatchNorm2d(channels, eps=eps, momentum=momentum)
+    norm.weight.requires_grad_(scale)
+    return norm
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@torch.no_grad()
+def identity_init_(conv: nn.Conv2d) -> None:
+    """Make the first ``min(out, in)`` filters of a conv pass their input channel through
+    unchanged (a Dirac delta at the kernel's centre); the other filters keep their random
+    initialisation. The net then starts close to its shallower, identity-mapped self."""
+    n = min(conv.out_channels, conv.in_channels // conv.groups)
+    nn.init.dirac_(conv.weight[:n])
 
 
 @register_model(
@@ -60,11 +81,21 @@ class FastNet(nn.Sequential):
     negative (so GELU passes both signs), and then frozen; only its bias trains. Its width
     is ``2 * in_chans * 4`` (24 for RGB).
 
+    The other settings of airbench's network are options, off by default:
+    ``identity_init=True`` starts every 3x3 conv as a partial identity (its first
+    ``min(out, in)`` filters copy their input channel, :func:`identity_init_`);
+    ``bn_momentum=0.4, bn_eps=1e-12, bn_scale=False`` are its batch norms (fast-moving
+    running statistics; the scale fixed at 1, only the shift trains).
+
     Args:
         in_chans: input channels.
         widths: channels of the three groups.
         stem_width: channels of the 2x2 stem conv (``stem="conv"`` only).
         stem: ``conv`` (learned) or ``whiten`` (data-initialised, frozen weights).
+        identity_init: partial identity initialisation of the 3x3 convs.
+        bn_momentum, bn_eps: of every ``BatchNorm2d`` (PyTorch's convention: momentum is
+            the weight of the new batch's statistics).
+        bn_scale: learn the batch norms' scale (gamma); False keeps it at 1.
 
     Input shape: (N, in_chans, H, W), H, W >= 9. Output shape: (N, widths[-1], h, w).
 
@@ -81,19 +112,36 @@ class FastNet(nn.Sequential):
         widths: Sequence[int] = (32, 64, 128),
         stem_width: int = 24,
         stem: str = "conv",
+        identity_init: bool = False,
+        bn_momentum: float = 0.1,
+        bn_eps: float = 1e-5,
+        bn_scale: bool = True,
     ) -> None:
         if stem not in ("conv", "whiten"):
             raise ValueError(f"fastnet stem must be 'conv' or 'whiten'; got {stem!r}")
+        if not _is_number(bn_momentum) or not 0.0 < bn_momentum <= 1.0:
+            raise ValueError(f"fastnet bn_momentum must be in (0, 1]; got {bn_momentum!r}")
+        if not _is_number(bn_eps) or not 0.0 < bn_eps < 1.0:
+            raise ValueError(f"fastnet bn_eps must be in (0, 1); got {bn_eps!r}")
         if stem == "whiten":
             stem_width = 2 * in_chans * 2 * 2
         layers: list[nn.Module] = [nn.Conv2d(in_chans, stem_width, 2), nn.GELU()]
         ch = stem_width
+
+        def norm(channels: int) -> nn.BatchNorm2d:
+            return _batch_norm(channels, bn_momentum, bn_eps, bool(bn_scale))
+
         for width in widths:
-            layers.append(_ConvGroup(ch, width))
+            layers.append(_ConvGroup(ch, width, norm))
             ch = width
         super().__init__(*layers)
         self.num_features = ch
         self.stem = stem
+        if identity_init:
+            for group in list(self)[2:]:  # the stem is 2x2 and set by its own rule
+                for module in group.modules():
+                    if isinstance(module, nn.Conv2d):
+                        identity_init_(module)
         if stem == "whiten":
             self[0].weight.requires_grad_(False)
 

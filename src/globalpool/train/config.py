@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 OPTIMIZERS = ("sgd", "adamw")
-SCHEDULES = ("cosine", "onecycle", "constant")
+SCHEDULES = ("cosine", "linear", "onecycle", "constant")
 AMP_MODES = ("none", "auto", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 TTA_MODES = ("none", "flip", "flip-translate")
@@ -50,7 +50,9 @@ class TrainConfig:
             of settings chosen on validation): no validation metrics (None), and the
             ``best`` checkpoint is the last epoch's.
         augment: random crop + flip (+ cutout) on training batches.
-        crop_padding, flip, cutout: the augmentation settings (see ``globalpool.data.Augment``).
+        crop_padding, flip, alternate_flip, cutout: the augmentation settings (see
+            ``globalpool.data.Augment``); ``alternate_flip`` mirrors each image in every
+            other epoch instead of at random (airbench's derandomised flip).
 
     Optimisation:
         epochs, batch_size (the global batch: with N processes each gets batch_size / N),
@@ -59,7 +61,11 @@ class TrainConfig:
         lr: peak learning rate. momentum, nesterov: SGD only. betas: AdamW only.
         weight_decay: applied to weights of rank >= 2 only when ``decay_norm_and_bias``
             is False (biases and normalisation parameters are not decayed).
+        bias_lr_scale: biases and normalisation parameters (rank 1) train at
+            ``lr * bias_lr_scale``; their weight decay (with ``decay_norm_and_bias``) is
+            divided by it, so each step decays them as much as the weights.
         schedule: ``cosine`` (linear warm-up, then cosine to ``lr * final_lr_ratio``),
+            ``linear`` (linear warm-up, then linear to ``lr * final_lr_ratio``),
             ``onecycle`` (warm-up from ``lr / 25``, then cosine to ``lr / 1e4``) or
             ``constant`` (warm-up, then flat).
         warmup_epochs: length of the linear warm-up, in epochs (may be fractional).
@@ -113,6 +119,7 @@ class TrainConfig:
     augment: bool = True
     crop_padding: int = 4
     flip: bool = True
+    alternate_flip: bool = False
     cutout: int = 0
 
     epochs: int = 10
@@ -125,6 +132,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 5e-4
     decay_norm_and_bias: bool = False
+    bias_lr_scale: float = 1.0
     schedule: str = "cosine"
     warmup_epochs: float = 1.0
     final_lr_ratio: float = 0.0
@@ -208,6 +216,9 @@ class TrainConfig:
         integer("lookahead_every", low=0)
         number("lookahead_decay", low=0.0, high=0.999)
         number("backbone_lr_scale", low=0.0, low_open=True)
+        number("bias_lr_scale", low=0.0, low_open=True)
+        if self.alternate_flip and not (self.augment and self.flip):
+            raise ValueError("alternate_flip needs flips: leave --flip and --augment on")
         if not isinstance(self.freeze_backbone, bool):
             raise TypeError(f"freeze_backbone must be true or false; got {self.freeze_backbone!r}")
         if self.freeze_backbone and self.backbone_lr_scale != 1.0:

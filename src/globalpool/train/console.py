@@ -43,7 +43,8 @@ def plan_line(config, data, model, train_set, val_set, steps, amp, device) -> st
         augment = "none"
     else:
         parts = [f"crop (padding {config.crop_padding})"] if config.crop_padding else []
-        parts += ["horizontal flip"] if config.flip else []
+        flip = "alternating horizontal flip" if config.alternate_flip else "horizontal flip"
+        parts += [flip] if config.flip else []
         parts += [f"cutout {config.cutout}"] if config.cutout else []
         augment = ", ".join(parts) or "none"
     precision = {"none": "float32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}[amp]

@@ -130,7 +130,7 @@ def train_one_epoch(
     for index, (x, y) in enumerate(batches):
         lr = lr_for_step(first_step + index)
         for group in optimizer.param_groups:
-            group["lr"] = lr * group.get("lr_scale", 1.0)  # backbone_lr_scale's groups
+            group["lr"] = lr * group.get("lr_scale", 1.0)  # backbone/bias lr scales
         with autocast():
             logits = model(x)
             loss = criterion(logits, y)

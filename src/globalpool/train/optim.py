@@ -16,12 +16,17 @@ def param_groups(
     weight_decay: float,
     decay_all: bool = False,
     backbone_lr_scale: float = 1.0,
+    bias_lr_scale: float = 1.0,
 ) -> list[dict]:
     """Parameter groups: weights of rank >= 2 (decayed) and the rest (not decayed).
 
     Biases and normalisation scales (rank 1) are not decayed unless ``decay_all``,
     as is usual for CNN training. Frozen parameters are left out. Every group has an
     ``lr_scale``: the training loop sets its learning rate to ``lr * lr_scale``.
+
+    With ``bias_lr_scale != 1`` the rank-1 parameters train at that multiple of their
+    group's learning rate, and their weight decay (``decay_all``) is divided by it: SGD
+    decays by ``lr * weight_decay`` per step, which stays the weights' amount.
 
     With ``backbone_lr_scale != 1`` there are four groups: the backbone's (``model.
     backbone``) decayed and not decayed, at ``lr_scale = backbone_lr_scale``, then the
@@ -34,10 +39,19 @@ def param_groups(
     """
 
     def split(params, scale: float) -> list[dict]:
+        params = [p for p in params if p.requires_grad]
+        if bias_lr_scale != 1.0:
+            weights = [p for p in params if p.ndim >= 2]
+            vectors = [p for p in params if p.ndim < 2]
+            vector_decay = weight_decay / bias_lr_scale if decay_all else 0.0
+            return [
+                {"params": weights, "weight_decay": weight_decay, "lr_scale": scale},
+                {"params": vectors, "weight_decay": vector_decay,
+                 "lr_scale": scale * bias_lr_scale},
+            ]  # fmt: skip
         decay, no_decay = [], []
         for param in params:
-            if param.requires_grad:
-                (decay if decay_all or param.ndim >= 2 else no_decay).append(param)
+            (decay if decay_all or param.ndim >= 2 else no_decay).append(param)
         return [
             {"params": decay, "weight_decay": weight_decay, "lr_scale": scale},
             {"params": no_decay, "weight_decay": 0.0, "lr_scale": scale},
@@ -89,8 +103,9 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
     each group's ``lr_scale`` (``config.backbone_lr_scale`` for the backbone's groups).
     """
     groups = param_groups(
-        model, config.weight_decay, config.decay_norm_and_bias, config.backbone_lr_scale
-    )
+        model, config.weight_decay, config.decay_norm_and_bias, config.backbone_lr_scale,
+        config.bias_lr_scale,
+    )  # fmt: skip
     if not any(g["params"] for g in groups):
         raise ValueError("the model has no parameter to train (everything is frozen)")
     for group in groups:

@@ -32,7 +32,7 @@ RESUME_FIXED_FIELDS = (
     "dataset_kwargs", "val_fraction", "seed", "optimizer", "batch_size",
     "decay_norm_and_bias", "lookahead_every",
     # which parameters train and the optimiser's parameter groups:
-    "freeze_backbone", "backbone_lr_scale",
+    "freeze_backbone", "backbone_lr_scale", "bias_lr_scale",
 )  # fmt: skip
 # Optimiser hyper-parameters a resumed run takes from its new config, not from the state.
 RESUME_OPTIM_KEYS = ("momentum", "nesterov", "weight_decay", "betas")

@@ -25,7 +25,8 @@ def lr_at(
 
     Args:
         schedule: ``cosine``: linear warm-up from ``lr / warmup_steps`` to ``lr``, then
-            half a cosine down to ``lr * final_lr_ratio``; ``onecycle``: linear warm-up
+            half a cosine down to ``lr * final_lr_ratio``; ``linear``: the same warm-up,
+            then a straight line down to ``lr * final_lr_ratio``; ``onecycle``: linear warm-up
             from ``lr / 25``, then cosine down to ``lr / 1e4``; ``constant``: warm-up,
             then ``lr``.
 
@@ -46,8 +47,10 @@ def lr_at(
         return lr * (step + 1) / warmup_steps
     if schedule == "constant":
         return lr
-    if schedule not in ("cosine", "onecycle"):
-        raise ValueError(f"schedule must be cosine, onecycle or constant; got {schedule!r}")
+    if schedule not in ("cosine", "linear", "onecycle"):
+        raise ValueError(f"schedule must be cosine, linear, onecycle or constant; got {schedule!r}")
     decay_steps = total_steps - warmup_steps
     t = (step - warmup_steps) / decay_steps
+    if schedule == "linear":
+        return lr + (end - lr) * t
     return end + (lr - end) * 0.5 * (1.0 + math.cos(math.pi * t))

@@ -226,7 +226,12 @@ def make_loaders(
 ) -> Loaders:
     """This rank's training (shuffled, augmented), validation and test loaders."""
     augment = (
-        Augment(crop_padding=config.crop_padding, flip=config.flip, cutout=config.cutout)
+        Augment(
+            crop_padding=config.crop_padding,
+            flip=config.flip,
+            cutout=config.cutout,
+            alternate_flip=config.alternate_flip,
+        )
         if config.augment
         else None
     )
