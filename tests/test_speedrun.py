@@ -339,7 +339,7 @@ def test_tune_recipe_refuses_a_variant_without_validation(tmp_path):
     # cifar10-94's final runs train on all 50,000 images; its variants hold out 10%.
     assert get_recipe("cifar10-94").config().val_fraction == 0
     for name in list_recipes():
-        for changes in tune.variant_settings(get_recipe(name), {}, ["", "epochs=2"]):
+        for changes in tune.variant_settings(get_recipe(name), {}, ["", "epochs=3"]):
             assert get_recipe(name).config(**changes).val_fraction == pytest.approx(0.1)
     with pytest.raises(ValueError, match="val_fraction 0: tuning ranks by validation"):
         tune.main(["--recipe", "cifar10-85", "--variants", "epochs=1", "val_fraction=0",
