@@ -82,6 +82,18 @@ def test_pool_linear_cam_is_the_weighted_feature_sum():
     np.testing.assert_allclose(
         raw.mean(dim=(1, 2)).numpy() + b[2], logits[:, 2].numpy(), rtol=1e-5, atol=1e-6
     )
+
+
+def test_pool_linear_cam_includes_the_logit_scale():
+    model = tiny("pool-linear")
+    torch.manual_seed(1)
+    model.head = PoolLinearHead(4, 3, pool="avg", bias=False, logit_scale=0.25).eval()
+    x = torch.randn(3, 3, 8, 8)
+    logits, raw = compute_cam(model, x, 1, raw=True)
+    # no bias: the map's spatial mean is the logit itself, scale included
+    np.testing.assert_allclose(
+        raw.mean(dim=(1, 2)).numpy(), logits[:, 1].numpy(), rtol=1e-5, atol=1e-6
+    )
     torch.testing.assert_close(logits, model(x))
 
 

@@ -137,6 +137,30 @@ def test_masked_avg_matches_hand_computation(tmp_path):
     assert_close(run_onnx(path, image, mask), torch.tensor(np.stack(expected)))
 
 
+def test_masked_pool_linear_keeps_bias_free_linear_and_logit_scale():
+    """airbench's head (max pool, Linear without bias, times 1/9) through the masked path."""
+    torch.manual_seed(4)
+    model = Classifier(
+        toy_backbone(), 5, head="pool-linear", pool="max", input_size=(16, 16),
+        head_kwargs={"bias": False, "logit_scale": 1 / 9},
+    ).eval()  # fmt: skip
+    image, mask = inputs_at(2, 20, 24, seed=6)
+    with torch.no_grad():
+        feats = model.forward_features(image).numpy()  # (N, C, 5, 6)
+        got = MaskedClassifier(model)(image, mask)
+        full = MaskedClassifier(model)(image, torch.ones(2, 20, 24, dtype=torch.bool))
+        assert_close(full, model(image))
+    h, w = feats.shape[-2:]
+    m, weight = mask.numpy(), model.head.fc.weight.detach().numpy()
+    expected = []
+    for i in range(2):
+        cells = np.array(
+            [[m[i, 4 * r : 4 * r + 4, 4 * c : 4 * c + 4].any() for c in range(w)] for r in range(h)]
+        )
+        expected.append(weight @ feats[i][:, cells].max(axis=1) / 9)
+    assert_close(got, torch.tensor(np.stack(expected)))
+
+
 def test_downsample_mask_against_numpy():
     gen = torch.Generator().manual_seed(0)
     mask = torch.rand(2, 13, 10, generator=gen) > 0.8

@@ -234,6 +234,8 @@ def _head_map(model, x, method, class_idx) -> tuple[torch.Tensor, torch.Tensor]:
     with torch.no_grad():
         logits = model.forward_head(feats)
     idx = _resolve_class_idx(class_idx, logits)
-    rows = head.fc.weight[idx].to(feats.dtype)  # (N, C): w_k of each image's class
+    # (N, C): w_k of each image's class, times the head's logit_scale (a bias-free head
+    # then has its logit as the map's mean)
+    rows = (head.fc.weight[idx] * getattr(head, "logit_scale", 1.0)).to(feats.dtype)
     maps = torch.einsum("nchw,nc->nhw", feats, rows)
     return logits, maps

@@ -188,7 +188,7 @@ class Loader:
             h, w = self.images.shape[-2:]
             # One draw per position of the unpadded order: sharding does not change them.
             params = self.augment.sample(n, h, w, g)
-            if self.augment.flip and self.augment.alternate_flip:
+            if self.augment.alternate_flip:  # Augment checks that flip is on
                 # Per image, not per position: image i alternates whatever its position.
                 flips = self.augment.epoch_flips(self._first_half(), epoch)
                 params["flip"] = flips[order]

@@ -91,7 +91,7 @@ def head_forward_masked(head: nn.Module, feats: torch.Tensor, mask: torch.Tensor
 
     Uses ``head(feats, mask=mask)`` when the head's forward takes a mask; otherwise it
     composes the contract's parts: ``ClassMapHead`` = pool(conv(x)) (feat_mult blocks
-    summed per class), ``PoolLinearHead`` = fc(drop(pool(x))) * logit_scale.
+    summed per class), ``PoolLinearHead`` = classify(pool(x)).
     """
     if "mask" in inspect.signature(head.forward).parameters:
         return head(feats, mask=mask)
@@ -106,12 +106,8 @@ def head_forward_masked(head: nn.Module, feats: torch.Tensor, mask: torch.Tensor
         if mult > 1:
             pooled = pooled.reshape(pooled.shape[0], mult, head.num_classes).sum(1)
         return pooled
-    if hasattr(head, "fc"):
-        pooled = head.pool(feats, mask=mask)
-        drop = getattr(head, "drop", None)
-        logits = head.fc(drop(pooled) if drop is not None else pooled)
-        scale = float(getattr(head, "logit_scale", 1.0))
-        return logits if scale == 1.0 else logits * scale
+    if hasattr(head, "classify"):  # pool then the head's own pooled -> logits step
+        return head.classify(head.pool(feats, mask=mask))
     raise ValueError(f"don't know how to apply a mask in head {type(head).__name__}")
 
 

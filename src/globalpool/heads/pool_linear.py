@@ -71,9 +71,14 @@ class PoolLinearHead(Head):
         """Pooled features, before dropout: (N, C, H, W) -> (N, C * feat_mult)."""
         return self.pool(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.fc(self.drop(self.pool(x)))
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Logits from pooled features: dropout, the Linear, ``logit_scale``.
+        (N, C * feat_mult) -> (N, K). The masked export pools with a mask, then calls this."""
+        logits = self.fc(self.drop(pooled))
         return logits if self.logit_scale == 1.0 else logits * self.logit_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.pool(x))
 
     def extra_repr(self) -> str:
         scale = f", logit_scale={self.logit_scale:g}" if self.logit_scale != 1.0 else ""

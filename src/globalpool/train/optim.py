@@ -41,6 +41,8 @@ def param_groups(
     def split(params, scale: float) -> list[dict]:
         params = [p for p in params if p.requires_grad]
         if bias_lr_scale != 1.0:
+            # Its own layout; without it the groups stay as they were, so the optimiser
+            # states of earlier checkpoints (decay_all: all in the first group) still load.
             weights = [p for p in params if p.ndim >= 2]
             vectors = [p for p in params if p.ndim < 2]
             vector_decay = weight_decay / bias_lr_scale if decay_all else 0.0
