@@ -289,11 +289,13 @@ class _PowerMean(torch.autograd.Function):
         denom = count if count is not None else t.shape[dim]
         invalid = ~mask if mask is not None else None
         gy = grad.to(work)
-        y_safe = y.clamp_min(_TINY).unsqueeze(dim)
+        y_safe = y.clamp_min(torch.finfo(work).tiny).unsqueeze(dim)  # y near 1e-30 is exact
         # With r = a / y: dy/dx = r**(p-1) / n * da/dx and dy/dp = y / p * mean(r**p log r);
         # r <= n**(1/p) so neither can overflow.
         scale = (gy / denom).unsqueeze(dim)
-        weight = (gy * y / (pv * denom)).unsqueeze(dim)  # of sum r**p log r, per row
+        # of sum r**p log r, per row; the 1/p comes last: that sum is O(p) as p -> 0, and
+        # y / p first overflowed (y = 1e37, p = 1e-6) where the gradient is finite
+        weight = (gy * y / denom).unsqueeze(dim)
         # clamp_min passes the gradient where x >= eps (as torch.clamp does), i.e. x > below
         below = _below(eps, work)
         gx = torch.empty_like(t) if need_x else None
@@ -331,7 +333,7 @@ class _PowerMean(torch.autograd.Function):
                     gx[a:b].copy_(q)
         gp = None
         if need_p:
-            gp = _total(parts, y).reshape(ctx.p_meta[0]).to(ctx.p_meta[1])
+            gp = (_total(parts, y) / pv).reshape(ctx.p_meta[0]).to(ctx.p_meta[1])
         return gx, gp, None, None, None, None, None
 
 

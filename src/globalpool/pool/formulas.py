@@ -117,22 +117,16 @@ def mixed(t, dim, mask, count, alpha):
     return torch.where(both_inf, top, alpha * top + (1 - alpha) * mean)
 
 
-def power(t, dim, mask, count, p, eps, use_abs):
-    """Power mean ``(mean a**p) ** (1/p)`` of ``a = clamp_min(t, eps)`` (GeM) or ``|t|`` (Lp).
-
-    Computed on ``a / top``, with ``top`` the row max of a, so no power overflows: as
-    ``top * mean((a / top)**p) ** (1/p)`` for a number p >= 1, else (p < 1 or a tensor)
-    as ``top * exp(log_mean_exp_shifted(p * log(a / top), p))``, which tends to the
-    geometric mean as p -> 0.
-    """
+def _power_value(t, dim, mask, count, p, eps, use_abs):
+    """The value of :func:`power` in the work dtype, from ops every exporter knows."""
     tw = _work(t)
     a = tw.abs() if use_abs else tw.clamp_min(eps)
     if mask is not None:
         a = torch.where(mask, a, 0.0)
     top = a.amax(dim, keepdim=True).detach()
-    # a / top in [0, 1]; 1 in an all-zero row (top = 0), which then pools to 0 with a
-    # finite gradient (a clamp of the mean instead made compiled Lp f+b 2-3x slower)
-    ratio = torch.where(top > 0, a / top.clamp_min(_TINY), 1.0)
+    # a / top in [0, 1] (a subnormal top included); 1 in an all-zero row (top = 0), which
+    # then pools to 0 (a clamp of the mean instead made compiled Lp f+b 2-3x slower)
+    ratio = torch.where(top > 0, a / torch.where(top > 0, top, 1.0), 1.0)
     if not isinstance(p, torch.Tensor) and p >= 1.0:
         # mean(ratio**p) is in [1/L, 1]: its rounding error, divided by p >= 1 in the
         # root, stays within y's own; one pow is cheaper than log + exp (compiled Lp
@@ -143,7 +137,69 @@ def power(t, dim, mask, count, p, eps, use_abs):
         log_ratio = ratio.clamp_min(_TINY).log()  # <= 0
         y = top.squeeze(dim) * torch.exp(log_mean_exp_shifted(p * log_ratio, dim, mask, count, p))
     top = top.squeeze(dim)
-    return torch.where(top == math.inf, top, y).to(t.dtype)  # +inf in, +inf out
+    return torch.where(top == math.inf, top, y)  # +inf in, +inf out
+
+
+class _Power(torch.autograd.Function):
+    """:func:`_power_value` with its gradient in closed form.
+
+    Autograd through the value's ops multiplies by the row max and divides by it again
+    (or by p and by 1/p), and those intermediates overflow float32 for inputs near 1e37
+    or p near 1e-6 where the gradient itself is finite. With r = a / y the gradient is
+    dy/dx = r**(p-1) / n * da/dx and dy/dp = y * mean(r**p log r) / p, both bounded
+    (r <= n**(1/p)), as the CPU kernel computes them. Once differentiable, as the kernel.
+    """
+
+    @staticmethod
+    def forward(ctx, t, p, eps, dim, mask, count, use_abs):
+        y = _power_value(t, dim, mask, count, p, eps, use_abs)
+        ctx.save_for_backward(t, y, mask, count, p if isinstance(p, torch.Tensor) else None)
+        ctx.eps, ctx.dim, ctx.use_abs, ctx.p_number = eps, dim, use_abs, p
+        return y.to(t.dtype)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        t, y, mask, count, p_tensor = ctx.saved_tensors
+        eps, dim, use_abs = ctx.eps, ctx.dim, ctx.use_abs
+        p = p_tensor if p_tensor is not None else ctx.p_number
+        p_work = p.to(y.dtype) if isinstance(p, torch.Tensor) else p
+        tw = _work(t)
+        a = tw.abs() if use_abs else tw.clamp_min(eps)
+        n = count.to(y.dtype) if count is not None else float(t.shape[dim])
+        r = a / y.clamp_min(torch.finfo(y.dtype).tiny).unsqueeze(dim)
+        gy = grad.to(y.dtype)
+        gx = gp = None
+        if ctx.needs_input_grad[0]:
+            q = r.pow(p_work - 1.0)
+            # d|x|/dx = sign(x); clamp_min passes the gradient where x >= eps, as torch.clamp
+            q = torch.copysign(q, tw) if use_abs else torch.where(tw >= eps, q, 0.0)
+            q = q * (gy / n).unsqueeze(dim)
+            if mask is not None:
+                q = torch.where(mask, q, 0.0)
+            gx = q.to(t.dtype)
+        if ctx.needs_input_grad[1]:
+            terms = torch.xlogy(r.pow(p_work), r)  # r**p log r, 0 where r = 0
+            if mask is not None:
+                terms = torch.where(mask, terms, 0.0)
+            # mean(r**p log r) is O(p) as p -> 0: divide by p before multiplying by y
+            per_row = (terms.sum(dim) / n) / p_work
+            gp = (gy * y * per_row).sum().reshape(p.shape).to(p.dtype)
+        return gx, gp, None, None, None, None, None
+
+
+def power(t, dim, mask, count, p, eps, use_abs):
+    """Power mean ``(mean a**p) ** (1/p)`` of ``a = clamp_min(t, eps)`` (GeM) or ``|t|`` (Lp).
+
+    Computed on ``a / top``, with ``top`` the row max of a, so no power overflows: as
+    ``top * mean((a / top)**p) ** (1/p)`` for a number p >= 1, else (p < 1 or a tensor)
+    as ``top * exp(log_mean_exp_shifted(p * log(a / top), p))``, which tends to the
+    geometric mean as p -> 0. The gradient is in closed form (:class:`_Power`), except
+    in a traced graph (export), where the value's own ops are recorded.
+    """
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.jit.is_scripting():
+        return _power_value(t, dim, mask, count, p, eps, use_abs).to(t.dtype)
+    return _Power.apply(t, p, eps, dim, mask, count, use_abs)
 
 
 def lse(t, dim, mask, count, r):
