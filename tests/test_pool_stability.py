@@ -195,7 +195,8 @@ def test_gem_formula_and_kernel_agree_and_stay_finite(scale, p, monkeypatch):
     want = torch.exp((torch.logsumexp(pd * xd.flatten(2).log(), -1) - math.log(25)) / pd)
     want.sum().backward()
     for p_arg in (p, torch.tensor(p)):
-        for path, (y, gx, gp) in zip(("kernel", "formula"), _gem_both_paths(x, p_arg, monkeypatch)):
+        both = _gem_both_paths(x, p_arg, monkeypatch)
+        for path, (y, gx, gp) in zip(("kernel", "formula"), both, strict=True):
             assert torch.isfinite(y).all() and torch.isfinite(gx).all(), path
             torch.testing.assert_close(y.double(), want.detach(), rtol=2e-5, atol=0)
             torch.testing.assert_close(gx.double(), xd.grad, rtol=1e-4, atol=1e-6)
