@@ -173,4 +173,4 @@ def test_cam_cli_scale_enlarges_small_overlays(tmp_path, capsys):
     with Image.open(tmp_path / "o" / "a_cam.png") as img:
         assert img.size == (64, 64)
     assert main([*args, "--scale", "0"]) == 2
-    assert "--scale must be" in capsys.readouterr().err
+    assert "argument --scale: expected an integer in [1, 64]" in capsys.readouterr().err

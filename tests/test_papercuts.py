@@ -30,7 +30,7 @@ def test_threads_flag_on_training_verbs(capsys):
     before = torch.get_num_threads()
     try:
         assert main(["train", "--threads", "0", "--epochs", "1"]) == 2
-        assert "--threads must be >= 1" in capsys.readouterr().err
+        assert "--threads: expected an integer >= 1; got '0'" in capsys.readouterr().err
         for verb in ("train", "compare", "speedrun", "reproduce"):
             with contextlib.suppress(SystemExit):
                 main([verb, "--help"])

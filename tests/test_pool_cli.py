@@ -34,7 +34,7 @@ def test_tour_command_shows_every_pool(capsys):
         shape = "(2, 6)" if name == "catavgmax" else "(2, 3)"
         assert any(line.startswith(name) and shape in line for line in out.splitlines())
     assert main(["tour", "--shape", "1", "0", "2", "2"]) == 2
-    assert "four positive sizes" in capsys.readouterr().err
+    assert "--shape: expected an integer >= 1; got '0'" in capsys.readouterr().err
 
 
 def test_compiled_pool_falls_back_to_eager_when_compilation_fails(monkeypatch):

@@ -8,9 +8,10 @@ with AMX and 8.7x slower on one with only AVX2). Imports nothing of globalpool.
 from __future__ import annotations
 
 import functools
+import os
 import platform
 
-__all__ = ["cpu_flags", "cpu_name", "machine_line", "native_bf16"]
+__all__ = ["cpu_flags", "cpu_name", "machine_line", "memory_available", "native_bf16"]
 
 
 @functools.cache
@@ -62,7 +63,52 @@ def native_bf16(device: str = "cpu", flags: frozenset[str] | None = None) -> boo
 
 def machine_line() -> str:
     """One line naming the CPU, its core count and its bf16 support, for beside a timing."""
-    import os
-
     bf16 = "native bf16" if native_bf16("cpu") else "no native bf16"
     return f"{cpu_name()}, {os.cpu_count()} logical cores, {bf16}"
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path, encoding="ascii") as fh:
+            text = fh.read().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None  # cgroup v2 writes "max" for no limit
+
+
+def _meminfo_available() -> int | None:
+    """/proc/meminfo's MemAvailable (what can be allocated without swapping), in bytes."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def memory_available(device="cpu") -> int | None:
+    """Bytes that ``device`` can still allocate, or None where that cannot be read.
+
+    CUDA: the free memory of the card (``torch.cuda.mem_get_info``). CPU: the smaller of
+    the system's MemAvailable and what this process's cgroup (a container's limit) has left.
+    """
+    kind = str(device).split(":")[0]
+    if kind == "cuda":
+        import torch
+
+        return int(torch.cuda.mem_get_info(torch.device(device))[0])
+    if kind != "cpu":
+        return None
+    known = [_meminfo_available()]
+    limit, used = _read_int("/sys/fs/cgroup/memory.max"), _read_int("/sys/fs/cgroup/memory.current")
+    if limit is not None and used is not None:
+        known.append(max(limit - used, 0))
+    known = [k for k in known if k is not None]
+    if not known:
+        try:
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            return None
+    return min(known)

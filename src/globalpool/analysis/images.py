@@ -26,7 +26,7 @@ def _resize_uint8(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def fit_to_model(
-    image: torch.Tensor, model: nn.Module, size=None
+    image: torch.Tensor, model: nn.Module, size=None, *, grad: bool = False
 ) -> tuple[torch.Tensor, str | None]:
     """Resize a uint8 (C, H, W) image to the size ``model`` is fed at.
 
@@ -34,28 +34,22 @@ def fit_to_model(
     training scale (FC heads: ``input_size``; pooling heads: the shorter side to that of
     ``input_size``); ``size="native"`` keeps a pooling head's image as it is (scaled up
     only below ``min_input_size``), an int the shorter side, (H, W) an exact size.
+    ``grad``: a backward pass follows (Grad-CAM), for the memory check.
 
     Returns:
         ``(image, note)``: note is None when unchanged, else a sentence saying why.
     """
     h, w = (int(s) for s in image.shape[-2:])
-    fixed = is_fixed_size(model)
-    if size == "native" and not fixed:
-        min_h, min_w = (int(s) for s in getattr(model, "min_input_size", (1, 1)))
-        if h >= min_h and w >= min_w:
-            return image, None
-        scale = max(min_h / h, min_w / w)
-        out = (max(min_h, round(h * scale)), max(min_w, round(w * scale)))
+    out = target_size(model, (h, w), size, grad=grad)
+    if out == (h, w):
+        return image, None
+    if is_fixed_size(model):
+        why = "an FC head only takes the input size it was trained at"
+    elif size == "native":
+        min_h, min_w = (int(v) for v in getattr(model, "min_input_size", (1, 1)))
         why = f"below the model's minimum input size {min_w}x{min_h}"
     else:
-        out = target_size(model, (h, w), size)
-        if out == (h, w):
-            return image, None
-        why = (
-            "an FC head only takes the input size it was trained at"
-            if fixed
-            else "the scale the model was trained at (--size native keeps the image's own)"
-        )
+        why = "the scale the model was trained at (--size native keeps the image's own)"
     note = f"resized {w}x{h} -> {out[1]}x{out[0]} (W x H): {why}"
     return _resize_uint8(image, out), note
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from globalpool.cli.options import Range, add_range_option
+
 __all__ = ["register", "run"]
 
 
@@ -37,8 +39,12 @@ def register(subparsers) -> None:
         help="class to map (name or index; default: each image's predicted class)",
     )
     parser.add_argument("--out", default="cam_out", metavar="DIR", help="output folder")
-    parser.add_argument("--topk", type=int, default=3, metavar="K", help="classes to print")
-    parser.add_argument("--alpha", type=float, default=0.5, help="heat-map weight in [0, 1]")
+    add_range_option(
+        parser, "--topk", allowed=Range(int, 1), default=3, metavar="K", help="classes to print"
+    )
+    add_range_option(
+        parser, "--alpha", allowed=Range(float, 0.0, 1.0), default=0.5, help="heat-map weight"
+    )
     parser.add_argument("--cmap", default="jet", help="matplotlib colormap (default jet)")
     parser.add_argument(
         "--method",
@@ -58,12 +64,16 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     add_size_flag(parser)
-    parser.add_argument(
-        "--scale", type=int, default=1, metavar="K",
+    add_range_option(
+        parser, "--scale", allowed=Range(int, 1, 64), default=1, metavar="K",
         help="write the overlay K times the image's size, nearest neighbour (for small "
         "images: 8 makes a 28x28 overlay 224x224)",
     )  # fmt: skip
     parser.set_defaults(func=run)
+
+
+# the maps that take a backward pass (for the memory check of each image's size)
+_GRADIENT_MAPS = ("gradcam", "gradcam++", "layercam")
 
 
 def resolve_class(name: str | None, classes: list[str]) -> int | None:
@@ -94,12 +104,6 @@ def run(args: argparse.Namespace) -> int:
     from globalpool.analysis.render import save_overlay
     from globalpool.models.io import load_run
 
-    if args.topk < 1:
-        raise ValueError(f"--topk must be >= 1; got {args.topk}")
-    if not 1 <= args.scale <= 64:
-        raise ValueError(f"--scale must be an integer in [1, 64]; got {args.scale}")
-    if not 0.0 <= args.alpha <= 1.0:
-        raise ValueError(f"--alpha must be in [0, 1]; got {args.alpha}")
     for path in args.images:  # fail on a typo before the model loads
         if not Path(path).is_file():
             raise FileNotFoundError(f"no such image file: {path!r}")
@@ -120,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
 
     for path in args.images:
         original = read_image(path, in_chans)
-        image, note = fit_to_model(original, model, args.size)
+        image, note = fit_to_model(original, model, args.size, grad=label in _GRADIENT_MAPS)
         if note:
             print(f"{path}: {note}")
         x = normalize_images(image[None], mean, std).to(args.device)

@@ -20,6 +20,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from globalpool.cli.options import Range, in_range
+
 # Set per head by --heads; as plain flags they would be ambiguous.
 _PER_HEAD = ("head", "pool", "head_kwargs", "pool_kwargs")
 # Not part of what a run means (so left out of the explicit command).
@@ -59,11 +61,12 @@ def register(subparsers) -> None:
     # The compare budget differs from a single run's defaults: say so in --help.
     parser.add_argument(
         "--seeds",
-        type=int,
+        type=in_range(Range(int, 0)),
         nargs="+",
         default=list(COMPARE_SEEDS),
         help="train every head once per seed; the report gives mean ± sd and says whether "
-        f"the seeds separate the heads (default: {' '.join(map(str, COMPARE_SEEDS))})",
+        f"the seeds separate the heads; integers >= 0 (default: "
+        f"{' '.join(map(str, COMPARE_SEEDS))})",
     )
     parser.add_argument(
         "--cam-methods",

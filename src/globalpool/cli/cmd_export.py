@@ -6,6 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
+from globalpool.cli.options import Range, add_range_option
+
 __all__ = ["register", "run"]
 
 
@@ -37,7 +39,12 @@ def register(subparsers) -> None:
         help="add a second input: mask (N, H, W) bool, True = valid pixel; "
         "the global pool then pools valid positions only",
     )
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    add_range_option(
+        parser, "--opset", allowed=Range(int, 11), default=17,
+        help="ONNX opset (default 17): from 11, the lowest every pool exports at, to the "
+        "highest the installed torch's exporter takes (20 in torch 2.13), checked before "
+        "the run loads",
+    )  # fmt: skip
     parser.add_argument(
         "--which",
         choices=("best", "last"),
@@ -75,12 +82,13 @@ def _need_modules(names: tuple[str, ...]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from globalpool.deploy.export import export_model
+    from globalpool.deploy.export import check_opset, export_model
     from globalpool.deploy.loading import load
 
     _check_out(Path(args.out))
     if args.format == "onnx":
         _need_modules(("onnx", "onnxruntime") if not args.no_verify else ("onnx",))
+        check_opset(args.opset)
     model = load(args.checkpoint, which=args.which)
     kwargs = {"mask": args.mask, "verify": not args.no_verify}
     if args.format == "onnx":

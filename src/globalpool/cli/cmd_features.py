@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from globalpool.cli.options import Range, add_range_option
+
 __all__ = ["register", "run"]
 
 
@@ -32,7 +34,9 @@ def register(subparsers) -> None:
         metavar="A,B",
         help="comma-separated module names, e.g. backbone.0,head.conv (omit to list them)",
     )
-    parser.add_argument("--k", type=int, default=8, help="channels per layer (default 8)")
+    add_range_option(
+        parser, "--k", allowed=Range(int, 1), default=8, help="channels per layer (default 8)"
+    )
     parser.add_argument(
         "--out", default=None, metavar="FILE", help="output image (default <image>_features.png)"
     )
@@ -50,8 +54,6 @@ def run(args: argparse.Namespace) -> int:
     from globalpool.analysis.render import save_figure
     from globalpool.models.io import load_run
 
-    if args.k < 1:
-        raise ValueError(f"--k must be >= 1; got {args.k}")
     if not Path(args.image).is_file():
         raise FileNotFoundError(f"no such image file: {args.image!r}")
     model, meta = load_run(args.checkpoint, which=args.which)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from globalpool.cli.options import Range, add_range_option
+
 
 def _size(text: str) -> tuple[int, int]:
     """'32' or '64x40' -> (H, W)."""
@@ -12,11 +14,13 @@ def _size(text: str) -> tuple[int, int]:
     try:
         size = tuple(int(p) for p in parts)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N or HxW, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected N or HxW with positive sizes; got {text!r}"
+        ) from None
     if len(size) == 1:
         size = size * 2
     if len(size) != 2 or min(size) < 1:
-        raise argparse.ArgumentTypeError(f"expected N or HxW with positive sizes, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected N or HxW with positive sizes; got {text!r}")
     return size
 
 
@@ -35,10 +39,18 @@ def register(subparsers) -> None:
         help="models to show (default: all registered ones; torchvision:NAME and timm:NAME too)",
     )
     parser.add_argument(
-        "--size", type=_size, default=None, help="input size N or HxW (default: each model's own)"
+        "--size",
+        type=_size,
+        default=None,
+        help="input size N or HxW, positive integers (default: each model's own)",
     )
-    parser.add_argument("--num-classes", type=int, default=10)
-    parser.add_argument("--in-chans", type=int, default=None, help="default: each model's own")
+    add_range_option(
+        parser, "--num-classes", allowed=Range(int, 1), default=10, help="classes (default 10)"
+    )
+    add_range_option(
+        parser, "--in-chans", allowed=Range(int, 1), default=None,
+        help="input channels (default: each model's own)",
+    )  # fmt: skip
     parser.add_argument("--head", default=None, help="fc, classmap, pool-linear (default: model's)")
     parser.add_argument("--pool", default=None, help="any registered pool (default: model's)")
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
@@ -53,6 +65,7 @@ def register(subparsers) -> None:
 
 def _row(name: str, args) -> dict:
     from globalpool.models import count_flops, count_params, create_model
+    from globalpool.models.memory import InsufficientMemoryError
 
     row = {"model": name}
     try:
@@ -65,7 +78,8 @@ def _row(name: str, args) -> dict:
             input_size=args.size,
         )
     except ValueError as err:
-        if "unknown" in str(err):  # a wrong --head / --pool / name: the user's mistake
+        # a wrong --head / --pool / name, or a --size no memory holds: the user's mistake
+        if "unknown" in str(err) or isinstance(err, InsufficientMemoryError):
             raise
         return {**row, "error": str(err)}
     params = count_params(model)
@@ -115,8 +129,6 @@ def run(args) -> int:
         raise ValueError(f"unknown head {args.head!r}; expected one of: {', '.join(list_heads())}")
     if args.pool is not None and args.pool not in list_pools():
         raise ValueError(f"unknown pool {args.pool!r}; expected one of: {', '.join(list_pools())}")
-    if args.num_classes < 1:
-        raise ValueError(f"--num-classes must be positive, got {args.num_classes}")
     from globalpool.models.external import is_external
 
     names = args.names or list_models()

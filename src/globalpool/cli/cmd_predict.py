@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from globalpool.cli.options import Range, add_range_option
+
 __all__ = ["register", "run"]
 
 # Files are read CHUNK_BATCHES batches at a time, so a huge folder never sits in memory.
@@ -34,7 +36,9 @@ def register(subparsers) -> None:
         metavar="IMAGE_OR_DIR",
         help="image files and/or folders (searched recursively)",
     )
-    parser.add_argument("--topk", type=int, default=5, help="classes per image (default 5)")
+    add_range_option(
+        parser, "--topk", allowed=Range(int, 1), default=5, help="classes per image (default 5)"
+    )
     parser.add_argument(
         "--json",
         action="store_true",
@@ -49,7 +53,10 @@ def register(subparsers) -> None:
         "feed images at their own size (default: the training scale; a pooling head takes "
         "any size but is not scale invariant)",
     )
-    parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    add_range_option(
+        parser, "--batch-size", allowed=Range(int, 1), default=64,
+        help="images per forward pass (default 64)",
+    )  # fmt: skip
     parser.add_argument(
         "--which",
         choices=("best", "last"),
@@ -96,12 +103,6 @@ def run(args: argparse.Namespace) -> int:
     from globalpool.deploy.images import find_images
     from globalpool.deploy.loading import load
 
-    if args.topk < 1:
-        raise ValueError(f"--topk must be >= 1, got {args.topk}")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.size is not None and args.size < 1:
-        raise ValueError(f"--size must be >= 1, got {args.size}")
     paths = find_images(args.images)  # checks the paths before the model loads
     model = load(args.checkpoint, which=args.which)
     out = sys.stdout

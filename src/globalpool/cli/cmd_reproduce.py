@@ -18,6 +18,8 @@ import argparse
 import shlex
 import sys
 
+from globalpool.cli.options import Range, add_range_option
+
 
 def register(subparsers) -> None:
     from globalpool.cli.cmd_train import add_threads_flag
@@ -31,7 +33,9 @@ def register(subparsers) -> None:
     )
     parser.add_argument("name", nargs="?", help="the claim (see --list)")
     parser.add_argument("--list", action="store_true", help="list the claims and stop")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed")
+    add_range_option(
+        parser, "--seeds", allowed=Range(int, 0), nargs="+", default=[0], help="one run per seed"
+    )
     parser.add_argument(
         "--protocol",
         choices=("full", "cpu"),

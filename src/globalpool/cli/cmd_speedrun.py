@@ -17,6 +17,8 @@ import argparse
 import shlex
 import sys
 
+from globalpool.cli.options import Range, add_range_option
+
 
 def register(subparsers) -> None:
     import dataclasses
@@ -38,7 +40,9 @@ def register(subparsers) -> None:
     which.add_argument("--target", type=float, help="accuracy target in percent: 85, 90 or 94")
     which.add_argument("--recipe", help="recipe name (see --list)")
     which.add_argument("--list", action="store_true", help="list the recipes and stop")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed")
+    add_range_option(
+        parser, "--seeds", allowed=Range(int, 0), nargs="+", default=[0], help="one run per seed"
+    )
     parser.add_argument(
         "--data",
         metavar="PATH",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from globalpool.cli.options import Range, add_range_option, in_range
+
 if TYPE_CHECKING:
     import torch
 
@@ -17,14 +19,16 @@ def register(subparsers) -> None:
             "pooling operator makes of it: output shape and values."
         ),
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_range_option(
+        parser, "--seed", allowed=Range(int, 0), default=0, help="random seed (default 0)"
+    )
     parser.add_argument(
         "--shape",
-        type=int,
+        type=in_range(Range(int, 1)),
         nargs=4,
         default=(2, 3, 4, 4),
         metavar=("N", "K", "H", "W"),
-        help="input shape (default 2 3 4 4)",
+        help="input shape, positive integers (default 2 3 4 4)",
     )
     parser.set_defaults(func=run)
 
@@ -39,8 +43,6 @@ def run(args) -> int:
     from globalpool.pool import create_pool, list_pools
 
     n, k, h, w = args.shape
-    if min(args.shape) <= 0:
-        raise ValueError(f"--shape needs four positive sizes N K H W, got {list(args.shape)}")
     generator = torch.Generator().manual_seed(args.seed)
     maps = torch.randn(n, k, h, w, generator=generator)
     print(f"class maps x: shape {tuple(maps.shape)} (N, K, H, W), seed {args.seed}")

@@ -85,12 +85,15 @@ def _json_object(text: str) -> dict:
 def add_config_flags(parser: argparse.ArgumentParser) -> list[argparse.Action]:
     """One flag per TrainConfig field (and ``--threads``); returns the actions added, so
     that a verb can adjust their help (compare and speedrun show their own defaults)."""
+    from globalpool.cli.options import in_range
     from globalpool.train.config import (
         AMP_MODES,
         DEVICES,
         OPTIMIZERS,
+        RANGES,
         SCHEDULES,
         TTA_MODES,
+        Range,
         TrainConfig,
     )  # fmt: skip
 
@@ -107,8 +110,11 @@ def add_config_flags(parser: argparse.ArgumentParser) -> list[argparse.Action]:
         # they) override --config / the resumed run's config.
         kw: dict = {"dest": name, "default": argparse.SUPPRESS}
         if name == "stop_after_epoch":
-            help_text = "stop (as if killed) after this epoch: to try --resume"
-            actions.append(parser.add_argument(*flags, type=int, metavar="E", help=help_text, **kw))
+            help_text = "stop (as if killed) after this epoch: to try --resume; an integer >= 1"
+            allowed = in_range(RANGES[name])
+            actions.append(
+                parser.add_argument(*flags, type=allowed, metavar="E", help=help_text, **kw)
+            )
             continue
         kw["help"] = HELP.get(name, name)
         hint = str(field.type)  # the annotation's text (config uses postponed annotations)
@@ -118,11 +124,13 @@ def add_config_flags(parser: argparse.ArgumentParser) -> list[argparse.Action]:
         elif hint.startswith("dict"):
             kw.update(type=_json_object, metavar="JSON")
         elif name == "betas":
-            kw.update(type=float, nargs=2, metavar=("B1", "B2"))
-        elif hint.startswith("int"):
-            kw["type"] = int
-        elif hint.startswith("float"):
-            kw["type"] = float
+            # 1 itself passes here and is refused by TrainConfig.validate (a half-open range)
+            beta = in_range(Range(float, 0.0, 1.0), "a number in [0, 1)")
+            kw.update(type=beta, nargs=2, metavar=("B1", "B2"))
+            kw["help"] += "; each in [0, 1)"
+        elif name in RANGES:
+            kw["type"] = in_range(RANGES[name])
+            kw["help"] += "; " + RANGES[name].text()
         elif name in choices:
             kw["choices"] = choices[name]
         if default is not None and "help" in kw and not isinstance(default, dict):
@@ -134,12 +142,15 @@ def add_config_flags(parser: argparse.ArgumentParser) -> list[argparse.Action]:
 
 def add_threads_flag(parser: argparse.ArgumentParser) -> argparse.Action:
     """``--threads N``: torch's CPU threads for this command (main applies it)."""
+    from globalpool.cli.options import Range, in_range
+
     return parser.add_argument(
         "--threads",
-        type=int,
+        type=in_range(Range(int, 1)),
         metavar="N",
-        help="CPU threads torch may use (default: torch's choice, one per core). On a "
-        "machine busy with other work, 1 avoids threads spinning against each other",
+        help="CPU threads torch may use, an integer >= 1 (default: torch's choice, one per "
+        "core). On a machine busy with other work, 1 avoids threads spinning against each "
+        "other",
     )
 
 

@@ -44,6 +44,7 @@ from globalpool.deploy.guards import (
     MinInputSize,
 )
 from globalpool.deploy.masked import MaskedClassifier
+from globalpool.models.memory import check_fits_memory
 from globalpool.models.sizing import is_fixed_size, size_pair
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "export_model",
     "export_onnx",
     "export_torchscript",
+    "opset_range",
     "read_export_metadata",
     "verification_inputs",
 ]
@@ -114,6 +116,36 @@ def _random_mask(n: int, h: int, w: int, generator: torch.Generator) -> torch.Te
     return mask & ~holes
 
 
+# The lowest opset every registered pool exports at (GeM, Lp and mixed need 11; avg and
+# max 9): measured on fastnet with each pool, torch 2.13.
+MIN_OPSET = 11
+
+
+def opset_range(exporter: str = "torchscript") -> tuple[int, int]:
+    """The ONNX opsets :func:`export_onnx` takes with ``exporter``, lowest and highest.
+
+    The highest is the installed torch's: its TorchScript exporter stops below its
+    dynamo exporter (20 and 23 in torch 2.13). The dynamo exporter writes at least 18.
+    """
+    from torch.onnx import _constants
+
+    highest = getattr(_constants, "ONNX_MAX_OPSET", 20)
+    if exporter == "torchscript":
+        highest = getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", highest)
+    return MIN_OPSET, highest
+
+
+def check_opset(opset, exporter: str = "torchscript") -> int:
+    """``opset`` when the installed torch can export it; a ValueError naming the range."""
+    low, high = opset_range(exporter)
+    if isinstance(opset, bool) or not isinstance(opset, int) or not low <= opset <= high:
+        raise ValueError(
+            f"opset must be an integer from {low} to {high} (the {exporter} exporter of "
+            f"torch {torch.__version__}); got {opset!r}"
+        )
+    return opset
+
+
 def verification_inputs(
     model: nn.Module, mask: bool = False, input_size=None, seed: int = 0
 ) -> list[tuple[torch.Tensor, ...]]:
@@ -135,6 +167,9 @@ def verification_inputs(
     gen = torch.Generator().manual_seed(seed)
     out = []
     for n, hh, ww in shapes:
+        check_fits_memory(
+            model, _in_chans(model), (hh, ww), batch=n, hint="pass a smaller input_size"
+        )
         image = torch.randn(n, _in_chans(model), hh, ww, generator=gen)
         out.append((image, _random_mask(n, hh, ww, gen)) if mask else (image,))
     return out
@@ -242,7 +277,7 @@ def export_onnx(
         path: the .onnx file to write (atomically).
         mask: add a second input ``mask`` (N, H, W) bool; pooling heads only.
         input_size: (H, W) of the trace example; defaults to ``model.input_size``.
-        opset: ONNX opset version.
+        opset: ONNX opset version, within :func:`opset_range` of ``exporter``.
         exporter: ``"torchscript"`` (torch.onnx.export(dynamo=False)) or ``"dynamo"``.
         verify: reload the file in onnxruntime and compare with PyTorch at three input
             shapes; RuntimeError on a difference above ``tolerance`` (scaled by the logit
@@ -260,10 +295,11 @@ def export_onnx(
     import onnx
 
     path = Path(path)
-    module, names, axes, examples, fixed = _prepare(model, mask, input_size)
-    meta = _metadata(model, "onnx", mask, not fixed, names)
     if exporter not in ("torchscript", "dynamo"):
         raise ValueError(f"exporter must be 'torchscript' or 'dynamo', got {exporter!r}")
+    check_opset(opset, exporter)
+    module, names, axes, examples, fixed = _prepare(model, mask, input_size)
+    meta = _metadata(model, "onnx", mask, not fixed, names)
 
     with warnings.catch_warnings():
         # Tracer and deprecation chatter: correctness is checked by `verify` instead.
@@ -323,7 +359,7 @@ def _dynamo_export(module, example, names, axes, opset):
             input_names=names,
             output_names=["logits"],
             dynamic_shapes=dynamic_shapes,
-            opset_version=max(opset, 18),
+            opset_version=max(opset, 18),  # the dynamo exporter's lowest
             verbose=False,
         )
     return program.model_proto

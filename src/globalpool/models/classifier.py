@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from globalpool.heads import create_head, list_heads
+from globalpool.models.memory import check_fits_memory
 from globalpool.models.shape import feature_shape, min_input_size
 from globalpool.models.sizing import size_pair
 
@@ -71,6 +72,11 @@ class Classifier(nn.Module):
         self.backbone = backbone
         self.in_chans = int(in_chans)
         self.input_size = size_pair(input_size, "input_size")
+        param = next(backbone.parameters(), None)
+        check_fits_memory(
+            backbone, self.in_chans, self.input_size,
+            device=param.device if param is not None else "cpu",
+        )  # fmt: skip
         shape = feature_shape(backbone, self.in_chans, self.input_size)
         if shape is None:
             raise ValueError(self._cannot_run_message())

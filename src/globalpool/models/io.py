@@ -13,6 +13,7 @@ Run directory (written by :func:`globalpool.train.train`)::
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -64,6 +65,59 @@ def _refuse_pickle_content(path: str, head: bytes) -> None:
         )
 
 
+# bytes per element of each safetensors dtype
+_DTYPE_BYTES = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "U16": 2, "I16": 2, "F16": 2,
+    "BF16": 2, "U32": 4, "I32": 4, "F32": 4, "U64": 8, "I64": 8, "F64": 8,
+}  # fmt: skip
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_header(path: str, header) -> int:
+    """The end of the data a safetensors header describes; a ValueError naming the
+    file and the first fault where the header does not describe tensors."""
+    # a dict: read_safetensors has seen that it starts with '{'
+    meta = header.get("__metadata__", {})
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise ValueError(f"{path}: __metadata__ must map names to strings")
+    spans = []
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(info, dict):
+            raise ValueError(
+                f"{path}: tensor {name!r} is a JSON {type(info).__name__}, not an object"
+            )
+        for key in ("dtype", "shape", "data_offsets"):
+            if key not in info:
+                raise ValueError(f"{path}: tensor {name!r} has no {key}")
+        dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+        if dtype not in _DTYPE_BYTES:
+            raise ValueError(f"{path}: tensor {name!r} has an unknown dtype {dtype!r}")
+        if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
+            raise ValueError(
+                f"{path}: tensor {name!r} has a shape that is not a list of sizes: {shape!r}"
+            )
+        pair = isinstance(offsets, list) and len(offsets) == 2
+        if not (pair and all(_is_count(o) for o in offsets) and offsets[0] <= offsets[1]):
+            raise ValueError(f"{path}: tensor {name!r} has bad data_offsets {offsets!r}")
+        need = math.prod(shape) * _DTYPE_BYTES[dtype]
+        if offsets[1] - offsets[0] != need:
+            raise ValueError(
+                f"{path}: tensor {name!r} ({dtype} {shape}) needs {need} bytes, its "
+                f"data_offsets span {offsets[1] - offsets[0]}"
+            )
+        spans.append((offsets[0], offsets[1], name))
+    spans.sort()
+    for (_, end, first), (begin, _, second) in itertools.pairwise(spans):
+        if begin < end:
+            raise ValueError(f"{path}: tensors {first!r} and {second!r} overlap in the data")
+    return max((end for _, end, _ in spans), default=0)
+
+
 def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Read a safetensors file into CPU tensors, checking it first.
 
@@ -100,7 +154,7 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], 
         header = json.loads(data[8 : 8 + header_len])
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"{path} is not a safetensors file: bad header ({err})") from None
-    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    end = _check_header(path, header)
     expected = 8 + header_len + end
     if size < expected:
         raise ValueError(f"checkpoint {path} is truncated: expected {expected} bytes, found {size}")

@@ -135,4 +135,4 @@ def create_model(
             model_args=model_args,
         )
     except ValueError as err:
-        raise ValueError(f"model {name!r}: {err}") from None
+        raise type(err)(f"model {name!r}: {err}") from None  # keeps InsufficientMemoryError

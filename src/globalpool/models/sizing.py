@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from globalpool.models.memory import check_fits_memory
+
 __all__ = [
     "MAX_NATIVE_PIXELS", "check_in_chans", "is_fixed_size", "size_pair", "target_size",
     "warn_far_from_training_scale",
@@ -57,7 +59,9 @@ def size_pair(value, what: str) -> tuple[int, int] | None:
     return h, w
 
 
-def target_size(model: nn.Module, image_size: tuple[int, int], size=None) -> tuple[int, int]:
+def target_size(
+    model: nn.Module, image_size: tuple[int, int], size=None, *, grad: bool = False
+) -> tuple[int, int]:
     """The (H, W) an image of ``image_size`` is fed to ``model`` at.
 
     Args:
@@ -66,16 +70,21 @@ def target_size(model: nn.Module, image_size: tuple[int, int], size=None) -> tup
         size: None (the training scale: FC heads ``model.input_size``, pooling heads the
             shorter side resized to that of ``model.input_size``, aspect kept; a model with
             no ``input_size`` keeps the image size), ``"native"`` (pooling heads: the
-            image's own size, at most :data:`MAX_NATIVE_PIXELS`), an int S (pooling heads:
-            shorter side resized to S, aspect kept) or (H, W) (exact size).
+            image's own size, at most :data:`MAX_NATIVE_PIXELS`, scaled up, aspect kept,
+            where it is below ``model.min_input_size``), an int S (pooling heads: shorter
+            side resized to S, aspect kept) or (H, W) (exact size).
+        grad: whether a backward pass follows (Grad-CAM): the memory check then counts
+            every layer's output as kept.
 
     Raises:
         ValueError: ``size`` differs from an FC-head model's trained size, the result is
-            smaller than ``model.min_input_size``, or a native size is too large.
+            smaller than ``model.min_input_size``, a native size is too large, or one
+            image at the result would not fit in the memory available
+            (:func:`globalpool.models.memory.check_fits_memory`).
     """
     trained = size_pair(getattr(model, "input_size", None), "model.input_size")
-    fixed = is_fixed_size(model)
-    if fixed:
+    minimum = size_pair(getattr(model, "min_input_size", None) or 1, "model.min_input_size")
+    if is_fixed_size(model):
         if size not in (None, "native") and size_pair(size, "size") != trained:
             raise ValueError(
                 f"this model has a fixed-size FC head trained at {trained}; it cannot take "
@@ -85,13 +94,17 @@ def target_size(model: nn.Module, image_size: tuple[int, int], size=None) -> tup
     if size is None:
         size = min(trained) if trained is not None else "native"
     if size == "native":
-        out = tuple(image_size)
-        if out[0] * out[1] > MAX_NATIVE_PIXELS:
+        h, w = (int(s) for s in image_size)
+        if h * w > MAX_NATIVE_PIXELS:
             raise ValueError(
-                f"image of size {out} has {out[0] * out[1]:,} pixels, more than the "
+                f"image of size {(h, w)} has {h * w:,} pixels, more than the "
                 f"{MAX_NATIVE_PIXELS:,} fed at native size; leave size unset (training "
                 "scale) or pass a smaller size"
             )
+        # below the minimum: scaled up just enough, aspect kept (the image's own scale
+        # cannot be fed, and refusing a small image would make native useless for it)
+        scale = max(1.0, minimum[0] / h, minimum[1] / w)
+        out = (max(minimum[0], round(h * scale)), max(minimum[1], round(w * scale)))
     elif isinstance(size, int) and not isinstance(size, bool):
         if size < 1:
             raise ValueError(f"size must be positive, got {size}")
@@ -102,12 +115,18 @@ def target_size(model: nn.Module, image_size: tuple[int, int], size=None) -> tup
         raise ValueError(f"size must be None, 'native', an int or (H, W); got {size!r}")
     else:
         out = size_pair(size, "size")
-    minimum = size_pair(getattr(model, "min_input_size", None) or 1, "model.min_input_size")
     if out[0] < minimum[0] or out[1] < minimum[1]:
         raise ValueError(
             f"image of size {tuple(image_size)} would be fed at {out}, smaller than the "
             f"model's minimum input size {minimum}; pass a larger size"
         )
+    in_chans = getattr(model, "in_chans", None)
+    if in_chans is not None:
+        param = next(model.parameters(), None)
+        check_fits_memory(
+            model, int(in_chans), out, grad=grad,
+            device=param.device if param is not None else "cpu",
+        )  # fmt: skip
     return out
 
 

@@ -20,6 +20,69 @@ DEVICES = ("auto", "cpu", "cuda")
 TTA_MODES = ("none", "flip", "flip-translate")
 
 
+@dataclass(frozen=True)
+class Range:
+    """The allowed values of a numeric setting: stated once, for validation and for help.
+
+    ``kind`` int or float; ``low`` (excluded with ``low_open``) to ``high``; ``optional``:
+    None is allowed too.
+    """
+
+    kind: type
+    low: float
+    high: float = math.inf
+    low_open: bool = False
+    optional: bool = False
+
+    def text(self) -> str:
+        """``'an integer >= 1'``, ``'a number in [0, 0.9]'``, ``'a number > 0'``."""
+        what = "an integer" if self.kind is int else "a number"
+        if self.high != math.inf:
+            return f"{what} in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
+        return f"{what} {'>' if self.low_open else '>='} {self.low:g}"
+
+    def check(self, name: str, value) -> None:
+        """Raise TypeError/ValueError naming ``name`` when ``value`` is outside the range."""
+        if self.optional and value is None:
+            return
+        if self.kind is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an integer; got {value!r}")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must be a number; got {type(value).__name__} {value!r}")
+        if not math.isfinite(value) or value < self.low or (self.low_open and value == self.low):
+            bound = f"> {self.low}" if self.low_open else f">= {self.low}"
+            finite = "" if self.kind is int else "finite and "
+            raise ValueError(f"{name} must be {finite}{bound}; got {value!r}")
+        if value > self.high:
+            raise ValueError(f"{name} must be <= {self.high}; got {value!r}")
+
+
+# Every numeric TrainConfig field's range: TrainConfig.validate and the command line's
+# --help read it here.
+RANGES: dict[str, Range] = {
+    "backbone_lr_scale": Range(float, 0.0, low_open=True),
+    "val_fraction": Range(float, 0.0, 0.9),
+    "crop_padding": Range(int, 0),
+    "cutout": Range(int, 0),
+    "epochs": Range(int, 1),
+    "batch_size": Range(int, 1),
+    "eval_batch_size": Range(int, 1, optional=True),
+    "lr": Range(float, 0.0, low_open=True),
+    "momentum": Range(float, 0.0, 1.0),
+    "weight_decay": Range(float, 0.0),
+    "bias_lr_scale": Range(float, 0.0, low_open=True),
+    "warmup_epochs": Range(float, 0.0),
+    "final_lr_ratio": Range(float, 0.0, 1.0),
+    "label_smoothing": Range(float, 0.0, 1.0),
+    "grad_clip": Range(float, 0.0),
+    "lookahead_every": Range(int, 0),
+    "lookahead_decay": Range(float, 0.0, 0.999),
+    "seed": Range(int, 0),
+    "stop_after_epoch": Range(int, 1, optional=True),
+}
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines one training run.
@@ -165,25 +228,6 @@ class TrainConfig:
             if value not in options:
                 raise ValueError(f"{name} must be one of {', '.join(options)}; got {value!r}")
 
-        def number(name: str, *, low: float, high: float = math.inf, low_open=False) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"{name} must be a number; got {type(value).__name__} {value!r}")
-            if not math.isfinite(value) or value < low or (low_open and value == low):
-                bound = f"> {low}" if low_open else f">= {low}"
-                raise ValueError(f"{name} must be finite and {bound}; got {value!r}")
-            if value > high:
-                raise ValueError(f"{name} must be <= {high}; got {value!r}")
-
-        def integer(name: str, *, low: int, optional: bool = False) -> None:
-            value = getattr(self, name)
-            if optional and value is None:
-                return
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an integer; got {value!r}")
-            if value < low:
-                raise ValueError(f"{name} must be >= {low}; got {value}")
-
         for name in ("model", "dataset", "out_dir"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise TypeError(f"{name} must be a non-empty string; got {getattr(self, name)!r}")
@@ -198,25 +242,8 @@ class TrainConfig:
         choice("amp", AMP_MODES)
         choice("device", DEVICES)
         choice("tta", TTA_MODES)
-        number("val_fraction", low=0.0, high=0.9)
-        integer("epochs", low=1)
-        integer("batch_size", low=1)
-        integer("eval_batch_size", low=1, optional=True)
-        integer("crop_padding", low=0)
-        integer("cutout", low=0)
-        integer("seed", low=0)
-        integer("stop_after_epoch", low=1, optional=True)
-        number("lr", low=0.0, low_open=True)
-        number("momentum", low=0.0, high=1.0)
-        number("weight_decay", low=0.0)
-        number("warmup_epochs", low=0.0)
-        number("final_lr_ratio", low=0.0, high=1.0)
-        number("label_smoothing", low=0.0, high=1.0)
-        number("grad_clip", low=0.0)
-        integer("lookahead_every", low=0)
-        number("lookahead_decay", low=0.0, high=0.999)
-        number("backbone_lr_scale", low=0.0, low_open=True)
-        number("bias_lr_scale", low=0.0, low_open=True)
+        for name, allowed in RANGES.items():
+            allowed.check(name, getattr(self, name))
         if self.alternate_flip and not (self.augment and self.flip):
             raise ValueError("alternate_flip needs flips: leave --flip and --augment on")
         if not isinstance(self.freeze_backbone, bool):

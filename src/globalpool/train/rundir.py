@@ -50,17 +50,37 @@ def check_run_dir(run_dir: str | os.PathLike) -> Path:
     return path
 
 
+def _remove_if_untouched(path: Path, created: list[Path]) -> None:
+    """After a start that failed (a bad dataset option, a size no memory holds), remove
+    the lock file and the folders this start created, when nothing else was written."""
+    try:
+        if set(os.listdir(path)) <= {LOCK_NAME}:
+            (path / LOCK_NAME).unlink(missing_ok=True)
+            for folder in created:  # deepest first
+                folder.rmdir()
+    except OSError:  # another writer got there, or no permission: leave it
+        pass
+
+
 @contextlib.contextmanager
 def run_dir_lock(run_dir: str | os.PathLike) -> Iterator[Path]:
     """Hold the run directory's lock for the ``with`` block; yields the directory.
+
+    When the block raises before anything but the lock is written, the lock file and the
+    folders this call created are removed: a refused start leaves nothing behind.
 
     Raises:
         RunDirBusy: another live process holds it (the message names it).
         ValueError: the directory cannot be created or written.
     """
+    created = [p for p in (Path(run_dir), *Path(run_dir).parents) if not p.exists()]
     path = check_run_dir(run_dir)
     if fcntl is None:
-        yield path
+        try:
+            yield path
+        except BaseException:
+            _remove_if_untouched(path, created)
+            raise
         return
     fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -75,7 +95,11 @@ def run_dir_lock(run_dir: str | os.PathLike) -> Iterator[Path]:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {stamp}\n".encode(), 0)
-        yield path
+        try:
+            yield path
+        except BaseException:
+            _remove_if_untouched(path, created)
+            raise
     finally:
         os.close(fd)  # releases the lock
 

@@ -30,6 +30,7 @@ from globalpool.data import (
     train_val_split,
 )
 from globalpool.models import Classifier, count_flops, count_params, create_model
+from globalpool.models.memory import check_fits_memory
 from globalpool.train.config import TrainConfig
 from globalpool.train.console import RunLog
 from globalpool.train.distributed import DistContext
@@ -99,6 +100,11 @@ def set_up(config: TrainConfig, ctx: DistContext, log: RunLog, bars: bool, *, re
     model, params, flops, data_init_s = build_model(
         config, data, train_set, ctx.device, resume=resume
     )
+    in_chans, height, width = (int(s) for s in train_set.images.shape[1:])
+    check_fits_memory(
+        model, in_chans, (height, width), batch=max(1, config.batch_size // ctx.world_size),
+        grad=True, device=ctx.device, hint="lower --batch-size",
+    )  # fmt: skip
     optim = build_optimisation(config, model, ctx.device)
     loaders = make_loaders(config, data, train_set, val_set, ctx)
     steps_per_epoch = len(loaders.train)
