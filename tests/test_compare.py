@@ -174,14 +174,16 @@ def test_tiny_compare_end_to_end(tmp_path, capsys, monkeypatch):
     assert fc["params_head"] > cm["params_head"]
 
     page = (out / "report.html").read_text()
-    for section in ("results", "curves", "gap", "predictions", "cam", "reproduce", "environment"):
+    for section in ("claims", "results", "curves", "gap", "predictions", "cam", "reproduce",
+                    "environment"):  # fmt: skip
         assert f'<section id="{section}">' in page
+    assert page.index('<section id="claims">') < page.index('<section id="results">')
     assert "Not rendered" not in page and "Partly rendered" not in page
     assert 'id="localization"' in page  # shapes has boxes and masks
-    assert len(re.findall(r'<img[^>]*src="data:image/png;base64,', page)) == 4
+    assert len(re.findall(r'<img[^>]*src="data:image/png;base64,', page)) == 5
     assert "--heads fc:dropout=0,classmap:max" in page
     md = (out / "report.md").read_text()
-    for name in ("learning_curves", "gap", "predictions", "cam"):
+    for name in ("claims", "learning_curves", "gap", "predictions", "cam"):
         assert f"(report_assets/{name}.png)" in md
         assert (out / "report_assets" / f"{name}.png").is_file()
 
@@ -215,7 +217,7 @@ def test_tiny_compare_end_to_end(tmp_path, capsys, monkeypatch):
     from browser import render_in_chromium
 
     dom = render_in_chromium(out / "report.html", tmp_path)
-    assert 'data-status="ok"' in dom and 'data-images="4"' in dom
+    assert 'data-status="ok"' in dom and 'data-images="5"' in dom
 
 
 def test_compare_over_seeds_reports_mean_sd_and_whether_seeds_separate_heads(tmp_path, capsys):

@@ -13,7 +13,7 @@ from globalpool.data import (
 
 def test_registry_names_and_errors():
     assert set(list_datasets()) == {
-        "shapes", "digits", "cifar10", "folder", "mnist", "fashion_mnist"
+        "shapes", "digits", "cifar10", "fashion_canvas", "folder", "mnist", "fashion_mnist"
     }  # fmt: skip
     with pytest.raises(ValueError, match=r"unknown dataset 'emnist'.*shapes"):
         load_dataset("emnist")

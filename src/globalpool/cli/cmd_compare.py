@@ -191,9 +191,13 @@ def run(args: argparse.Namespace) -> int:
             label: [json.loads((d / "summary.json").read_text(encoding="utf-8")) for d in ds]
             for label, ds in runs.items()
         }
+        from globalpool.analysis.evaluation import evaluate_run
+
+        evaluations = {label: [evaluate_run(d) for d in ds] for label, ds in runs.items()}
         paths = write_report(
             out, [ds[0] for ds in runs.values()], labels=list(runs), command=command,
             seed_runs=seed_runs if len(seeds) > 1 else None, cam_methods=cam_methods,
+            evaluations=evaluations,
         )  # fmt: skip
         print(f"report: {paths['html']} and {paths['markdown']}")
     else:

@@ -4,7 +4,7 @@ Importing this package registers every dataset: ``shapes``, ``digits``, ``cifar1
 ``folder``, ``mnist`` and ``fashion_mnist``.
 """
 
-from globalpool.data import cifar10, digits, folder, mnist, shapes  # noqa: F401  (registration)
+from globalpool.data import cifar10, digits, fashion_canvas, folder, mnist, shapes  # noqa: F401
 from globalpool.data.augment import Augment
 from globalpool.data.folder import read_image
 from globalpool.data.imageset import Dataset, ImageSet, channel_stats

@@ -25,27 +25,30 @@ __all__ = [
     "COMPARE_DEFAULTS", "COMPARE_SEEDS", "compare", "default_compare_config", "head_config",
 ]  # fmt: skip
 
-# A plain ``globalpool compare`` trains every head with these seeds: on 540 training
+# A plain ``globalpool compare`` trains every head with these seeds: on 1,000 training
 # images one seed's ranking of the heads is an anecdote; the report's "Over seeds"
 # section says whether the spread separates them.
 COMPARE_SEEDS = (0, 1, 2)
 
-# The budget of a plain ``globalpool compare``: the default network on 600 generated
-# 6-class shape images, 45 epochs, batch 32, AdamW lr 3e-3 (warm-up and cosine as usual).
-# The project's default SGD (lr 0.05) left the FC + dropout and GMP class-map heads
-# unconverged here, 16-25 points apart between seeds; SGD lr 0.02 fixed FC + dropout but
-# not GMP, which sits near chance for its first ~10 epochs; AdamW 3e-3 for 45 epochs
-# brought every head to >= 98% training accuracy in every seed (BENCHMARKS.md, "Shapes:
-# the main job", with the sweep). A set this small is where the head matters: with 1000
-# training images, every head reached 96-100% test accuracy on shapes.
+# The budget of a plain ``globalpool compare``: the small six-conv network (with batch
+# norm) on 1,000 built-in Fashion-MNIST items placed on a 40x40 canvas (real pixels,
+# true boxes, a shifted-position test split), all of them trained on (no validation
+# split: the last epoch is the model), no augmentation (a flip or crop would carry items
+# into the shifted positions), 20 epochs of batch 64, SGD (Nesterov) lr 0.03. Chosen to
+# end in about 3 minutes on 2 AVX2 cores for 5 heads x 3 seeds (BENCHMARKS.md, "The main
+# job"): AdamW 3e-3 left the class-map heads at 85-90% training accuracy in that budget,
+# SGD lr 0.1 the FC head with dropout at 77%.
 COMPARE_DEFAULTS: dict[str, Any] = {
-    "model": "fastnet",
-    "dataset": "shapes",
-    "dataset_kwargs": {"n_train": 600, "n_test": 1000, "num_classes": 6},
-    "epochs": 45,
-    "batch_size": 32,
-    "optimizer": "adamw",
-    "lr": 3e-3,
+    "model": "smallgap",
+    "model_kwargs": {"norm": True},
+    "dataset": "fashion_canvas",
+    "dataset_kwargs": {"n_train": 1000},
+    "val_fraction": 0.0,
+    "augment": False,
+    "epochs": 20,
+    "batch_size": 64,
+    "optimizer": "sgd",
+    "lr": 0.03,
     "out_dir": "runs/compare",
     "tensorboard": False,
 }
@@ -168,6 +171,7 @@ def compare(
             notes=done.failures,
             seed_runs=done.by_head if seeds is not None else None,
             cam_methods=cam_methods,
+            evaluations=done.evaluations,
         )
         say(f"report: {paths['html']} and {paths['markdown']}")
     if done.failures:
@@ -226,6 +230,7 @@ class _CompareRuns:
     failures: list[str] = field(default_factory=list)  # one line per diverged run
     by_head: dict[str, list[dict]] = field(default_factory=dict)  # label -> its summaries
     first_run: dict[str, Path] = field(default_factory=dict)  # label -> its first run dir
+    evaluations: dict[str, list[dict]] = field(default_factory=dict)  # label -> evaluate_run's
 
 
 def _run_jobs(
@@ -234,6 +239,7 @@ def _run_jobs(
 ) -> _CompareRuns:  # fmt: skip
     """Train every job in turn, reusing a run finished with the same config; a run that
     diverges is recorded in ``failures`` and the others go on."""
+    from globalpool.analysis.evaluation import describe_evaluation, evaluate_run
     from globalpool.train import TrainingDiverged, train
 
     done = _CompareRuns()
@@ -259,6 +265,9 @@ def _run_jobs(
                 raise ValueError(
                     f"head {spec.label} stopped early ({summary}); compare needs finished runs"
                 )
+        record = evaluate_run(run_dir)
+        say(f"{what}: {describe_evaluation(record)}")
+        done.evaluations.setdefault(spec.label, []).append(record)
         done.summaries.append(summary)
         done.by_head.setdefault(spec.label, []).append(summary)
         done.first_run.setdefault(spec.label, run_dir)

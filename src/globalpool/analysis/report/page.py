@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from globalpool.analysis.markup import Section, Text, to_html, to_markdown
+from globalpool.analysis.report.claims import claims_section
 from globalpool.analysis.report.model_views import model_sections
 from globalpool.analysis.report.records import RunRecord, load_records
 from globalpool.analysis.report.sections import (
@@ -111,9 +112,11 @@ def _markdown_page(
     return "\n".join(part for part in md if part)
 
 
-def _sections(records, command, seed_runs, model_views, model_args) -> list[Section]:
-    """Every section, in page order."""
-    sections = [seeds_section(seed_runs)] if seed_runs else []
+def _sections(records, command, seed_runs, model_views, model_args, evaluations) -> list[Section]:
+    """Every section, in page order: the claims first."""
+    claims = claims_section(evaluations) if evaluations else None
+    sections = [claims] if claims is not None else []
+    sections += [seeds_section(seed_runs)] if seed_runs else []
     sections += [results_section(records), curves_section(records), gap_section(records)]
     if model_views:
         sections += model_sections(records, **model_args)
@@ -135,6 +138,7 @@ def write_report(
     cam_methods: Sequence[str] = (),
     notes: Sequence[str] = (),
     seed_runs: dict[str, list[dict]] | None = None,
+    evaluations: dict[str, list[dict]] | None = None,
 ) -> dict[str, Path]:
     """Write ``out_dir/report.html`` and ``out_dir/report.md`` (+ ``report_assets/*.png``).
 
@@ -160,6 +164,10 @@ def write_report(
         seed_runs: head label -> the summaries of its runs over several seeds; adds the
             "Over seeds" section (mean ± sd, and whether the seeds separate the heads).
             The other sections show ``runs`` (one seed).
+        evaluations: head label -> its runs' :func:`~globalpool.analysis.evaluation.
+            evaluate_run` records (one per seed); adds the leading "claims" section
+            (parameters, overfitting, translation, localization, each with a verdict by
+            Welch's t-test over the seeds).
 
     Returns:
         ``{"html": path, "markdown": path, "assets": dir}``.
@@ -171,7 +179,7 @@ def write_report(
     records = load_records(runs, labels)
     model_args = dict(test_set=test_set, num_examples=num_examples, num_cam=num_cam,
                       want_cam=cam, cam_methods=cam_methods)  # fmt: skip
-    sections = _sections(records, command, seed_runs, model_views, model_args)
+    sections = _sections(records, command, seed_runs, model_views, model_args, evaluations)
     page_title, facts = _header(records, title)
 
     out_dir = Path(out_dir)

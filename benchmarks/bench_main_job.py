@@ -1,0 +1,111 @@
+"""The README's first command, timed and recorded: ``globalpool compare`` with no arguments.
+
+Runs ``globalpool compare --out OUT`` in a fresh process (as a user would), times its
+wall clock, then reads every run's ``evaluation.json`` and writes one JSON record: the
+command, the machine (CPU name and flags, and whether AVX2-only was emulated through
+``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2``), the wall time, each head's scores
+per seed and the claims' verdicts as the report decides them.
+
+Usage:
+    python benchmarks/bench_main_job.py --out runs/main-job \
+        --record benchmarks/results/main-job.json
+    python benchmarks/bench_main_job.py --avx2 ...   # emulate an AVX2-only CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/main-job", help="compare directory (replaced)")
+    parser.add_argument("--record", required=True, help="the JSON record to write")
+    parser.add_argument(
+        "--avx2", action="store_true", help="emulate an AVX2-only CPU (ATen and oneDNN)"
+    )
+    args = parser.parse_args(argv)
+
+    from globalpool.analysis.evaluation import evaluate_run
+    from globalpool.analysis.report.claims import CLAIMS, compare_heads, reference_head
+    from globalpool.machine import cpu_flags, cpu_name
+
+    out = Path(args.out)
+    shutil.rmtree(out, ignore_errors=True)
+    env = dict(os.environ)
+    if args.avx2:
+        env.update(ATEN_CPU_CAPABILITY="avx2", ONEDNN_MAX_CPU_ISA="AVX2")
+    command = ["globalpool", "compare", "--out", str(out)]
+    start = time.perf_counter()
+    proc = subprocess.run(command, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
+        return proc.returncode
+    plan = json.loads((out / "compare.json").read_text())
+    heads = [h["label"] for h in plan["heads"]]
+    seeds = plan["seeds"]
+    evaluations = {h: [evaluate_run(out / h / f"seed{k}") for k in seeds] for h in heads}
+    reference = reference_head(heads)
+    verdicts = []
+    for claim in CLAIMS:
+        ref = [100 * r[claim.key] for r in evaluations[reference]]
+        for fc in (h for h in heads if h.startswith("fc")):
+            other = [100 * r[claim.key] for r in evaluations[fc]]
+            verdicts.append({"claim": claim.title, "pooling_head": reference, "fc_head": fc,
+                             **compare_heads(ref, other, claim.higher_is_claimed)})  # fmt: skip
+    flags = sorted(f for f in cpu_flags() if f.startswith(("avx", "amx", "fma")))
+    record = {
+        "command": " ".join(command),
+        "date": time.strftime("%Y-%m-%d"),
+        "cpu": cpu_name(),
+        "cpu_flags": flags,
+        "cores": os.cpu_count(),
+        "avx2_emulated": bool(args.avx2),
+        "environment": {
+            k: env[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if k in env
+        },
+        "wall_s": round(wall, 1),
+        "base_config": plan["base_config"],
+        "seeds": seeds,
+        "runs": {
+            h: [
+                {
+                    k: r[k]
+                    for k in (
+                        "train_acc",
+                        "test_acc",
+                        "gap",
+                        "shifted_acc",
+                        "max_box_acc",
+                        "pointing_acc",
+                        "cam_method",
+                        "params_head",
+                    )
+                }
+                for r in recs
+            ]
+            for h, recs in evaluations.items()
+        },
+        "verdicts": verdicts,
+    }
+    Path(args.record).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.record).write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wall {wall:.1f} s on {record['cpu']} (AVX2 emulated: {args.avx2}); "
+          f"record: {args.record}")  # fmt: skip
+    for v in verdicts:
+        p = "–" if v["p"] is None else f"{v['p']:.3g}"
+        print(f"{v['claim']:<13} {v['pooling_head']} vs {v['fc_head']}: "
+              f"{v['diff']:+.1f}, p = {p}: {v['verdict']}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

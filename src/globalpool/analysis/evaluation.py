@@ -1,0 +1,153 @@
+"""One finished run scored for the three claims of global pooling, kept beside the run.
+
+Network in Network (Lin et al. 2013, section 3.2) argues that global average pooling
+(1) has no parameters, so it avoids overfitting at that layer, and (2) sums out spatial
+information, so it is more robust to translations of the input; CAM (Zhou et al. 2016)
+adds (3): its class maps localize the object. :func:`evaluate_run` measures each on one
+run, in eval mode, from its saved weights:
+
+- ``train_acc`` and ``test_acc``: accuracy on the images it trained on and on the test
+  split; their difference is the generalization gap (the running accuracy a training
+  loop reports is taken with dropout on, and understates the fit of a dropout head);
+- ``shifted_acc``: accuracy on the test items placed at positions the training split
+  never used (data sets with ``test_positions="shifted"``: ``fashion_canvas``);
+- ``max_box_acc`` (the best box accuracy over map thresholds, Choe et al. 2020) and
+  ``pointing_acc`` of the head's own map (CAM / class maps; Grad-CAM for FC heads),
+  for the true class, on the test split's true boxes.
+
+The record goes to ``<run>/evaluation.json`` and is reused while the run's weights are
+unchanged (it stores the checkpoint's sha256).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from globalpool.analysis.cam import cam_method, compute_cam
+from globalpool.analysis.images import normalize_images
+from globalpool.analysis.localization import box_acc_by_threshold, localization_metrics
+from globalpool.atomic import atomic_write_text
+from globalpool.data import dataset_entry, load_dataset
+from globalpool.models.io import load_run
+
+__all__ = ["EVALUATION_FILE", "MAP_THRESHOLDS", "describe_evaluation", "evaluate_run"]
+
+EVALUATION_FILE = "evaluation.json"
+# MaxBoxAcc's map thresholds (fractions of each map's maximum), as in Choe et al. 2020's
+# sweep but coarser: 0.05 to 0.95 in steps of 0.1
+MAP_THRESHOLDS = tuple(round(0.05 + 0.1 * i, 2) for i in range(10))
+_VERSION = 1  # bump when a score's definition changes: older records are recomputed
+
+
+@torch.no_grad()
+def _accuracy(model, images, labels, mean, std, batch_size: int = 256) -> float:
+    correct = 0
+    for start in range(0, len(labels), batch_size):
+        x = normalize_images(images[start : start + batch_size], mean, std)
+        correct += int((model(x).argmax(1) == labels[start : start + batch_size]).sum())
+    return correct / max(len(labels), 1)
+
+
+def _localization(model, imageset, mean, std, limit: int, batch_size: int = 128) -> dict:
+    """MaxBoxAcc (best threshold and its accuracy) and pointing game of the head's own
+    map for the true class, on the first ``limit`` images."""
+    n = min(limit, len(imageset))
+    hits = {t: [] for t in MAP_THRESHOLDS}
+    pointing = []
+    for start in range(0, n, batch_size):
+        end = min(start + batch_size, n)
+        x = normalize_images(imageset.images[start:end], mean, std)
+        _, maps = compute_cam(model, x, imageset.labels[start:end])
+        boxes = imageset.boxes[start:end]
+        for t, ok in box_acc_by_threshold(maps, boxes, MAP_THRESHOLDS).items():
+            hits[t].append(ok)
+        pointing.append(localization_metrics(maps, boxes=boxes)["pointing"])
+    by_threshold = {t: float(np.concatenate(v).mean()) for t, v in hits.items()}
+    best = max(by_threshold, key=by_threshold.get)
+    return {
+        "max_box_acc": by_threshold[best],
+        "max_box_acc_threshold": best,
+        "pointing_acc": float(np.concatenate(pointing).mean()),
+        "loc_images": n,
+        "cam_method": cam_method(model),
+    }
+
+
+def _training_images(config: dict, data):
+    """The images the run trained on: the training split less its validation part."""
+    from globalpool.data import train_val_split
+
+    train_set, _ = train_val_split(data.train, config["val_fraction"], config["seed"])
+    return train_set
+
+
+def _weights_digest(run_dir: Path, which: str) -> str:
+    target = (run_dir / "checkpoints" / f"{which}.safetensors").resolve()
+    return hashlib.sha256(target.read_bytes()).hexdigest()
+
+
+def describe_evaluation(record: dict) -> str:
+    """One line: ``train 97.1%  test 78.0%  gap +19.1  shifted 75.2%  MaxBoxAcc 60.2%``."""
+    parts = [f"train {100 * record['train_acc']:.1f}%", f"test {100 * record['test_acc']:.1f}%",
+             f"gap {100 * record['gap']:+.1f}"]  # fmt: skip
+    if record.get("shifted_acc") is not None:
+        parts.append(f"shifted {100 * record['shifted_acc']:.1f}%")
+    if record.get("max_box_acc") is not None:
+        parts.append(f"MaxBoxAcc {100 * record['max_box_acc']:.1f}% ({record['cam_method']})")
+    return "  ".join(parts) + " (eval mode)"
+
+
+def evaluate_run(run_dir: str | os.PathLike, *, which: str = "best", loc_images: int = 500) -> dict:
+    """Scores of a finished run for the overfitting, translation and localization claims.
+
+    Args:
+        run_dir: a finished run directory (``globalpool train`` or ``compare``).
+        which: ``best`` or ``last`` checkpoint (with no validation split they agree).
+        loc_images: test images whose maps are scored for localization.
+
+    Returns:
+        dict: ``train_acc``, ``test_acc``, ``gap`` (train - test), ``shifted_acc``
+        (None where the data set has no shifted split), ``max_box_acc``,
+        ``max_box_acc_threshold``, ``pointing_acc``, ``cam_method`` (None without boxes),
+        ``params_head``, and what they were computed on. Also written to
+        ``run_dir/evaluation.json``, which later calls reuse.
+    """
+    run_dir = Path(run_dir)
+    digest = _weights_digest(run_dir, which)
+    record_path = run_dir / EVALUATION_FILE
+    if record_path.is_file():
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        if record.get("weights_sha256") == digest and record.get("version") == _VERSION:
+            return record
+    config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    model, meta = load_run(run_dir, which=which)
+    model.eval()
+    mean, std = meta["mean"], meta["std"]
+    kwargs = dict(config.get("dataset_kwargs") or {})
+    data = load_dataset(config["dataset"], **kwargs)
+    train_set = _training_images(config, data)
+    train_acc = _accuracy(model, train_set.images, train_set.labels, mean, std)
+    test_acc = _accuracy(model, data.test.images, data.test.labels, mean, std)
+    record = {
+        "version": _VERSION, "weights_sha256": digest, "which": which,
+        "train_acc": train_acc, "test_acc": test_acc, "gap": train_acc - test_acc,
+        "train_images": len(train_set), "test_images": len(data.test),
+        "params_head": sum(p.numel() for p in model.head.parameters()),
+        "shifted_acc": None, "max_box_acc": None, "max_box_acc_threshold": None,
+        "pointing_acc": None, "cam_method": None, "loc_images": 0,
+    }  # fmt: skip
+    loader = dataset_entry(config["dataset"]).loader
+    if "test_positions" in inspect.signature(loader).parameters:
+        shifted = load_dataset(config["dataset"], **{**kwargs, "test_positions": "shifted"}).test
+        record["shifted_acc"] = _accuracy(model, shifted.images, shifted.labels, mean, std)
+    if data.test.boxes is not None and loc_images > 0:
+        record.update(_localization(model, data.test, mean, std, loc_images))
+    atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
+    return record

@@ -1,0 +1,175 @@
+"""The report's lead: the three claims for global pooling, each with its numbers and a
+verdict decided by Welch's t-test over seeds.
+
+Per head, the seeds' :func:`globalpool.analysis.evaluation.evaluate_run` records give
+mean ± sd of each score. Every claim compares the reference pooling head (global average
+pooling of class maps, NIN's head) with each FC head:
+
+- overfitting: the generalization gap (train − test accuracy, eval mode) is smaller;
+- translation: accuracy on the shifted-position test split is higher;
+- localization: MaxBoxAcc of the head's own map (CAM; Grad-CAM for the FC heads) is
+  higher.
+
+A verdict is "holds" when Welch's t-test (unequal variances, two-sided) gives p < 0.05 in
+the claimed direction, "reversed" when p < 0.05 the other way, "not separated"
+otherwise, and "untested" with fewer than two seeds on either side. The parameter count
+needs no test: it does not vary with the seed.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from globalpool.analysis.markup import Figure, Section, Table, Text
+
+__all__ = ["ALPHA", "CLAIMS", "Claim", "claims_section", "compare_heads", "reference_head"]
+
+ALPHA = 0.05  # the significance level of every verdict
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim: the score it reads, in which direction it favours the pooling head."""
+
+    key: str  # the evaluation record's field
+    title: str
+    what: str  # the score, as a column title
+    higher_is_claimed: bool  # True: the pooling head should score higher
+    source: str
+
+
+CLAIMS = (
+    Claim("gap", "Overfitting", "train − test, points", False,
+          "NIN (Lin et al. 2013) 3.2: no parameters to optimise, so overfitting is avoided"),
+    Claim("shifted_acc", "Translation", "accuracy at unseen positions, %", True,
+          "NIN 3.2: it sums out spatial information, so it is more robust to translations"),
+    Claim("max_box_acc", "Localization", "MaxBoxAcc, %", True,
+          "CAM (Zhou et al. 2016): the class maps localize the object"),
+)  # fmt: skip
+
+
+def reference_head(labels: Sequence[str]) -> str | None:
+    """The head the claims are about: global average pooling of class maps, else the
+    first pooling head (a label not starting with ``fc``)."""
+    for label in labels:
+        if label.startswith("classmap") and "avg" in label:
+            return label
+    return next((label for label in labels if not label.startswith("fc")), None)
+
+
+def _welch(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """Welch's t statistic and two-sided p-value of mean(a) - mean(b)."""
+    from scipy import stats
+
+    if statistics.pvariance(a) == 0 and statistics.pvariance(b) == 0:  # no spread
+        diff = statistics.fmean(a) - statistics.fmean(b)
+        return (0.0, 1.0) if diff == 0 else (math.copysign(math.inf, diff), 0.0)
+    with warnings.catch_warnings():  # nearly equal seeds: scipy warns of lost digits
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.ttest_ind(a, b, equal_var=False)
+    return float(result.statistic), float(result.pvalue)
+
+
+def compare_heads(pooled: Sequence[float], fc: Sequence[float], higher_is_claimed: bool) -> dict:
+    """The verdict of one claim for the pooling head's scores against an FC head's.
+
+    Returns:
+        dict: ``diff`` (mean pooled − mean fc), ``t``, ``p`` (None when untested) and
+        ``verdict`` (``holds``, ``reversed``, ``not separated`` or ``untested``).
+    """
+    diff = statistics.fmean(pooled) - statistics.fmean(fc)
+    if min(len(pooled), len(fc)) < 2:
+        return {"diff": diff, "t": None, "p": None, "verdict": "untested"}
+    t, p = _welch(pooled, fc)
+    if p >= ALPHA:
+        verdict = "not separated"
+    else:
+        verdict = "holds" if (diff > 0) == higher_is_claimed else "reversed"
+    return {"diff": diff, "t": t, "p": p, "verdict": verdict}
+
+
+def _scores(records: Sequence[dict], key: str) -> list[float] | None:
+    values = [r.get(key) for r in records]
+    if any(v is None for v in values):
+        return None
+    return [100 * float(v) for v in values]
+
+
+def _mean_sd(values: Sequence[float]) -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.1f} ± {sd:.1f}"
+
+
+def _claims_figure(evaluations: Mapping[str, Sequence[dict]], claims: Sequence[Claim]) -> bytes:
+    """One panel per claim: every seed's score per head (dots) and the mean (bar)."""
+    from globalpool.analysis.render import new_figure
+    from globalpool.analysis.report.figures import png_bytes
+
+    labels = list(evaluations)
+    fig = new_figure(3.2 * len(claims), 3.0)
+    axes = fig.subplots(1, len(claims), squeeze=False)[0]
+    for ax, claim in zip(axes, claims, strict=True):
+        for i, label in enumerate(labels):
+            values = _scores(evaluations[label], claim.key) or []
+            if values:
+                ax.bar(i, statistics.fmean(values), color="#cfd8e3", width=0.7)
+                ax.plot([i] * len(values), values, "o", color="#1f4e79", markersize=4)
+        ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right", fontsize=7)
+        ax.set_title(f"{claim.title}: {claim.what}", fontsize=8)
+        ax.tick_params(axis="y", labelsize=7)
+    return png_bytes(fig)
+
+
+def claims_section(evaluations: Mapping[str, Sequence[dict]]) -> Section | None:
+    """The claims section from each head's evaluation records (one per seed); None when
+    there is no pooling head or no FC head to compare."""
+    labels = list(evaluations)
+    reference = reference_head(labels)
+    fcs = [label for label in labels if label.startswith("fc")]
+    if reference is None or not fcs:
+        return None
+    sec = Section("claims", "The claims, tested")
+    params = {label: evaluations[label][0]["params_head"] for label in labels}
+    sec.blocks.append(Text(
+        f"Parameters: the {reference} head holds {params[reference]:,} parameters; "
+        + ", ".join(f"{fc} {params[fc]:,}" for fc in fcs)
+        + ". (A count does not vary with the seed: no test needed.)", "strong",
+    ))  # fmt: skip
+    header = ["claim", "head", "score (mean ± sd)", "seeds", f"vs {reference}: diff",
+              "Welch's t", "p", "verdict"]  # fmt: skip
+    rows, tested = [], []
+    for claim in CLAIMS:
+        ref = _scores(evaluations[reference], claim.key)
+        if ref is None:
+            continue
+        tested.append(claim)
+        rows.append([claim.title, reference, _mean_sd(ref), str(len(ref)), "", "", "", ""])
+        for fc in fcs:
+            other = _scores(evaluations[fc], claim.key)
+            if other is None:
+                continue
+            v = compare_heads(ref, other, claim.higher_is_claimed)
+            rows.append([
+                claim.title, fc, _mean_sd(other), str(len(other)), f"{v['diff']:+.1f}",
+                "–" if v["t"] is None else f"{v['t']:.2f}",
+                "–" if v["p"] is None else f"{v['p']:.3g}", v["verdict"],
+            ])  # fmt: skip
+    if not tested:
+        return None
+    sec.blocks.append(Table(header, rows, table_id="claims", text_cols=2))
+    caption = "Each claim's score per head: one dot per seed, the bar at their mean."
+    sec.blocks.append(Figure("claims", caption, _claims_figure(evaluations, tested)))
+    sources = "; ".join(f"{c.title}: {c.source}" for c in tested)
+    sec.blocks.append(Text(
+        f"Scores from each run's saved weights in eval mode (evaluation.json). Gap: "
+        f"accuracy on the training images minus test accuracy. Translation: test items at "
+        f"positions no training item had. Localization: the best box accuracy over map "
+        f"thresholds (IoU >= 0.5 with the true box), the true class's map. A verdict "
+        f"'holds' (or 'reversed') needs Welch's t-test at p < {ALPHA} over the seeds; "
+        f"otherwise the seeds do not separate the heads. Claims: {sources}.", "meta",
+    ))  # fmt: skip
+    return sec
