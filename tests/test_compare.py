@@ -238,7 +238,9 @@ def test_compare_over_seeds_reports_mean_sd_and_whether_seeds_separate_heads(tmp
     assert rows["fc"]["test_mean"] == pytest.approx(sum(tests) / 2)
     assert rows["fc"]["test_sd"] == pytest.approx(abs(tests[0] - tests[1]) / 2**0.5)
     page = (out / "report.html").read_text()
-    assert '<section id="seeds">' in page and verdict(list(rows.values())) in page
+    import html
+
+    assert '<section id="seeds">' in page and html.escape(verdict(list(rows.values()))) in page
     assert "## Over seeds" in (out / "report.md").read_text()
     capsys.readouterr()
     assert main(["compare", "--report-only", "--heads", "fc,classmap:avg", "--out", str(out),
@@ -246,16 +248,23 @@ def test_compare_over_seeds_reports_mean_sd_and_whether_seeds_separate_heads(tmp
     assert '<section id="seeds">' in (out / "report.html").read_text()
 
 
-def test_verdict_counts_a_difference_only_beyond_twice_its_standard_error():
+def test_verdict_separates_heads_only_by_welchs_t_at_five_percent():
+    from scipy import stats
+
     from globalpool.analysis.seeds import verdict
 
-    def row(label, mean, sd, n=3):
-        return {"label": label, "test_mean": mean, "test_sd": sd, "n": n}
+    def row(label, tests):
+        mean = sum(tests) / len(tests)
+        return {"label": label, "test_mean": mean, "n": len(tests), "tests": tests}
 
-    assert "do not separate them" in verdict([row("a", 80, 5), row("b", 79, 5)])
-    clear = verdict([row("a", 90, 0.5), row("b", 80, 0.5)])
-    assert clear.startswith("a leads b by 10.0 points, more than twice")
-    assert "from one seed" in verdict([row("a", 90, 0, 1), row("b", 80, 0, 1)])
+    close = verdict([row("a", [80.0, 85.0, 75.0]), row("b", [79.0, 84.0, 74.5])])
+    assert "these seeds do not separate them" in close
+    clear = verdict([row("a", [90.0, 90.5, 89.5]), row("b", [80.0, 80.5, 79.5])])
+    # by hand: equal sd 0.5, n = 3: t = 10 / sqrt(0.25/3 * 2), df = 4
+    t = 10 / (0.25 / 3 * 2) ** 0.5
+    assert clear.startswith("a leads b by 10.0 points over 3 seeds")
+    assert f"t = {t:.2f}, p = {2 * stats.t.sf(t, 4):.3g}" in clear
+    assert "from one seed" in verdict([row("a", [90.0]), row("b", [80.0])])
 
 
 def test_report_scores_cam_methods_on_every_head(tmp_path):

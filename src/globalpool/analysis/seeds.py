@@ -1,5 +1,5 @@
 """The same heads trained with several seeds: mean ± sd per head, and what the spread
-allows one to conclude (a difference counts only beyond twice its standard error)."""
+allows one to conclude (a difference counts only where Welch's t-test gives p < 0.05)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,28 @@ from collections.abc import Mapping, Sequence
 
 from globalpool.analysis.markup import Block, Table, Text, to_html, to_markdown
 
-__all__ = ["seed_blocks", "seed_rows", "seed_section", "verdict"]
+__all__ = ["ALPHA", "seed_blocks", "seed_rows", "seed_section", "verdict", "welch"]
+
+ALPHA = 0.05  # the significance level of every verdict over seeds
+
+
+def welch(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """Welch's t statistic and two-sided p-value of mean(a) - mean(b) (unequal variances).
+
+    Seeds with no spread at all (every value equal on both sides) give t = 0, p = 1 when
+    the means agree and t = ±inf, p = 0 when they differ.
+    """
+    import warnings
+
+    from scipy import stats
+
+    if statistics.pvariance(a) == 0 and statistics.pvariance(b) == 0:
+        diff = statistics.fmean(a) - statistics.fmean(b)
+        return (0.0, 1.0) if diff == 0 else (math.copysign(math.inf, diff), 0.0)
+    with warnings.catch_warnings():  # nearly equal seeds: scipy warns of lost digits
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.ttest_ind(a, b, equal_var=False)
+    return float(result.statistic), float(result.pvalue)
 
 
 def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
@@ -29,7 +50,7 @@ def seed_rows(runs: Mapping[str, Sequence[dict]]) -> list[dict]:
             "label": label, "test_mean": test_mean, "test_sd": test_sd,
             "test_min": min(tests), "test_max": max(tests),
             "train_mean": statistics.fmean(100 * s["final_train_acc"] for s in summaries),
-            "gap_mean": gap_mean, "gap_sd": gap_sd, "n": len(summaries),
+            "gap_mean": gap_mean, "gap_sd": gap_sd, "n": len(summaries), "tests": tests,
         })  # fmt: skip
     return rows
 
@@ -40,20 +61,20 @@ def verdict(rows: Sequence[dict]) -> str:
         return ""
     first, second = sorted(rows, key=lambda r: r["test_mean"], reverse=True)[:2]
     diff = first["test_mean"] - second["test_mean"]
-    se = math.sqrt(first["test_sd"] ** 2 / first["n"] + second["test_sd"] ** 2 / second["n"])
     if min(first["n"], second["n"]) < 2:
         return (
             f"{first['label']} leads {second['label']} by {diff:.1f} points, from one seed: "
             "no spread to judge the difference by (train with several --seeds)."
         )
-    if diff > 2 * se:
+    t, p = welch(first["tests"], second["tests"])
+    if p < ALPHA:
         return (
-            f"{first['label']} leads {second['label']} by {diff:.1f} points, more than twice "
-            f"the standard error of that difference ({se:.1f}) over {first['n']} seeds."
+            f"{first['label']} leads {second['label']} by {diff:.1f} points over "
+            f"{first['n']} seeds: Welch's t = {t:.2f}, p = {p:.3g} (< {ALPHA})."
         )
     return (
-        f"{first['label']} and {second['label']} differ by {diff:.1f} points, within twice "
-        f"the standard error of that difference ({se:.1f}): these seeds do not separate them."
+        f"{first['label']} and {second['label']} differ by {diff:.1f} points: Welch's "
+        f"t = {t:.2f}, p = {p:.3g} (>= {ALPHA}): these seeds do not separate them."
     )
 
 

@@ -18,17 +18,14 @@ needs no test: it does not vary with the seed.
 
 from __future__ import annotations
 
-import math
 import statistics
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from globalpool.analysis.markup import Figure, Section, Table, Text
+from globalpool.analysis.seeds import ALPHA, welch
 
 __all__ = ["ALPHA", "CLAIMS", "Claim", "claims_section", "compare_heads", "reference_head"]
-
-ALPHA = 0.05  # the significance level of every verdict
 
 
 @dataclass(frozen=True)
@@ -61,19 +58,6 @@ def reference_head(labels: Sequence[str]) -> str | None:
     return next((label for label in labels if not label.startswith("fc")), None)
 
 
-def _welch(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
-    """Welch's t statistic and two-sided p-value of mean(a) - mean(b)."""
-    from scipy import stats
-
-    if statistics.pvariance(a) == 0 and statistics.pvariance(b) == 0:  # no spread
-        diff = statistics.fmean(a) - statistics.fmean(b)
-        return (0.0, 1.0) if diff == 0 else (math.copysign(math.inf, diff), 0.0)
-    with warnings.catch_warnings():  # nearly equal seeds: scipy warns of lost digits
-        warnings.simplefilter("ignore", RuntimeWarning)
-        result = stats.ttest_ind(a, b, equal_var=False)
-    return float(result.statistic), float(result.pvalue)
-
-
 def compare_heads(pooled: Sequence[float], fc: Sequence[float], higher_is_claimed: bool) -> dict:
     """The verdict of one claim for the pooling head's scores against an FC head's.
 
@@ -84,7 +68,7 @@ def compare_heads(pooled: Sequence[float], fc: Sequence[float], higher_is_claime
     diff = statistics.fmean(pooled) - statistics.fmean(fc)
     if min(len(pooled), len(fc)) < 2:
         return {"diff": diff, "t": None, "p": None, "verdict": "untested"}
-    t, p = _welch(pooled, fc)
+    t, p = welch(pooled, fc)
     if p >= ALPHA:
         verdict = "not separated"
     else:
