@@ -208,6 +208,11 @@ def main(argv: list[str] | None = None) -> int:
         "data, optimiser, augmentation and memory format; --n-train images of its data)",
     )  # fmt: skip
     parser.add_argument("--data", help="the claim's data path (e.g. ../shared/data/fashion-mnist)")
+    parser.add_argument(
+        "--main-job", action="store_true",
+        help="time the main job's protocol instead (globalpool compare's defaults: model, "
+        "data, optimiser, batch size; --head/--pool pick the head)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -237,6 +242,16 @@ def main(argv: list[str] | None = None) -> int:
         args.model, args.head, args.pool = config.model, config.head, config.pool
         args.batch_size, args.channels_last = config.batch_size, config.channels_last
         args.no_augment, args.no_keras = not config.augment, True
+    elif args.main_job:
+        from globalpool.experiment.compare import default_compare_config
+
+        config = default_compare_config().replace(
+            head=args.head, pool=args.pool, epochs=args.epochs + 1, device=device.type,
+            quiet=True, tensorboard=False,
+        )  # fmt: skip
+        dataset_kwargs = dict(config.dataset_kwargs)
+        args.model, args.batch_size = config.model, config.batch_size
+        args.no_augment, args.no_keras = not config.augment, True
     else:
         dataset_kwargs = {"n_train": args.n_train, "n_test": 256, "size": args.size}
         config = TrainConfig(
@@ -252,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     base = create_model(
         args.model, len(data.classes), head=args.head, pool=args.pool, in_chans=in_chans,
-        input_size=(height, width),
+        input_size=(height, width), **config.model_kwargs,
     ).to(device)  # fmt: skip
     if args.channels_last:
         base = base.to(memory_format=torch.channels_last)
@@ -317,7 +332,14 @@ def main(argv: list[str] | None = None) -> int:
     med = {k: statistics.median(v) for k, v in wall_ips.items()}
     pairs = [p / b for p, b in zip(wall_ips["project"], wall_ips["bare"], strict=True)]
     result = {
+        "command": "python benchmarks/bench_train.py " + " ".join(argv or sys.argv[1:]),
+        "cpu_isa_env": {
+            k: os.environ[k]
+            for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
+            if k in os.environ
+        },  # AVX2-only emulation, when set
         "claim": args.claim,
+        "main_job": args.main_job,
         "dataset": config.dataset,
         "optimizer": config.optimizer,
         "model": args.model,
