@@ -162,13 +162,13 @@ def test_tiny_compare_end_to_end(tmp_path, capsys, monkeypatch):
     assert main(["compare", "--heads", heads, "--out", str(out), *TINY]) == 0
     printed = capsys.readouterr().out
     for label in ("fc-dropout0", "classmap-max"):
-        summary = json.loads((out / label / "summary.json").read_text())
+        summary = json.loads((out / label / "seed0" / "summary.json").read_text())
         assert summary["epochs"] == 1 and 0.0 <= summary["test_acc"] <= 1.0
         assert re.search(rf"^{re.escape(label)}\s", printed, re.M)
-        config = json.loads((out / label / "config.json").read_text())
+        config = json.loads((out / label / "seed0" / "config.json").read_text())
         assert config["seed"] == 0 and config["epochs"] == 1
-    fc = json.loads((out / "fc-dropout0" / "summary.json").read_text())
-    cm = json.loads((out / "classmap-max" / "summary.json").read_text())
+    fc = json.loads((out / "fc-dropout0" / "seed0" / "summary.json").read_text())
+    cm = json.loads((out / "classmap-max" / "seed0" / "summary.json").read_text())
     assert (fc["head"], cm["head"], cm["pool"]) == ("fc", "classmap", "max")
     assert fc["params_backbone"] == cm["params_backbone"]  # one backbone
     assert fc["params_head"] > cm["params_head"]
@@ -188,11 +188,11 @@ def test_tiny_compare_end_to_end(tmp_path, capsys, monkeypatch):
         assert (out / "report_assets" / f"{name}.png").is_file()
 
     # Started again (--quiet or not), finished heads are reused, not retrained.
-    before = (out / "fc-dropout0" / "summary.json").stat().st_mtime_ns
+    before = (out / "fc-dropout0" / "seed0" / "summary.json").stat().st_mtime_ns
     rerun = [a for a in TINY if a != "--quiet"]
     assert main(["compare", "--heads", heads, "--out", str(out), *rerun]) == 0
     assert "already trained" in capsys.readouterr().out
-    assert (out / "fc-dropout0" / "summary.json").stat().st_mtime_ns == before
+    assert (out / "fc-dropout0" / "seed0" / "summary.json").stat().st_mtime_ns == before
 
     # A head that diverges is reported as such; the others still make the report.
     import globalpool.train
@@ -208,9 +208,9 @@ def test_tiny_compare_end_to_end(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(globalpool.train, "train", diverging_train)
     assert main(["compare", "--heads", heads + ",pool-linear:max", "--out", str(out), *TINY]) == 1
     err = capsys.readouterr().err
-    assert "pool-linear-max diverged" in err
+    assert "pool-linear-max (seed 0) diverged" in err
     page = (out / "report.html").read_text()
-    assert "pool-linear-max diverged and is left out" in page
+    assert "pool-linear-max (seed 0) diverged and is left out" in page
     assert page.count('<tr><td class="text">pool-linear-max') == 0
 
     # The report renders in a browser: every image decodes.
@@ -282,7 +282,7 @@ def test_report_scores_cam_methods_on_every_head(tmp_path):
 def test_a_run_written_before_a_new_config_field_counts_as_finished(tmp_path):
     """A field added to TrainConfig later (its default = the old behaviour) must not make
     finished runs look different, or every rerun of compare/reproduce retrains them."""
-    from globalpool.experiment.compare import finished_with
+    from globalpool.experiment.runs import finished_with
     from globalpool.train import TrainConfig
 
     config = TrainConfig(out_dir=str(tmp_path))

@@ -105,3 +105,10 @@ def test_train_subset_is_stratified_seeded_and_leaves_test_alone():
 def test_train_subset_out_of_range_names_the_limit():
     with pytest.raises(ValueError, match=r"\[1, 30\]"):
         load_dataset("shapes", n_train=30, n_test=3, train_subset=31)
+
+
+def test_train_help_names_every_registered_dataset():
+    from globalpool.cli.cmd_train import HELP
+
+    named = HELP["dataset"].split(":", 1)[1].replace(" or ", ", ").split(",")
+    assert {n.strip() for n in named} == set(list_datasets())

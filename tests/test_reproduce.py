@@ -124,7 +124,7 @@ def test_article_quick_end_to_end_and_reuse(tmp_path, capsys):
     capsys.readouterr()
     # Finished runs are reused: the second call trains nothing.
     assert main(args) == 0
-    assert capsys.readouterr().out.count("reused") == 6
+    assert capsys.readouterr().out.count("already trained in") == 6
 
 
 def test_cam_localization_quick_scores_every_threshold(tmp_path):

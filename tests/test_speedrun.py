@@ -265,7 +265,7 @@ def test_speedrun_cli_end_to_end(tmp_path, capsys):
     before = (out / "seed0" / "summary.json").read_bytes()
     assert main([*args[:4], "0", "1", "2", *args[6:]]) == 0
     printed = capsys.readouterr()
-    assert (printed.out + printed.err).count("already ran with these settings") == 2
+    assert (printed.out + printed.err).count("already trained in") == 2
     assert (out / "seed0" / "summary.json").read_bytes() == before
     assert json.loads((out / "speedrun.json").read_text())["seeds"] == [0, 1, 2]
 

@@ -47,8 +47,11 @@ def main() -> None:
     summaries = {}
     for line in json.loads((report_dir / "compare.json").read_text()).get("heads", []):
         label = line.get("label") if isinstance(line, dict) else None
-        if label and (report_dir / label / "summary.json").is_file():
-            summaries[label] = json.loads((report_dir / label / "summary.json").read_text())
+        if not label:
+            continue
+        run = report_dir / label / "seed0"  # --seeds 0: globalpool.experiment.runs.run_dir
+        if (run / "summary.json").is_file():
+            summaries[label] = json.loads((run / "summary.json").read_text())
     write(args, "summaries.json", json.dumps(summaries, indent=1))
 
     # the recorded CIFAR-10 result

@@ -25,7 +25,7 @@ from globalpool.cli.options import Range, in_range
 # Set per head by --heads; as plain flags they would be ambiguous.
 _PER_HEAD = ("head", "pool", "head_kwargs", "pool_kwargs")
 # Not part of what a run means (so left out of the explicit command).
-_NOT_SETTINGS = ("quiet", "stop_after_epoch", "out_dir")
+_NOT_SETTINGS = ("quiet", "stop_after_epoch", "out_dir", "seed")  # seed: --seeds
 
 
 def register(subparsers) -> None:
@@ -50,8 +50,10 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--config", metavar="FILE", help="base training config (config.json)")
     parser.add_argument(
-        "--overwrite", action="store_true", help="retrain heads whose directory holds another run"
-    )
+        "--overwrite", action="store_true",
+        help="train every run again, replacing what its directory holds (without it, a finished "
+        "run with the same settings is reused and one with other settings refused)",
+    )  # fmt: skip
     parser.add_argument(
         "--report-only",
         action="store_true",
@@ -105,8 +107,11 @@ def base_config_from_args(args: argparse.Namespace):
     return base.replace(**given).validate()
 
 
-def explicit_command(config, heads: str) -> str:
-    """A ``globalpool compare`` command line that sets every setting explicitly."""
+def explicit_command(
+    config, heads: str, seeds: list[int] | None = None, cam_methods: list[str] | None = None
+) -> str:
+    """A ``globalpool compare`` command line that sets every setting explicitly: run
+    again, it plans the same jobs and so reuses every finished run."""
     import dataclasses
 
     from globalpool.experiment.compare import COMPARE_DEFAULTS
@@ -130,6 +135,9 @@ def explicit_command(config, heads: str) -> str:
             parts += [flag, *map(str, value)]
         elif value is not None:
             parts += [flag, str(value)]
+    parts += ["--seeds", *map(str, seeds if seeds is not None else [config.seed])]
+    if cam_methods:
+        parts += ["--cam-methods", ",".join(cam_methods)]
     parts += ["--out", config.out_dir]
     return shlex.join(parts)
 
@@ -142,25 +150,16 @@ def _command_as_typed() -> str | None:
     return None
 
 
-def _run_dir(out: Path, label: str, seeds: list[int], seed: int) -> Path:
-    """Where one head's run of ``seed`` lives: ``out/label`` for a single seed."""
-    return out / label if len(seeds) == 1 else out / label / f"seed{seed}"
-
-
 def run(args: argparse.Namespace) -> int:
     from globalpool.analysis.report import load_run_record, results_table, text_table
     from globalpool.cli.cmd_train import given_config_flags
     from globalpool.experiment.compare import compare
     from globalpool.experiment.heads import parse_heads
+    from globalpool.experiment.runs import run_dir
 
     config = base_config_from_args(args)
     specs = parse_heads(args.heads)
     heads_text = ",".join(s.to_text() for s in specs)
-    typed = _command_as_typed()
-    explicit = explicit_command(config, heads_text)
-    command = (
-        explicit if typed is None else f"{typed}\n# the same, every setting explicit:\n{explicit}"
-    )
     out = Path(config.out_dir)
     status = 0
 
@@ -173,15 +172,21 @@ def run(args: argparse.Namespace) -> int:
     unknown = [m for m in cam_methods if m not in FAMILY]
     if unknown:
         raise ValueError(f"unknown CAM method(s) {unknown}; expected some of {', '.join(FAMILY)}")
+    typed = _command_as_typed()
+    explicit = explicit_command(config, heads_text, seeds, cam_methods)
+    command = (
+        explicit if typed is None else f"{typed}\n# the same, every setting explicit:\n{explicit}"
+    )
     if args.report_only:
+        from globalpool.analysis.evaluation import evaluate_run
         from globalpool.analysis.report import write_report
 
         saved = out / "compare.json"
-        if saved.is_file():
+        if saved.is_file():  # the plan of the compare that trained the runs
             plan = json.loads(saved.read_text(encoding="utf-8"))
             command = plan.get("command") or command
-            seeds = plan.get("seeds") or seeds
-        runs = {s.label: [_run_dir(out, s.label, seeds, k) for k in seeds] for s in specs}
+            seeds = plan.get("seeds") or [plan["base_config"]["seed"]]
+        runs = {s.label: [run_dir(out, s.label, k) for k in seeds] for s in specs}
         missing = [str(d) for ds in runs.values() for d in ds if not (d / "summary.json").is_file()]
         if missing:
             raise FileNotFoundError(
@@ -191,8 +196,6 @@ def run(args: argparse.Namespace) -> int:
             label: [json.loads((d / "summary.json").read_text(encoding="utf-8")) for d in ds]
             for label, ds in runs.items()
         }
-        from globalpool.analysis.evaluation import evaluate_run
-
         evaluations = {label: [evaluate_run(d) for d in ds] for label, ds in runs.items()}
         paths = write_report(
             out, [ds[0] for ds in runs.values()], labels=list(runs), command=command,
@@ -205,17 +208,15 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             compare(
-                config, specs, out, command=command, overwrite=args.overwrite,
-                seeds=seeds if len(seeds) > 1 else None, cam_methods=cam_methods,
+                config, specs, out, command=command, overwrite=args.overwrite, seeds=seeds,
+                cam_methods=cam_methods,
             )  # fmt: skip
         except TrainingDiverged as err:
             print(f"globalpool compare: {err}", file=sys.stderr)
             status = 1
 
-    done = [
-        s for s in specs if (_run_dir(out, s.label, seeds, seeds[0]) / "summary.json").is_file()
-    ]
-    records = [load_run_record(_run_dir(out, s.label, seeds, seeds[0]), s.label) for s in done]
+    done = [s for s in specs if (run_dir(out, s.label, seeds[0]) / "summary.json").is_file()]
+    records = [load_run_record(run_dir(out, s.label, seeds[0]), s.label) for s in done]
     if records:
         print()
         print(text_table(results_table(records)))

@@ -53,7 +53,11 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--out", metavar="DIR", help="output (default: runs/reproduce/NAME)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train")
-    parser.add_argument("--overwrite", action="store_true", help="rerun finished runs")
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="train every run again, replacing what its directory holds (without it, a finished "
+        "run with the same settings is reused and one with other settings refused)",
+    )  # fmt: skip
     add_threads_flag(parser)
     parser.set_defaults(func=run)
 

@@ -49,7 +49,11 @@ def register(subparsers) -> None:
         help="CIFAR-10 location: the official archive or folder, or an image-folder archive "
         "such as cifar10-jpg.tar.gz (default: download the official archive)",
     )
-    parser.add_argument("--overwrite", action="store_true", help="rerun seeds that have runs")
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="train every run again, replacing what its directory holds (without it, a finished "
+        "run with the same settings is reused and one with other settings refused)",
+    )  # fmt: skip
     for action in add_config_flags(parser):
         if action.dest == "seed":
             action.help = argparse.SUPPRESS  # --seeds

@@ -30,7 +30,8 @@ HELP = {
     "model_kwargs": "JSON object of architecture arguments, e.g. '{\"widths\": [64,256,256]}'",
     "freeze_backbone": "train the head only: backbone weights frozen, its batch norms in eval mode",
     "backbone_lr_scale": "backbone learning rate = lr x this (the head trains at --lr)",
-    "dataset": "dataset name (shapes, digits, cifar10, folder)",
+    "dataset": "dataset name: fashion_canvas, shapes, digits, cifar10, mnist, fashion_mnist "
+    "or folder",
     "dataset_kwargs": "JSON object of dataset options, e.g. '{\"n_train\": 2000}'",
     "val_fraction": "fraction of the training set held out for validation (0: train on all)",
     "augment": "random crop + flip augmentation of training batches",
@@ -53,7 +54,7 @@ HELP = {
     "divided by it)",
     "schedule": "learning-rate schedule: cosine, linear, onecycle or constant",
     "warmup_epochs": "linear warm-up length in epochs (may be fractional)",
-    "final_lr_ratio": "cosine schedule: final lr as a fraction of --lr",
+    "final_lr_ratio": "cosine and linear schedules: final lr as a fraction of --lr",
     "label_smoothing": "label smoothing of the training loss",
     "grad_clip": "clip the global gradient norm to this value (0 = off)",
     "lookahead_every": "average the weights every N steps and restart from the average (0 = off)",

@@ -2,11 +2,12 @@
 
 Every head is trained with :func:`globalpool.train.train` from the same base
 :class:`~globalpool.train.TrainConfig` (only ``head``, ``pool``, ``head_kwargs``,
-``pool_kwargs`` and ``out_dir`` change), into ``out_dir/<label>/``; then the report
-(``report.html``, ``report.md``) is written into ``out_dir``.
+``pool_kwargs``, ``seed`` and ``out_dir`` change), into ``out_dir/<label>/seed<k>``; then
+the report (``report.html``, ``report.md``) is written into ``out_dir``.
 
-A finished head whose saved configuration equals the one it would get now is not trained
-again, so an interrupted comparison can simply be started again with the same command.
+Runs are planned, trained and reused by :mod:`globalpool.experiment.runs`: a finished run
+whose saved configuration equals the one it would get now is not trained again, so an
+interrupted comparison can simply be started again with the same command.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from globalpool.experiment.heads import HeadSpec, parse_heads
+from globalpool.experiment.runs import Job, run_or_reuse
 
 __all__ = [
     "COMPARE_DEFAULTS", "COMPARE_SEEDS", "compare", "default_compare_config", "head_config",
@@ -76,30 +78,6 @@ def head_config(base_config, spec: HeadSpec, out_dir: str | os.PathLike):
     ).validate()
 
 
-# Settings that do not change what a run computes.
-_COSMETIC = ("quiet", "tensorboard")
-
-
-def finished_with(run_dir: Path, config) -> bool:
-    """True when ``run_dir`` holds a finished run of ``config`` (up to cosmetic flags)."""
-    summary, saved = run_dir / "summary.json", run_dir / "config.json"
-    if not (summary.is_file() and saved.is_file()):
-        return False
-    try:
-        old = json.loads(saved.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return False
-    new = json.loads(config.to_json())
-    # A field added to TrainConfig after the run was written: the run had its default
-    # behaviour (new fields default to what the code did before them).
-    defaults = json.loads(type(config)().to_json())
-    old = {**{k: v for k, v in defaults.items() if k not in old}, **old}
-    for key in _COSMETIC:
-        old.pop(key, None)
-        new.pop(key, None)
-    return old == new
-
-
 def compare(
     base_config,
     heads: Sequence[HeadSpec | str] | str | None,
@@ -121,11 +99,13 @@ def compare(
             comma-separated string; None gives ``DEFAULT_HEADS``.
         out_dir: comparison directory; head ``label`` trains in ``out_dir/label``.
         command: the command line, recorded in ``compare.json`` and the report.
-        overwrite: retrain heads whose directory already holds a different run.
+        overwrite: train every run again, replacing what its directory holds; without
+            it a finished run with the same settings is reused and one with other
+            settings refused (:func:`globalpool.experiment.runs.run_or_reuse`).
         report: write ``report.html`` / ``report.md`` when all heads are trained.
-        seeds: train every head once per seed, in ``out_dir/label/seed<k>``, and add the
-            report's "Over seeds" section; None: once, with the base config's seed, in
-            ``out_dir/label``.
+        seeds: train every head once per seed, in ``out_dir/label/seed<k>``
+            (:func:`globalpool.experiment.runs.run_dir`); with several, the report adds its
+            "Over seeds" section. None: the base config's seed alone.
         cam_methods: CAM methods to score on every head in the report (methods x heads
             localization table; see :func:`globalpool.analysis.report.write_report`).
         log: where progress lines go (None: silent).
@@ -152,14 +132,15 @@ def compare(
     specs = parse_heads(heads)
     base_config = base_config.validate()
     out = Path(out_dir)
-    if seeds is not None and not seeds:
+    seeds = [base_config.seed] if seeds is None else [int(k) for k in seeds]
+    if not seeds:
         raise ValueError("seeds must name at least one seed")
     jobs = _plan_jobs(base_config, specs, out, seeds)
     out.mkdir(parents=True, exist_ok=True)
     _write_plan(out, base_config, specs, command=command, seeds=seeds)
 
     say = log or (lambda _msg: None)
-    done = _run_jobs(jobs, per_seed=seeds is not None, overwrite=overwrite, say=say)
+    done = _run_jobs(jobs, overwrite=overwrite, say=say)
     if report and done.first_run:
         from globalpool.analysis.report import write_report
 
@@ -169,7 +150,7 @@ def compare(
             labels=list(done.first_run),
             command=command,
             notes=done.failures,
-            seed_runs=done.by_head if seeds is not None else None,
+            seed_runs=done.by_head if len(seeds) > 1 else None,
             cam_methods=cam_methods,
             evaluations=done.evaluations,
         )
@@ -180,26 +161,19 @@ def compare(
 
 
 def _plan_jobs(
-    base_config, specs: Sequence[HeadSpec], out: Path, seeds: Sequence[int] | None
-) -> list[tuple[HeadSpec, Any]]:
-    """The ``(spec, config)`` of every run, heads outer, seeds inner: ``out/<label>``, or
-    ``out/<label>/seed<k>`` with ``seeds``."""
-    jobs = []
-    for spec in specs:
-        config = head_config(base_config, spec, out)
-        if seeds is None:
-            jobs.append((spec, config))
-        else:
-            where = Path(config.out_dir)
-            jobs += [
-                (spec, config.replace(seed=int(k), out_dir=str(where / f"seed{k}"))) for k in seeds
-            ]
-    return jobs
+    base_config, specs: Sequence[HeadSpec], out: Path, seeds: Sequence[int]
+) -> list[tuple[HeadSpec, Job]]:
+    """The ``(spec, job)`` of every run, heads outer, seeds inner, in ``out/<label>/seed<k>``."""
+    return [
+        (spec, Job.plan(out, spec.label, k, head_config(base_config, spec, out)))
+        for spec in specs
+        for k in seeds
+    ]
 
 
 def _write_plan(
     out: Path, base_config, specs: Sequence[HeadSpec], *, command: str | None,
-    seeds: Sequence[int] | None,
+    seeds: Sequence[int],
 ) -> None:  # fmt: skip
     """``out/compare.json``: the command, the heads, the base config and the seeds."""
     from globalpool.atomic import atomic_write_text
@@ -217,7 +191,7 @@ def _write_plan(
             for s in specs
         ],
         "base_config": base_config.to_dict(),
-        "seeds": None if seeds is None else [int(k) for k in seeds],
+        "seeds": [int(k) for k in seeds],
     }
     atomic_write_text(out / "compare.json", json.dumps(plan, indent=2) + "\n")
 
@@ -234,42 +208,34 @@ class _CompareRuns:
 
 
 def _run_jobs(
-    jobs: list[tuple[HeadSpec, Any]], *, per_seed: bool, overwrite: bool,
-    say: Callable[[str], None],
-) -> _CompareRuns:  # fmt: skip
-    """Train every job in turn, reusing a run finished with the same config; a run that
-    diverges is recorded in ``failures`` and the others go on."""
+    jobs: list[tuple[HeadSpec, Job]], *, overwrite: bool, say: Callable[[str], None]
+) -> _CompareRuns:
+    """Train (or reuse, by :func:`run_or_reuse`) every job in turn; a run that diverges
+    is recorded in ``failures`` and the others go on."""
     from globalpool.analysis.evaluation import describe_evaluation, evaluate_run
-    from globalpool.train import TrainingDiverged, train
+    from globalpool.train import TrainingDiverged
 
     done = _CompareRuns()
     start = time.perf_counter()
-    for i, (spec, cfg) in enumerate(jobs, start=1):
-        run_dir = Path(cfg.out_dir)
-        what = f"[{i}/{len(jobs)}] {spec.label}" + (f" seed {cfg.seed}" if per_seed else "")
-        if finished_with(run_dir, cfg):
-            say(f"{what}: already trained in {run_dir}, reusing it")
-            summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-        else:
-            say(f"{what}: training {cfg.model} with head {spec.to_text()}")
-            try:
-                summary = train(cfg, overwrite=overwrite)
-            except TrainingDiverged as err:
-                # A head that diverges under the shared settings is itself a result:
-                # record it and go on with the others.
-                say(f"{what}: diverged: {err}")
-                who = f"{spec.label} (seed {cfg.seed})" if per_seed else spec.label
-                done.failures.append(f"{who} diverged and is left out: {err}")
-                continue
-            if "test_acc" not in summary:  # stop_after_epoch cut the run short
-                raise ValueError(
-                    f"head {spec.label} stopped early ({summary}); compare needs finished runs"
-                )
-        record = evaluate_run(run_dir)
+    for i, (spec, job) in enumerate(jobs, start=1):
+        what = f"[{i}/{len(jobs)}] {spec.label} seed {job.seed}"
+        try:
+            summary, _ = run_or_reuse(job, overwrite=overwrite, say=say, what=what)
+        except TrainingDiverged as err:
+            # A head that diverges under the shared settings is itself a result:
+            # record it and go on with the others.
+            say(f"{what}: diverged: {err}")
+            done.failures.append(f"{spec.label} (seed {job.seed}) diverged and is left out: {err}")
+            continue
+        if "test_acc" not in summary:  # stop_after_epoch cut the run short
+            raise ValueError(
+                f"head {spec.label} stopped early ({summary}); compare needs finished runs"
+            )
+        record = evaluate_run(job.path)
         say(f"{what}: {describe_evaluation(record)}")
         done.evaluations.setdefault(spec.label, []).append(record)
         done.summaries.append(summary)
         done.by_head.setdefault(spec.label, []).append(summary)
-        done.first_run.setdefault(spec.label, run_dir)
+        done.first_run.setdefault(spec.label, job.path)
     say(f"trained {len(jobs)} runs in {time.perf_counter() - start:.0f} s")
     return done

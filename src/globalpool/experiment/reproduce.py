@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from globalpool.experiment.claims import Claim
+from globalpool.experiment.runs import run_dir
 from globalpool.experiment.stats import describe
 
 __all__ = ["THRESHOLDS", "plan_runs", "reproduce"]
@@ -99,7 +100,7 @@ def plan_runs(
                         "head_kwargs": head_kwargs,
                         "dataset_kwargs": kwargs,
                         "seed": int(seed),
-                        "out_dir": str(where / f"seed{seed}"),
+                        "out_dir": str(run_dir(where, "", seed)),
                         **(overrides or {}),
                     }
                 ).validate()
@@ -373,8 +374,7 @@ def reproduce(
     from globalpool.analysis.render import save_figure
     from globalpool.analysis.report import environment_info
     from globalpool.atomic import atomic_write_text
-    from globalpool.experiment.compare import finished_with
-    from globalpool.train import train
+    from globalpool.experiment.runs import Job, run_or_reuse
 
     runs = plan_runs(claim, seeds=seeds, protocol=protocol, quick=quick, data=data,
                      out_dir=out_dir, overrides=overrides)  # fmt: skip
@@ -387,13 +387,8 @@ def reproduce(
         what = f"{claim.name} [{i}/{len(runs)}] {run['row']}" + (
             f", {run['size']:,} images" if run["size"] is not None else ""
         ) + f", seed {run['seed']}"  # fmt: skip
-        summary_path = Path(config.out_dir) / "summary.json"
-        if not overwrite and finished_with(Path(config.out_dir), config):
-            log(f"{what}: already ran with these settings, reused ({config.out_dir})")
-            summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        else:
-            log(f"{what}: training {config.epochs} epoch(s) -> {config.out_dir}")
-            summary = train(config, overwrite=overwrite or Path(config.out_dir).exists())
+        job = Job(run["row"], int(run["seed"]), config)  # its out_dir: plan_runs' seed<k>
+        summary, _ = run_or_reuse(job, overwrite=overwrite, say=log, what=what)
         record = _score_run(claim, run, summary, data_cache)
         device = record["device"]
         records.append(record)

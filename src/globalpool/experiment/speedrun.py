@@ -135,19 +135,13 @@ def _markdown(result: dict) -> str:
 
 def _run_seed(recipe: Recipe, seed: int, out: Path, overrides: dict, overwrite: bool, log):
     """Train (or reuse) one seed of a speedrun: ``(entry, curve, device)``."""
-    from globalpool.experiment.compare import finished_with
-    from globalpool.train import train
+    from globalpool.experiment.runs import Job, run_or_reuse
     from globalpool.train.metrics import read_metrics
 
-    config = recipe.config(**{**overrides, "seed": seed, "out_dir": str(out / f"seed{seed}")})
-    config = config.replace(test_curve=True)
-    summary_path = Path(config.out_dir) / "summary.json"
-    if not overwrite and finished_with(Path(config.out_dir), config):
-        log(f"speedrun {recipe.name}: seed {seed} already ran with these settings: reused")
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    else:
-        log(f"speedrun {recipe.name}: seed {seed} -> {config.out_dir}")
-        summary = train(config, overwrite=overwrite)
+    job = Job.plan(out, "", seed, recipe.config(**overrides).replace(test_curve=True))
+    config = job.config
+    summary, _ = run_or_reuse(job, overwrite=overwrite, say=log,
+                              what=f"speedrun {recipe.name}: seed {seed}")  # fmt: skip
     rows = read_metrics(Path(config.out_dir) / "metrics.jsonl")
     key = "test_acc_tta" if summary["test_acc_tta"] is not None else "test_acc"
     final = summary[key]
@@ -190,9 +184,10 @@ def speedrun(
         seeds: one run each.
         overrides: :class:`~globalpool.train.TrainConfig` fields replacing the recipe's
             (``dataset_kwargs`` with the data path, ``device``, ``epochs``...).
-        overwrite: retrain seeds whose directory holds a run; without it, a seed that
-            finished with the same settings is reused (so ``--seeds 0 1 2`` after
-            ``--seeds 0`` trains seeds 1 and 2 only) and one with other settings is an error.
+        overwrite: the policy of :func:`globalpool.experiment.runs.run_or_reuse`: without
+            it a seed that finished with the same settings is reused (so ``--seeds 0 1 2``
+            after ``--seeds 0`` trains seeds 1 and 2 only) and one with other settings is
+            refused; with it every seed trains again.
         command: the command line to record in the report.
 
     Returns:

@@ -48,13 +48,6 @@ def _blocks(t: torch.Tensor) -> tuple[list[tuple[int, int]], int]:
     return [(s, min(n, s + step)) for s in range(0, n, step)], step
 
 
-def _scaled(src: torch.Tensor, factor: float, out: torch.Tensor) -> torch.Tensor:
-    """``src * factor`` into the work buffer ``out`` (half inputs are cast first)."""
-    if out.dtype == src.dtype:
-        return torch.mul(src, factor, out=out)
-    return out.copy_(src).mul_(factor)
-
-
 def _base(tc, out, eps, use_abs, invalid):
     """clamp_min(tc, eps) (or |tc|) into ``out``, zero at invalid positions."""
     if out.dtype == tc.dtype:

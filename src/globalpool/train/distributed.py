@@ -98,15 +98,6 @@ def all_reduce_sum(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     return values
 
 
-def broadcast_flag(flag: bool, ctx: DistContext) -> bool:
-    """True on every rank when ``flag`` is True on any rank (e.g. a non-finite loss)."""
-    if not ctx.distributed:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=ctx.device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
-
-
 def barrier(ctx: DistContext) -> None:
     if ctx.distributed:
         dist.barrier()
