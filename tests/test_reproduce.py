@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
+from globalpool.analysis.stats import describe as stats
 from globalpool.cli.main import main
 from globalpool.data import load_dataset, normalize
 from globalpool.deploy import load
 from globalpool.experiment.claims import CLAIMS, get_claim
 from globalpool.experiment.reproduce import THRESHOLDS, plan_runs
-from globalpool.experiment.stats import describe as stats
 from test_data_cifar import py2_pickle
 from test_data_mnist import write_release as write_idx_release
 

@@ -23,11 +23,13 @@ def main() -> None:
     from globalpool.analysis.localization import localization_scores
     from globalpool.analysis.render import cam_grid_figure, save_figure
     from globalpool.data import load_dataset
+    from globalpool.experiment.runs import run_dir
 
     compare_dir = args.deps["compare_shapes"] / "compare"
     labels = [h["label"] for h in json.loads((compare_dir / "compare.json").read_text())["heads"]]
-    models = [(label, globalpool.load(compare_dir / label)) for label in labels]
-    cfg = json.loads((compare_dir / labels[0] / "config.json").read_text())
+    runs = {label: run_dir(compare_dir, label, 0) for label in labels}  # the --seeds 0 runs
+    models = [(label, globalpool.load(runs[label])) for label in labels]
+    cfg = json.loads((runs[labels[0]] / "config.json").read_text())
     data = load_dataset(cfg["dataset"], **cfg["dataset_kwargs"])
     mean, std = models[0][1].mean, models[0][1].std
     test = data.test
@@ -92,11 +94,11 @@ def main() -> None:
     image_path = args.out / "example.png"
     Image.fromarray(test.images[index[0]].permute(1, 2, 0).numpy()).save(image_path)
     gap_label = next((lb for lb in labels if lb.startswith("classmap-avg")), labels[-1])
-    run_dir = compare_dir / gap_label
+    gap_run = runs[gap_label]
     cam_out = args.out / "cam"
     _, output = run_cli(
-        ["cam", "--checkpoint", str(run_dir), str(image_path), "--out", str(cam_out)],
-        shown=f"globalpool cam --checkpoint runs/compare/{gap_label} example.png --out cam",
+        ["cam", "--checkpoint", str(gap_run), str(image_path), "--out", str(cam_out)],
+        shown=f"globalpool cam --checkpoint runs/compare/{gap_label}/seed0 example.png --out cam",
     )
     overlays = sorted(cam_out.glob("*.png"))
     if not overlays:
@@ -118,7 +120,7 @@ def main() -> None:
         [
             "features",
             "--checkpoint",
-            str(run_dir),
+            str(gap_run),
             "--layers",
             layers,
             "--k",
@@ -127,7 +129,7 @@ def main() -> None:
             str(args.out / "features.png"),
             str(image_path),
         ],
-        shown=f"globalpool features --checkpoint runs/compare/{gap_label} --layers {layers} "
+        shown=f"globalpool features --checkpoint runs/compare/{gap_label}/seed0 --layers {layers} "
         "--k 6 --out features.png example.png",
     )
     output = output.replace(str(args.out / "features.png"), "features.png")

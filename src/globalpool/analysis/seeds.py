@@ -3,38 +3,13 @@ allows one to conclude (a difference counts only where Welch's t-test gives p < 
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Mapping, Sequence
 
 from globalpool.analysis.markup import Block, Table, Text, to_html, to_markdown
+from globalpool.analysis.stats import ALPHA, mean_sd, welch
 
-__all__ = ["ALPHA", "seed_blocks", "seed_rows", "seed_section", "verdict", "welch"]
-
-ALPHA = 0.05  # the significance level of every verdict over seeds
-
-
-def welch(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
-    """Welch's t statistic and two-sided p-value of mean(a) - mean(b) (unequal variances).
-
-    Seeds with no spread at all (every value equal on both sides) give t = 0, p = 1 when
-    the means agree and t = ±inf, p = 0 when they differ.
-    """
-    import warnings
-
-    from scipy import stats
-
-    if statistics.pvariance(a) == 0 and statistics.pvariance(b) == 0:
-        diff = statistics.fmean(a) - statistics.fmean(b)
-        return (0.0, 1.0) if diff == 0 else (math.copysign(math.inf, diff), 0.0)
-    with warnings.catch_warnings():  # nearly equal seeds: scipy warns of lost digits
-        warnings.simplefilter("ignore", RuntimeWarning)
-        result = stats.ttest_ind(a, b, equal_var=False)
-    return float(result.statistic), float(result.pvalue)
-
-
-def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+__all__ = ["seed_blocks", "seed_rows", "seed_section", "verdict"]
 
 
 def seed_rows(runs: Mapping[str, Sequence[dict]]) -> list[dict]:
@@ -44,8 +19,8 @@ def seed_rows(runs: Mapping[str, Sequence[dict]]) -> list[dict]:
     for label, summaries in runs.items():
         tests = [100 * s["test_acc"] for s in summaries]
         gaps = [100 * (s["final_train_acc"] - s["test_acc"]) for s in summaries]
-        test_mean, test_sd = _mean_sd(tests)
-        gap_mean, gap_sd = _mean_sd(gaps)
+        test_mean, test_sd = mean_sd(tests)
+        gap_mean, gap_sd = mean_sd(gaps)
         rows.append({
             "label": label, "test_mean": test_mean, "test_sd": test_sd,
             "test_min": min(tests), "test_max": max(tests),

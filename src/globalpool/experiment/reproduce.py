@@ -24,9 +24,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from globalpool.analysis.stats import describe
 from globalpool.experiment.claims import Claim
 from globalpool.experiment.runs import run_dir
-from globalpool.experiment.stats import describe
 
 __all__ = ["THRESHOLDS", "plan_runs", "reproduce"]
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from globalpool.experiment.stats import describe
+from globalpool.analysis.stats import describe
 from globalpool.train.recipes import Recipe
 
 __all__ = [

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from globalpool.analysis.markup import Figure, Section, Table, Text
-from globalpool.analysis.seeds import ALPHA, welch
+from globalpool.analysis.stats import ALPHA, mean_sd, welch
 
 __all__ = ["ALPHA", "CLAIMS", "Claim", "claims_section", "compare_heads", "reference_head"]
 
@@ -84,8 +84,8 @@ def _scores(records: Sequence[dict], key: str) -> list[float] | None:
 
 
 def _mean_sd(values: Sequence[float]) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.1f} ± {sd:.1f}"
+    mean, sd = mean_sd(values)
+    return f"{mean:.1f} ± {sd:.1f}"
 
 
 def _claims_figure(evaluations: Mapping[str, Sequence[dict]], claims: Sequence[Claim]) -> bytes:
