@@ -80,6 +80,8 @@ TABLE = [
     (["tour", "--shape", "1", "1", "1"], "", ["0"], "an integer >= 1"),
     (["compare"], "--seeds", ["-1", "x"], "an integer >= 0"),
     (["speedrun"], "--seeds", ["x"], "an integer >= 0"),
+    (["speedrun"], "--target", ["x", "", "101"], "a percentage: 85, 90 or 94"),
+    (["cam", "--checkpoint", "RUN", "IMAGE"], "--cmap", ["nosuch"], "unknown matplotlib colormap"),
     (["reproduce"], "--seeds", ["-1"], "an integer >= 0"),
 ]
 CASES = [(head, flag, value, expected) for head, flag, values, expected in TABLE

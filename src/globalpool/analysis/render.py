@@ -62,6 +62,18 @@ def to_hwc_uint8(image) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def get_colormap(name: str):
+    """The matplotlib colormap ``name``; a ValueError naming some known ones otherwise."""
+    import matplotlib
+
+    try:
+        return matplotlib.colormaps[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown matplotlib colormap {name!r}; e.g. jet, viridis, magma, gray"
+        ) from None
+
+
 def heatmap_rgb(cam, cmap: str = "jet") -> np.ndarray:
     """Colour a (H, W) map in [0, 1] with a matplotlib colormap.
 
@@ -71,15 +83,11 @@ def heatmap_rgb(cam, cmap: str = "jet") -> np.ndarray:
         >>> heatmap_rgb(np.zeros((4, 5))).shape
         (4, 5, 3)
     """
-    import matplotlib
 
     arr = cam.detach().cpu().numpy() if isinstance(cam, torch.Tensor) else np.asarray(cam)
     if arr.ndim != 2:
         raise ValueError(f"cam must be (H, W); got shape {arr.shape}")
-    try:
-        colormap = matplotlib.colormaps[cmap]
-    except KeyError:
-        raise ValueError(f"unknown matplotlib colormap {cmap!r}") from None
+    colormap = get_colormap(cmap)
     rgba = colormap(np.clip(arr.astype(np.float64), 0.0, 1.0))
     return np.rint(rgba[..., :3] * 255.0).astype(np.uint8)
 

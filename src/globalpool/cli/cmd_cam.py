@@ -101,9 +101,10 @@ def run(args: argparse.Namespace) -> int:
 
     from globalpool.analysis.cam import cam_method, compute_cam
     from globalpool.analysis.images import fit_to_model, normalize_images, read_image
-    from globalpool.analysis.render import save_overlay
+    from globalpool.analysis.render import get_colormap, save_overlay
     from globalpool.models.io import load_run
 
+    get_colormap(args.cmap)  # a typo fails before the model loads
     for path in args.images:  # fail on a typo before the model loads
         if not Path(path).is_file():
             raise FileNotFoundError(f"no such image file: {path!r}")

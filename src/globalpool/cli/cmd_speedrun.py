@@ -17,7 +17,7 @@ import argparse
 import shlex
 import sys
 
-from globalpool.cli.options import Range, add_range_option
+from globalpool.cli.options import Range, add_range_option, in_range
 
 
 def register(subparsers) -> None:
@@ -37,7 +37,10 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--target", type=float, help="accuracy target in percent: 85, 90 or 94")
+    which.add_argument(
+        "--target", type=in_range(Range(float, 0.0, 100.0), "a percentage: 85, 90 or 94"),
+        help="accuracy target in percent: 85, 90 or 94",
+    )  # fmt: skip
     which.add_argument("--recipe", help="recipe name (see --list)")
     which.add_argument("--list", action="store_true", help="list the recipes and stop")
     add_range_option(
