@@ -33,10 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import importlib
 import math
-import sys
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
@@ -46,6 +43,11 @@ from torch import nn
 from globalpool.models.classifier import Classifier
 from globalpool.models.shape import feature_shape
 from globalpool.models.sizing import check_in_chans, size_pair
+from globalpool.models.vision_compat import (
+    ExtraNotInstalled,
+    import_timm,
+    import_torchvision,
+)
 
 __all__ = [
     "LIBRARIES",
@@ -61,14 +63,7 @@ __all__ = [
 ]
 
 LIBRARIES = ("torchvision", "timm")
-INSTALL_HINT = "pip install 'globalpool[vision]'"
 DEFAULT_INPUT_SIZE = (224, 224)  # ImageNet's, where the library says none
-
-
-class ExtraNotInstalled(ImportError):
-    """torchvision or timm is not installed (or cannot be imported)."""
-
-    user_error = True  # the CLI prints it as one line
 
 
 class WeightsUnavailableError(ConnectionError):
@@ -80,73 +75,6 @@ class WeightsUnavailableError(ConnectionError):
 def is_external(name) -> bool:
     """Whether ``name`` is ``"torchvision:<arch>"`` or ``"timm:<arch>"``."""
     return isinstance(name, str) and name.partition(":")[0] in LIBRARIES and ":" in name
-
-
-# -- importing the libraries ------------------------------------------------------------
-_STUB_LIBRARY = None  # keeps the stub op definitions alive (see _define_missing_ops)
-
-
-def _purge(prefixes: Sequence[str]) -> None:
-    for key in [k for k in sys.modules if k.split(".")[0] in prefixes]:
-        del sys.modules[key]
-
-
-def _define_missing_ops() -> None:
-    """Define the schemas of the two torchvision operators that ``torchvision``'s import
-    registers fake kernels for without checking that its compiled library loaded (torch
-    then raises "operator torchvision::nms does not exist"). That happens when its
-    compiled ops do not fit the installed torch, e.g. PyPI's CUDA torchvision wheel beside
-    a CPU-only torch. The models need none of these ops; calling them still raises
-    torchvision's own "Couldn't load custom C++ ops" error."""
-    global _STUB_LIBRARY
-    missing = [op for op in ("nms", "qnms") if not hasattr(torch.ops.torchvision, op)]
-    if not missing:
-        return
-    _STUB_LIBRARY = torch.library.Library("torchvision", "FRAGMENT")
-    for op in missing:
-        _STUB_LIBRARY.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-
-
-def import_torchvision():
-    """``import torchvision``, or :class:`ExtraNotInstalled` naming the extra.
-
-    A torchvision whose compiled operators do not load with this torch (a build for
-    another torch or for CUDA) is still imported for its models, with a warning: see
-    :func:`_define_missing_ops`.
-    """
-    try:
-        return importlib.import_module("torchvision")
-    except ImportError as err:
-        raise ExtraNotInstalled(
-            f"torchvision is needed for 'torchvision:' and 'timm:' models but could not be "
-            f"imported ({err}); install it with: {INSTALL_HINT}"
-        ) from None
-    except RuntimeError as err:
-        if "torchvision::" not in str(err):
-            raise
-    _purge(("torchvision", "timm"))
-    _define_missing_ops()
-    torchvision = importlib.import_module("torchvision")
-    warnings.warn(
-        f"torchvision {torchvision.__version__}'s compiled operators do not load with torch "
-        f"{torch.__version__} (a torchvision built for another torch, e.g. a CUDA wheel "
-        "beside a CPU torch): its models work, its detection operators (nms, roi_align) "
-        "do not. Install the torchvision build that matches torch to silence this.",
-        stacklevel=2,
-    )
-    return torchvision
-
-
-def import_timm():
-    """``import timm`` (which imports torchvision), or :class:`ExtraNotInstalled`."""
-    import_torchvision()
-    try:
-        return importlib.import_module("timm")
-    except ImportError as err:
-        raise ExtraNotInstalled(
-            f"timm is needed for 'timm:' models but could not be imported ({err}); install "
-            f"it with: {INSTALL_HINT}"
-        ) from None
 
 
 # -- downloads --------------------------------------------------------------------------
