@@ -103,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     from globalpool.analysis.images import fit_to_model, normalize_images, read_image
     from globalpool.analysis.render import get_colormap, save_overlay
     from globalpool.models.io import load_run
+    from globalpool.models.sizing import input_channels
 
     get_colormap(args.cmap)  # a typo fails before the model loads
     for path in args.images:  # fail on a typo before the model loads
@@ -114,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     classes = list(meta.get("classes") or [str(i) for i in range(num_classes)])
     class_idx = resolve_class(args.class_name, classes)
     mean, std = meta["mean"], meta["std"]
-    in_chans = int(getattr(model, "in_chans", len(mean)))
+    in_chans = input_channels(model, mean)
     method = None if args.method == "auto" else args.method
     if args.layer is not None and method is None:
         raise ValueError("--layer needs a --method (gradcam, gradcam++, layercam, ...)")

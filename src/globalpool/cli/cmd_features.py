@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from globalpool.analysis.images import fit_to_model, normalize_images, read_image
     from globalpool.analysis.render import save_figure
     from globalpool.models.io import load_run
+    from globalpool.models.sizing import input_channels
 
     if not Path(args.image).is_file():
         raise FileNotFoundError(f"no such image file: {args.image!r}")
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if not layers:
         raise ValueError("--layers needs at least one name, e.g. --layers backbone.0")
     mean, std = meta["mean"], meta["std"]
-    in_chans = int(getattr(model, "in_chans", len(mean)))
+    in_chans = input_channels(model, mean)
     image, note = fit_to_model(read_image(args.image, in_chans), model, args.size)
     if note:
         print(f"{args.image}: {note}")

@@ -45,7 +45,7 @@ from globalpool.deploy.guards import (
 )
 from globalpool.deploy.masked import MaskedClassifier
 from globalpool.models.memory import check_fits_memory
-from globalpool.models.sizing import is_fixed_size, size_pair
+from globalpool.models.sizing import input_channels, is_fixed_size, size_pair
 
 __all__ = [
     "ExportResult",
@@ -95,12 +95,6 @@ def _metadata(model: nn.Module, fmt: str, mask: bool, dynamic: bool, names: list
 
 def _min_size(model: nn.Module) -> tuple[int, int]:
     return size_pair(getattr(model, "min_input_size", None) or (1, 1), "min_input_size")
-
-
-def _in_chans(model: nn.Module) -> int:
-    if getattr(model, "in_chans", None):
-        return int(model.in_chans)
-    return int((getattr(model, "model_args", None) or {}).get("in_chans", 3))
 
 
 def _random_mask(n: int, h: int, w: int, generator: torch.Generator) -> torch.Tensor:
@@ -168,9 +162,9 @@ def verification_inputs(
     out = []
     for n, hh, ww in shapes:
         check_fits_memory(
-            model, _in_chans(model), (hh, ww), batch=n, hint="pass a smaller input_size"
+            model, input_channels(model), (hh, ww), batch=n, hint="pass a smaller input_size"
         )
-        image = torch.randn(n, _in_chans(model), hh, ww, generator=gen)
+        image = torch.randn(n, input_channels(model), hh, ww, generator=gen)
         out.append((image, _random_mask(n, hh, ww, gen)) if mask else (image,))
     return out
 

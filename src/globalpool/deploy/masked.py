@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from globalpool.models.sizing import is_fixed_size
+from globalpool.models.sizing import input_channels, is_fixed_size
 
 __all__ = ["MaskedClassifier", "backbone_stride", "downsample_mask", "head_forward_masked"]
 
@@ -44,8 +44,7 @@ def backbone_stride(model: nn.Module, input_size: tuple[int, int] | None = None)
         input_size: (H, W) of the smaller probe; defaults to ``model.input_size``.
     """
     h0, w0 = tuple(input_size or getattr(model, "input_size", None) or (32, 32))
-    args = getattr(model, "model_args", None) or {}
-    in_chans = int(getattr(model, "in_chans", None) or args.get("in_chans", 3))
+    in_chans = input_channels(model)
     # The backbone alone: an FC head would refuse the doubled probe size.
     features = getattr(model, "backbone", None) or model.forward_features
     param = next(model.parameters(), None)

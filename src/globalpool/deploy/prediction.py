@@ -21,21 +21,13 @@ from torch import nn
 from globalpool.deploy.images import resize_image, to_image_tensors
 from globalpool.models.sizing import (
     MAX_NATIVE_PIXELS,
+    input_channels,
     is_fixed_size,
     target_size,
     warn_far_from_training_scale,
 )
 
 __all__ = ["MAX_NATIVE_PIXELS", "predict", "predict_proba", "target_size"]
-
-
-def _channels(model: nn.Module, mean) -> int:
-    if getattr(model, "in_chans", None):
-        return int(model.in_chans)
-    args = getattr(model, "model_args", None) or {}
-    if "in_chans" in args:
-        return int(args["in_chans"])
-    return len(mean) if mean is not None else 3
 
 
 @torch.no_grad()
@@ -65,7 +57,7 @@ def predict_proba(
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     mean = getattr(model, "mean", None) if mean is None else mean
     std = getattr(model, "std", None) if std is None else std
-    tensors = to_image_tensors(images, _channels(model, mean))
+    tensors = to_image_tensors(images, input_channels(model, mean))
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32

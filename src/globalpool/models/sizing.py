@@ -14,8 +14,8 @@ from torch import nn
 from globalpool.models.memory import check_fits_memory
 
 __all__ = [
-    "MAX_NATIVE_PIXELS", "check_in_chans", "is_fixed_size", "size_pair", "target_size",
-    "warn_far_from_training_scale",
+    "MAX_NATIVE_PIXELS", "check_in_chans", "input_channels", "is_fixed_size", "size_pair",
+    "target_size", "warn_far_from_training_scale",
 ]  # fmt: skip
 
 
@@ -41,6 +41,18 @@ def check_in_chans(in_chans) -> int:
     if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
         raise ValueError(f"in_chans must be a positive int, got {in_chans!r}")
     return in_chans
+
+
+def input_channels(model: nn.Module, mean=None) -> int:
+    """The channels ``model`` takes: its ``in_chans`` (a Classifier), else the
+    ``in_chans`` of its ``model_args``, else one per normalisation ``mean``, else 3. The
+    one answer of predict, cam, features and export."""
+    if getattr(model, "in_chans", None):
+        return int(model.in_chans)
+    args = getattr(model, "model_args", None) or {}
+    if "in_chans" in args:
+        return int(args["in_chans"])
+    return len(mean) if mean is not None else 3
 
 
 def size_pair(value, what: str) -> tuple[int, int] | None:
