@@ -32,12 +32,17 @@ def _plain(name: str, v: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return v.abs().pow(1.5).mean(1).pow(1 / 1.5)
     if name == "mixed":
         return 0.25 * v.amax(1) + 0.75 * v.mean(1)
+    if name == "wildcat":  # k = 30% of the valid positions (at least 1), alpha 0.6
+        k = max(1, round(0.3 * v.shape[1]))
+        ranked = v.sort(1, descending=True).values
+        return ranked[:, :k].mean(1) + 0.6 * ranked[:, -k:].mean(1)
     return v @ torch.softmax(w @ v, 0)
 
 
 def _apply(name, x, mask, fmt, w):
     kw = {"data_format": fmt}
-    extra = {"lse": {"r": 2.0}, "lp": {"p": 1.5}, "mixed": {"alpha": 0.25}}.get(name, {})
+    extra = {"lse": {"r": 2.0}, "lp": {"p": 1.5}, "mixed": {"alpha": 0.25},
+             "wildcat": {"k_max": 0.3, "alpha": 0.6}}.get(name, {})  # fmt: skip
     if name == "attention":
         return F.attention_pool(x, w, mask, **kw)
     return getattr(F, f"{name}_pool")(x, mask, **kw, **extra)

@@ -42,6 +42,8 @@ def reference(name: str, x: torch.Tensor, weight: torch.Tensor | None = None) ->
         flat = x.flatten(2)  # (N, C, L)
         attn = torch.softmax(torch.einsum("ncl,c->nl", flat, weight.double()), -1)
         return torch.einsum("ncl,nl->nc", flat, attn)
+    if name == "wildcat":  # defaults k_max = k_min = 1, alpha = 0.7: max + 0.7 * min
+        return x.amax(dims) + 0.7 * x.amin(dims)
     raise AssertionError(name)
 
 
@@ -68,6 +70,7 @@ def test_registry_names():
         "lp",
         "mixed",
         "attention",
+        "wildcat",
     ]
 
 
@@ -194,3 +197,46 @@ def test_module_learnable_parameters():
     x = torch.rand(2, 3, 4, 4) + 0.5
     gem(x).sum().backward()
     assert gem.log_p.grad is not None and torch.isfinite(gem.log_p.grad)
+
+
+@pytest.mark.parametrize("k_max, k_min, alpha", [(3, 2, 0.7), (0.25, 0.5, 1.0), (1, 40, 0.0)])
+@pytest.mark.parametrize("fmt", ["channels_first", "channels_last"])
+def test_wildcat_is_the_papers_top_and_bottom_means(k_max, k_min, alpha, fmt):
+    """Durand et al. 2017, eq. 2: s = 1/k+ sum_{top k+} h + alpha/k- sum_{bottom k-} h,
+    with k as a count or a fraction of the (valid) regions, computed here with numpy."""
+    import numpy as np
+
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(2, 3, 6, 5, generator=g, dtype=torch.float64)
+    mask = torch.rand(2, 6, 5, generator=g) > 0.4
+    mask[:, 0, 0] = True
+    arr, valid = x.numpy(), mask.numpy()
+    want = np.zeros((2, 3))
+
+    def k_of(k, count):
+        return min(k, count) if isinstance(k, int) else max(1, round(k * count))
+
+    for n in range(2):
+        top, low = k_of(k_max, int(valid[n].sum())), k_of(k_min, int(valid[n].sum()))
+        for c in range(3):
+            h = np.sort(arr[n, c][valid[n]])[::-1]
+            want[n, c] = h[:top].mean() + alpha * h[-low:].mean()
+    pool = create_pool("wildcat", k_max=k_max, k_min=k_min, alpha=alpha, data_format=fmt)
+    got = pool(x if fmt == "channels_first" else to_last(x), mask)
+    torch.testing.assert_close(got, torch.from_numpy(want))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"k_max": 0}, "k_max as a count"),
+        ({"k_max": 1.0}, "k_max as a count"),
+        ({"k_max": True}, "k_max as a count"),
+        ({"k_min": -2}, "k_min as a count"),
+        ({"alpha": -0.1}, "alpha >= 0"),
+        ({"alpha": float("nan")}, "alpha >= 0"),
+    ],
+)
+def test_wildcat_arguments_are_checked_at_construction(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        create_pool("wildcat", **kwargs)

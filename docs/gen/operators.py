@@ -26,6 +26,9 @@ WHEN = {
     "mixed": "Lets training choose the avg/max blend per layer (one learned scalar).",
     "attention": "Learned spatial weights: the network decides where to look; adds C+1 "
     "parameters and a softmax over positions.",
+    "wildcat": "Class maps for weakly supervised localization (Durand et al. 2017): the "
+    "k highest regions are evidence for the class, the k lowest (weight alpha) evidence "
+    "against it; k a count or a fraction of the map.",
 }
 
 

@@ -17,6 +17,7 @@ from globalpool.pool.functional import (
     lse_pool,
     max_pool,
     mixed_pool,
+    wildcat_pool,
 )
 
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "lse_pool",
     "max_pool",
     "mixed_pool",
+    "wildcat_pool",
 ]

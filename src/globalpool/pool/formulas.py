@@ -38,6 +38,7 @@ __all__ = [
     "max_",
     "mixed",
     "power",
+    "wildcat",
 ]
 
 _TINY = 1e-30  # the floor of a ratio a / max(a) before its log (zeros of Lp stay finite)
@@ -228,6 +229,44 @@ def _lp(t, dim, mask, count, p):
     return power(t, dim, mask, count, p, 0.0, True)
 
 
+def _k_of(k, count, length):
+    """The number of positions ``k`` picks per row: a count (int >= 1, at most the valid
+    positions) or a fraction of the valid positions (0 < k < 1, at least one)."""
+    n = length if count is None else count.unsqueeze(-1)  # (N, 1, 1): broadcasts on t
+    if isinstance(k, int):
+        return min(k, length) if count is None else n.clamp(max=k)
+    picked = n * k
+    return max(1, round(picked)) if count is None else picked.round().clamp(min=1)
+
+
+def wildcat(t, dim, mask, count, k_max, k_min, alpha):
+    """WILDCAT (Durand et al. 2017): the mean of the ``k_max`` largest valid values plus
+    ``alpha`` times the mean of the ``k_min`` smallest, (N, C).
+
+    One descending sort of the row (invalid positions sent last as -inf); the ranks pick
+    the top ``k_max`` and the ``k_min`` just above the invalid tail.
+    """
+    length = t.shape[dim]
+    tw = t if mask is None else t.masked_fill(~mask, -math.inf)
+    ranked = tw.sort(dim, descending=True).values
+    shape = [1, 1, 1]
+    shape[dim] = length
+    rank = torch.arange(length, device=t.device).view(shape)
+    valid = length if count is None else count.unsqueeze(-1)
+    k_top = _k_of(k_max, count, length)
+    top = torch.where(rank < k_top, ranked, 0.0).sum(dim) / _squeeze(k_top, dim)
+    if alpha == 0:
+        return top
+    k_low = _k_of(k_min, count, length)
+    low_rows = (rank >= valid - k_low) & (rank < valid)
+    low = torch.where(low_rows, ranked, 0.0).sum(dim) / _squeeze(k_low, dim)
+    return top + alpha * low
+
+
+def _squeeze(k, dim):
+    return k.squeeze(dim) if isinstance(k, torch.Tensor) else k
+
+
 # name -> formula(t, dim, mask, count, *hyper-parameters)
 FORMULAS = {
     "avg": avg,
@@ -238,4 +277,5 @@ FORMULAS = {
     "gem": _gem,
     "lp": _lp,
     "lse": lse,
+    "wildcat": wildcat,
 }

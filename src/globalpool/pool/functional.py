@@ -49,6 +49,7 @@ __all__ = [
     "max_pool",
     "mixed_pool",
     "normalize_data_format",
+    "wildcat_pool",
 ]
 
 
@@ -297,3 +298,54 @@ def attention_pool(
     else:
         y = torch.bmm(attn.unsqueeze(1), t).squeeze(1)
     return restore_layout(y.to(x.dtype), f, keepdim)
+
+
+def _check_k(k, name: str) -> None:
+    ok_count = isinstance(k, int) and not isinstance(k, bool) and k >= 1
+    ok_fraction = isinstance(k, float) and 0.0 < k < 1.0
+    if not (ok_count or ok_fraction):
+        raise ValueError(
+            f"wildcat pool expects {name} as a count (an int >= 1) or a fraction of the "
+            f"positions (a float in (0, 1)), got {k!r}"
+        )
+
+
+def wildcat_pool(
+    x: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    *,
+    k_max: int | float = 1,
+    k_min: int | float | None = None,
+    alpha: float = 0.7,
+    data_format: str = "channels_first",
+    keepdim: bool = False,
+    compiled: bool = False,
+) -> torch.Tensor:
+    """WILDCAT pooling (Durand et al. 2017): per map, the mean of its ``k_max`` highest
+    activations plus ``alpha`` times the mean of its ``k_min`` lowest.
+
+    Made for class maps: the highest regions are the evidence for the class, the lowest
+    the evidence against it (a negative ``alpha`` is not allowed: the paper's alpha is in
+    [0, 1]). ``k_max = 1, alpha = 0`` is global max pooling; ``k_max = k_min = all,
+    alpha = 1`` is twice average pooling.
+
+    Args:
+        k_max: the highest positions averaged: a count (int >= 1, capped at the valid
+            positions) or a fraction of the valid positions (float in (0, 1), at least 1).
+        k_min: the same for the lowest positions; None: as ``k_max``.
+        alpha: weight of the lowest positions' mean, >= 0 (0 skips them).
+        Others: as :func:`avg_pool`; with a mask, only valid positions are ranked.
+    """
+    _check_k(k_max, "k_max")
+    k_min = k_max if k_min is None else k_min
+    _check_k(k_min, "k_min")
+    if (
+        isinstance(alpha, bool)
+        or not isinstance(alpha, (int, float))
+        or not (math.isfinite(alpha) and alpha >= 0)
+    ):
+        raise ValueError(f"wildcat pool expects alpha >= 0 and finite, got {alpha!r}")
+    f = flatten_spatial(x, mask, data_format, "wildcat")
+    y = run_pool("wildcat", f.t, f.dim, f.mask, f.count, k_max, k_min, float(alpha),
+                 compiled=compiled)  # fmt: skip
+    return restore_layout(y, f, keepdim)
