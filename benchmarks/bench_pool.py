@@ -37,7 +37,7 @@ from globalpool.machine import machine_line
 from globalpool.pool import dispatch
 
 SHAPES = [(64, 512, 14, 14), (256, 2048, 7, 7)]
-OPS = ["avg", "max", "avgmax", "catavgmax", "gem", "lse", "lp", "mixed", "attention"]
+OPS = ["avg", "max", "avgmax", "catavgmax", "gem", "lse", "lp", "mixed", "attention", "wildcat"]
 
 
 def naive(name: str, pool):
@@ -67,6 +67,14 @@ def naive(name: str, pool):
             return torch.einsum("nchw,nhw->nc", x, score.view(x.shape[0], *x.shape[2:]))
 
         return attention
+    if name == "wildcat":  # a full sort of each map, as WILDCAT's own code does
+
+        def wildcat(x):
+            ranked = x.flatten(2).sort(-1, descending=True).values
+            top = ranked[..., : pool.k_max].mean(-1)
+            return top + pool.alpha * ranked[..., -pool.k_min :].mean(-1)
+
+        return wildcat
     raise ValueError(name)
 
 
@@ -140,6 +148,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--no-plain", action="store_true", help="skip the plain-formula column")
+    parser.add_argument("--json", metavar="PATH", help="also write the rows as a JSON record")
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 10)
     use_compile = not (args.quick or args.no_compile)
@@ -164,6 +173,7 @@ def main(argv=None) -> int:
     )
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
+    records = []
     for shape in SHAPES:
         n, c, h, w = shape
         base = torch.randn(n, c, h, w)
@@ -196,6 +206,10 @@ def main(argv=None) -> int:
                     if fc == fc  # not nan
                     else "- | - | -"
                 )
+                records.append({"shape": list(shape), "op": name, "layout": layout,
+                                "fwd_ms": fe, "fwd_naive_ms": fn, "fb_ms": be,
+                                "fb_naive_ms": bn, "fwd_compiled_ms": fc, "fb_compiled_ms": bc,
+                                "fwd_plain_ms": fp, "fb_plain_ms": bp})  # fmt: skip
                 print(
                     f"| {n}x{c}x{h}x{w} | {name} | {layout} | {fe:.2f} | {gbs:.1f} | "
                     f"{gbs / bw:.2f} | {fn:.2f} | {fn / fe:.2f}x | {compiled} | {be:.2f} | "
@@ -210,6 +224,16 @@ def main(argv=None) -> int:
         f"always and of {sorted(dispatch.KERNEL_BEATS_COMPILED_WITH_GRAD)} when a gradient "
         "is needed (f+b)."
     )
+    if args.json:
+        import json
+
+        record = {"command": "python benchmarks/bench_pool.py " + " ".join(sys.argv[1:]),
+                  "date": time.strftime("%Y-%m-%d"), "machine": machine_line(),
+                  "torch": torch.__version__, "threads": torch.get_num_threads(),
+                  "read_bandwidth_gb_s": bw, "rows": records}  # fmt: skip
+        text = json.dumps(record, indent=1).replace("NaN", "null")
+        with open(args.json, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
     return 0
 
 

