@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--avx2", action="store_true", help="emulate an AVX2-only CPU (ATen and oneDNN)"
     )
+    parser.add_argument(
+        "--heads", help="compare other heads on the main job's data and budget (--heads SPECS)"
+    )
     args = parser.parse_args(argv)
 
     from globalpool.analysis.evaluation import evaluate_run
@@ -43,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.avx2:
         env.update(ATEN_CPU_CAPABILITY="avx2", ONEDNN_MAX_CPU_ISA="AVX2")
     command = ["globalpool", "compare", "--out", str(out)]
+    if args.heads:
+        command += ["--heads", args.heads]
     start = time.perf_counter()
     proc = subprocess.run(command, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -54,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = plan["seeds"]
     evaluations = {h: [evaluate_run(out / h / f"seed{k}") for k in seeds] for h in heads}
     reference = reference_head(heads)
-    verdicts = []
+    verdicts = []  # the claims: the reference pooling head against each FC head
     for claim in CLAIMS:
         ref = [100 * r[claim.key] for r in evaluations[reference]]
         for fc in (h for h in heads if h.startswith("fc")):
