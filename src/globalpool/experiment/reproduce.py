@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from globalpool.analysis.markup import markdown_table as markdown_table_of
 from globalpool.analysis.stats import describe
 from globalpool.experiment.claims import Claim
 from globalpool.experiment.runs import run_dir
@@ -265,7 +266,7 @@ def markdown_table(result: dict) -> str:
             "gap (train - test), points", "time per run (s)", "seeds"]  # fmt: skip
     if claim_metric == "max_box_acc":
         cols[5:5] = ["box acc @0.2 %", "pointing %", "mask IoU %", "map"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
+    rows = []
     for e in result["rows"]:
         published = "none published" if e["published"] is None else f"{e['published']:.2f}"
         cells = [e["row"], *([f"{e['size']:,}"] if sweep else []), published,
@@ -274,8 +275,8 @@ def markdown_table(result: dict) -> str:
         if claim_metric == "max_box_acc":
             cells[5:5] = [_ms(e["box_acc_at_0.2"]), _ms(e["pointing_acc"]),
                           _ms(e["mask_iou"]), e["method"]]  # fmt: skip
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(cells)
+    return markdown_table_of(cols, rows, text_cols=1)
 
 
 def _markdown(result: dict) -> str:

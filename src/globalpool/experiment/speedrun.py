@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from globalpool.analysis.markup import markdown_table
 from globalpool.analysis.stats import describe
 from globalpool.train.recipes import Recipe
 
@@ -110,16 +111,16 @@ def _markdown(result: dict) -> str:
         f"Command: `{result['command']}`" if result.get("command") else "",
         f"Device: {result['device']}. Seeds: {', '.join(map(str, result['seeds']))}.",
         "",
-        "| seed | test acc | test acc (TTA) | time to result (s) | first epoch at target (s) |",
-        "| --- | --- | --- | --- | --- |",
     ]
+    rows = []
     for s in result["per_seed"]:
         tta = "n/a" if s["test_acc_tta"] is None else f"{100 * s['test_acc_tta']:.2f}%"
         first = "not reached" if s["epoch_at_target_s"] is None else f"{s['epoch_at_target_s']:.0f}"
-        lines.append(
-            f"| {s['seed']} | {100 * s['test_acc']:.2f}% | {tta} | "
-            f"{s['time_to_result_s']:.0f} | {first} |"
-        )
+        rows.append([str(s["seed"]), f"{100 * s['test_acc']:.2f}%", tta,
+                     f"{s['time_to_result_s']:.0f}", first])  # fmt: skip
+    header = ["seed", "test acc", "test acc (TTA)", "time to result (s)",
+              "first epoch at target (s)"]  # fmt: skip
+    lines.append(markdown_table(header, rows))
     lines += [
         "",
         f"Mean ± sd over {agg['seeds']} seed(s): test {pct(agg['test_acc'])}%, with TTA "
