@@ -12,8 +12,10 @@ run, in eval mode, from its saved weights:
 - ``shifted_acc``: accuracy on the test items placed at positions the training split
   never used (data sets with ``test_positions="shifted"``: ``fashion_canvas``);
 - ``max_box_acc`` (the best box accuracy over map thresholds, Choe et al. 2020) and
-  ``pointing_acc`` of the head's own map (CAM / class maps; Grad-CAM for FC heads),
-  for the true class, on the test split's true boxes.
+  ``pointing_acc`` (the map's maximum inside the object's mask, or box where there is no
+  mask) of the head's own map (CAM / class maps; Grad-CAM for FC heads), for the true
+  class, on the test split's true boxes. ``globalpool reproduce`` scores its runs with
+  the same :func:`accuracy` and :func:`localization_sweep`.
 
 The record goes to ``<run>/evaluation.json`` and is reused while the run's weights are
 unchanged (it stores the checkpoint's sha256).
@@ -37,46 +39,59 @@ from globalpool.atomic import atomic_write_text
 from globalpool.data import dataset_entry, load_dataset
 from globalpool.models.io import load_run
 
-__all__ = ["EVALUATION_FILE", "MAP_THRESHOLDS", "describe_evaluation", "evaluate_run"]
+__all__ = [
+    "EVALUATION_FILE", "MAP_THRESHOLDS", "accuracy", "describe_evaluation", "evaluate_run",
+    "localization_sweep",
+]  # fmt: skip
 
 EVALUATION_FILE = "evaluation.json"
 # MaxBoxAcc's map thresholds (fractions of each map's maximum), as in Choe et al. 2020's
 # sweep but coarser: 0.05 to 0.95 in steps of 0.1
 MAP_THRESHOLDS = tuple(round(0.05 + 0.1 * i, 2) for i in range(10))
-_VERSION = 1  # bump when a score's definition changes: older records are recomputed
+_VERSION = 2  # bump when a score's definition changes: older records are recomputed
+# (2: the pointing game against the item's mask, not its box)
 
 
 @torch.no_grad()
-def _accuracy(model, images, labels, mean, std, batch_size: int = 256) -> float:
+def accuracy(model, imageset, mean, std, batch_size: int = 256) -> float:
+    """Top-1 accuracy of ``model`` (eval mode, no augmentation) on an ImageSet."""
+    model.eval()
     correct = 0
-    for start in range(0, len(labels), batch_size):
-        x = normalize_images(images[start : start + batch_size], mean, std)
-        correct += int((model(x).argmax(1) == labels[start : start + batch_size]).sum())
-    return correct / max(len(labels), 1)
+    for start in range(0, len(imageset), batch_size):
+        x = normalize_images(imageset.images[start : start + batch_size], mean, std)
+        correct += int((model(x).argmax(1) == imageset.labels[start : start + batch_size]).sum())
+    return correct / max(len(imageset), 1)
 
 
-def _localization(model, imageset, mean, std, limit: int, batch_size: int = 128) -> dict:
-    """MaxBoxAcc (best threshold and its accuracy) and pointing game of the head's own
-    map for the true class, on the first ``limit`` images."""
-    n = min(limit, len(imageset))
-    hits = {t: [] for t in MAP_THRESHOLDS}
-    pointing = []
+def localization_sweep(
+    model, imageset, mean, std, thresholds, *, limit: int | None = None, batch_size: int = 128
+) -> dict:
+    """Box accuracy of the head's own map (the true class's) at every map threshold, its
+    best (MaxBoxAcc, Choe et al. 2020), and the pointing game and mask IoU at 0.2 (against
+    the masks where the set has them, else the boxes), on the first ``limit`` images."""
+    n = len(imageset) if limit is None else min(limit, len(imageset))
+    hits = {t: [] for t in thresholds}
+    pointing, miou = [], []
     for start in range(0, n, batch_size):
-        end = min(start + batch_size, n)
-        x = normalize_images(imageset.images[start:end], mean, std)
-        _, maps = compute_cam(model, x, imageset.labels[start:end])
-        boxes = imageset.boxes[start:end]
-        for t, ok in box_acc_by_threshold(maps, boxes, MAP_THRESHOLDS).items():
+        sl = slice(start, min(start + batch_size, n))
+        x = normalize_images(imageset.images[sl], mean, std)
+        _, maps = compute_cam(model, x, imageset.labels[sl])
+        for t, ok in box_acc_by_threshold(maps, imageset.boxes[sl], thresholds).items():
             hits[t].append(ok)
-        pointing.append(localization_metrics(maps, boxes=boxes)["pointing"])
-    by_threshold = {t: float(np.concatenate(v).mean()) for t, v in hits.items()}
-    best = max(by_threshold, key=by_threshold.get)
+        masks = None if imageset.masks is None else imageset.masks[sl]
+        res = localization_metrics(maps, boxes=imageset.boxes[sl], masks=masks, threshold=0.2)
+        pointing.append(res["pointing"])
+        miou.append(res["mask_iou"])
+    by_threshold = {str(t): float(np.concatenate(v).mean()) for t, v in hits.items()}
+    best = max(thresholds, key=lambda t: by_threshold[str(t)])
     return {
-        "max_box_acc": by_threshold[best],
-        "max_box_acc_threshold": best,
+        "method": cam_method(model),
+        "max_box_acc": by_threshold[str(best)],
+        "best_threshold": best,
+        "box_acc_by_threshold": by_threshold,
         "pointing_acc": float(np.concatenate(pointing).mean()),
-        "loc_images": n,
-        "cam_method": cam_method(model),
+        "mask_iou": float(np.concatenate(miou).mean()),
+        "n_images": n,
     }
 
 
@@ -133,8 +148,8 @@ def evaluate_run(run_dir: str | os.PathLike, *, which: str = "best", loc_images:
     kwargs = dict(config.get("dataset_kwargs") or {})
     data = load_dataset(config["dataset"], **kwargs)
     train_set = _training_images(config, data)
-    train_acc = _accuracy(model, train_set.images, train_set.labels, mean, std)
-    test_acc = _accuracy(model, data.test.images, data.test.labels, mean, std)
+    train_acc = accuracy(model, train_set, mean, std)
+    test_acc = accuracy(model, data.test, mean, std)
     record = {
         "version": _VERSION, "weights_sha256": digest, "which": which,
         "train_acc": train_acc, "test_acc": test_acc, "gap": train_acc - test_acc,
@@ -146,8 +161,11 @@ def evaluate_run(run_dir: str | os.PathLike, *, which: str = "best", loc_images:
     loader = dataset_entry(config["dataset"]).loader
     if "test_positions" in inspect.signature(loader).parameters:
         shifted = load_dataset(config["dataset"], **{**kwargs, "test_positions": "shifted"}).test
-        record["shifted_acc"] = _accuracy(model, shifted.images, shifted.labels, mean, std)
+        record["shifted_acc"] = accuracy(model, shifted, mean, std)
     if data.test.boxes is not None and loc_images > 0:
-        record.update(_localization(model, data.test, mean, std, loc_images))
+        loc = localization_sweep(model, data.test, mean, std, MAP_THRESHOLDS, limit=loc_images)
+        record.update(max_box_acc=loc["max_box_acc"], max_box_acc_threshold=loc["best_threshold"],
+                      pointing_acc=loc["pointing_acc"], cam_method=loc["method"],
+                      loc_images=loc["n_images"])  # fmt: skip
     atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
     return record

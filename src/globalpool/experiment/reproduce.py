@@ -124,58 +124,10 @@ class _DataCache:
         return self._sets[key]
 
 
-def _accuracy(model, imageset, mean, std, batch_size: int = 500) -> float:
-    """Top-1 accuracy of ``model`` (eval mode, no augmentation) on an ImageSet."""
-    import torch
-
-    from globalpool.data import normalize
-
-    model.eval()
-    correct = 0
-    with torch.inference_mode():
-        for start in range(0, len(imageset), batch_size):
-            x = normalize(imageset.images[start : start + batch_size], mean, std)
-            y = imageset.labels[start : start + batch_size]
-            correct += int((model(x).argmax(1) == y).sum())
-    return correct / max(1, len(imageset))
-
-
-def _localization(model, test, mean, std, batch_size: int = 200) -> dict[str, Any]:
-    """Box accuracy at every threshold of :data:`THRESHOLDS` (maps of the true class),
-    its best (MaxBoxAcc), and the pointing game and mask IoU at 0.2."""
-    import numpy as np
-
-    from globalpool.analysis.cam import cam_method, compute_cam
-    from globalpool.analysis.localization import box_acc_by_threshold, localization_metrics
-    from globalpool.data import normalize
-
-    correct = {t: [] for t in THRESHOLDS}
-    pointing, miou = [], []
-    for start in range(0, len(test), batch_size):
-        sl = slice(start, start + batch_size)
-        x = normalize(test.images[sl], mean, std)
-        _, maps = compute_cam(model, x, test.labels[sl])
-        for t, ok in box_acc_by_threshold(maps, test.boxes[sl], THRESHOLDS).items():
-            correct[t].append(ok)
-        res = localization_metrics(maps, masks=test.masks[sl], threshold=0.2)
-        pointing.append(res["pointing"])
-        miou.append(res["mask_iou"])
-    by_threshold = {str(t): float(np.concatenate(v).mean()) for t, v in correct.items()}
-    best = max(THRESHOLDS, key=lambda t: by_threshold[str(t)])
-    return {
-        "method": cam_method(model),
-        "box_acc_at_0.2": by_threshold["0.2"],
-        "max_box_acc": by_threshold[str(best)],
-        "best_threshold": best,
-        "box_acc_by_threshold": by_threshold,
-        "pointing_acc": float(np.concatenate(pointing).mean()),
-        "mask_iou": float(np.concatenate(miou).mean()),
-    }
-
-
 def _score_run(claim: Claim, run: dict, summary: dict, data_cache: _DataCache) -> dict:
     """The numbers of one finished run: test accuracy, train accuracy in eval mode, gap,
     time; localization scores for the localization claim."""
+    from globalpool.analysis.evaluation import accuracy, localization_sweep
     from globalpool.data import train_val_split
     from globalpool.deploy import load
 
@@ -183,7 +135,7 @@ def _score_run(claim: Claim, run: dict, summary: dict, data_cache: _DataCache) -
     data = data_cache.get(config)
     model = load(config.out_dir, which="last")
     train_split, _ = train_val_split(data.train, config.val_fraction, config.seed)
-    train_acc = _accuracy(model, train_split, model.mean, model.std)
+    train_acc = accuracy(model, train_split, model.mean, model.std)
     record = {
         "row": run["row"],
         "size": run["size"],
@@ -200,7 +152,9 @@ def _score_run(claim: Claim, run: dict, summary: dict, data_cache: _DataCache) -
         "params_total": summary["params_total"],
     }
     if claim.metric == "max_box_acc":
-        record.update(_localization(model, data.test, model.mean, model.std))
+        loc = localization_sweep(model, data.test, model.mean, model.std, THRESHOLDS)
+        loc.pop("n_images")
+        record.update(loc, **{"box_acc_at_0.2": loc["box_acc_by_threshold"]["0.2"]})
     return record
 
 
