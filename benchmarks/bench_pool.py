@@ -20,12 +20,22 @@ hits every column alike, and the minimum is the least disturbed run).
 
     python benchmarks/bench_pool.py            # full run, markdown table on stdout
     python benchmarks/bench_pool.py --quick    # fewer repeats, no compiled column
+    python benchmarks/bench_pool.py --against timm --json R.json   # ratio to timm's pools
+
+``--against timm`` times globalpool's module and timm's (``SelectAdaptivePool2d`` for
+avg, max, avgmax, catavgmax; ``LsePlus2d`` with a fixed r = 10 for lse) side by side on
+ResNet-50's last map (64x2048x7x7) and a small one (256x64x8x8), in NCHW and NHWC data
+(timm's ``input_fmt="NHWC"``, globalpool's ``data_format="channels_last"``), forward and
+forward+backward, interleaved, best of the rounds; it checks that both give the same
+values and prints timm's time / globalpool's (above 1: globalpool faster). timm is a
+benchmark dependency only.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 
@@ -134,6 +144,78 @@ def time_variants(variants: dict, x, params, repeats: int) -> dict[str, tuple[fl
     return {name: (fwd * 1e3, fwd_bwd * 1e3) for name, (fwd, fwd_bwd) in best.items()}
 
 
+TIMM_OPS = ("avg", "max", "avgmax", "catavgmax", "lse")
+TIMM_SHAPES = [(64, 2048, 7, 7), (256, 64, 8, 8)]
+
+
+def against_timm(repeats: int, json_path: str | None) -> int:
+    """globalpool's pools against timm's, case by case (see the module docstring)."""
+    import json
+
+    from globalpool.models.vision_compat import import_timm
+
+    timm = import_timm()
+    from timm.layers import SelectAdaptivePool2d
+    from timm.layers.other_pool import LsePlus2d
+
+    print(f"bench_pool --against timm: torch {torch.__version__}, timm {timm.__version__}, "
+          f"{torch.get_num_threads()} threads, {machine_line()}")  # fmt: skip
+    print("| shape | op | layout | fwd gp ms | fwd timm ms | fwd timm/gp | f+b gp ms "
+          "| f+b timm ms | f+b timm/gp |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    for shape in TIMM_SHAPES:
+        base = torch.randn(*shape)
+        for layout in ("NCHW", "NHWC"):
+            x = base if layout == "NCHW" else base.permute(0, 2, 3, 1).contiguous()
+            fmt = "channels_first" if layout == "NCHW" else "channels_last"
+            for name in TIMM_OPS:
+                kw = {"r": 10.0, "learn_r": False} if name == "lse" else {}
+                ours = gp.create_pool(name, data_format=fmt, **kw)
+                if name == "lse":
+                    theirs = LsePlus2d(r=10.0, r_learnable=False, flatten=True)
+                    if layout == "NHWC":  # LsePlus2d is NCHW only: permute, as a user would
+                        lse = theirs
+                        theirs = lambda t, lse=lse: lse(t.permute(0, 3, 1, 2))  # noqa: E731
+                else:
+                    theirs = SelectAdaptivePool2d(pool_type=name, flatten=True, input_fmt=layout)
+                torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
+                times = time_variants({"gp": (ours, "eager"), "timm": (theirs, "eager")}, x,
+                                      list(ours.parameters()), repeats)  # fmt: skip
+                (fg, bg), (ft, bt) = times["gp"], times["timm"]
+                rows.append(
+                    {
+                        "shape": list(shape),
+                        "op": name,
+                        "layout": layout,
+                        "fwd_gp_ms": fg,
+                        "fwd_timm_ms": ft,
+                        "fb_gp_ms": bg,
+                        "fb_timm_ms": bt,
+                        "fwd_ratio": ft / fg,
+                        "fb_ratio": bt / bg,
+                    }
+                )
+                print(f"| {'x'.join(map(str, shape))} | {name} | {layout} | {fg:.3f} | "
+                      f"{ft:.3f} | {ft / fg:.2f} | {bg:.3f} | {bt:.3f} | {bt / bg:.2f} |",
+                      flush=True)  # fmt: skip
+    if json_path:
+        record = {"command": "python benchmarks/bench_pool.py " + " ".join(sys.argv[1:]),
+                  "date": time.strftime("%Y-%m-%d"), "machine": machine_line(),
+                  "cpu_isa_env": {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY",
+                                  "ONEDNN_MAX_CPU_ISA") if k in os.environ},
+                  "torch": torch.__version__, "timm": timm.__version__,
+                  "threads": torch.get_num_threads(), "repeats": repeats, "rows": rows}  # fmt: skip
+        with open(json_path, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, indent=1) + "\n")
+    behind = [r for r in rows if min(r["fwd_ratio"], r["fb_ratio"]) < 1.0]
+    print(f"\n{len(rows) * 2 - sum((r['fwd_ratio'] < 1) + (r['fb_ratio'] < 1) for r in rows)} "
+          f"of {len(rows) * 2} cases at or above timm; behind: "
+          + (", ".join(f"{r['op']} {r['layout']} {'x'.join(map(str, r['shape']))}"
+                       for r in behind) or "none"))  # fmt: skip
+    return 0
+
+
 def read_bandwidth(repeats: int) -> float:
     big = torch.ones(128 * 1024 * 1024)  # 512 MiB
     ms = best_ms(lambda: big.sum(), repeats)
@@ -149,6 +231,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--no-plain", action="store_true", help="skip the plain-formula column")
     parser.add_argument("--json", metavar="PATH", help="also write the rows as a JSON record")
+    parser.add_argument("--against", choices=("timm",), help="time against timm's pools")
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 10)
     use_compile = not (args.quick or args.no_compile)
@@ -156,6 +239,8 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.against == "timm":
+        return against_timm(repeats, args.json)
     torch._dynamo.config.cache_size_limit = 64  # one graph per shape/layout/grad mode
 
     bw = read_bandwidth(max(repeats // 2, 3))
