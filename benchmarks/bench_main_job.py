@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from globalpool.analysis.evaluation import evaluate_run
-    from globalpool.analysis.report.claims import CLAIMS, compare_heads, reference_head
+    from globalpool.analysis.report.claims import claim_verdicts
     from globalpool.machine import cpu_flags, cpu_name
 
     out = Path(args.out)
@@ -58,14 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     heads = [h["label"] for h in plan["heads"]]
     seeds = plan["seeds"]
     evaluations = {h: [evaluate_run(out / h / f"seed{k}") for k in seeds] for h in heads}
-    reference = reference_head(heads)
-    verdicts = []  # the claims: the reference pooling head against each FC head
-    for claim in CLAIMS:
-        ref = [100 * r[claim.key] for r in evaluations[reference]]
-        for fc in (h for h in heads if h.startswith("fc")):
-            other = [100 * r[claim.key] for r in evaluations[fc]]
-            verdicts.append({"claim": claim.title, "pooling_head": reference, "fc_head": fc,
-                             **compare_heads(ref, other, claim.higher_is_claimed)})  # fmt: skip
+    # the claims: the reference pooling head against each FC head, as the report decides
+    verdicts = [
+        {"claim": v["claim"].title, **{k: v[k] for k in ("pooling_head", "fc_head", "diff",
+                                                          "t", "p", "verdict")}}
+        for v in claim_verdicts(evaluations)
+    ]  # fmt: skip
     flags = sorted(f for f in cpu_flags() if f.startswith(("avx", "amx", "fma")))
     record = {
         "command": " ".join(command),

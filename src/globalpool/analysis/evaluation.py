@@ -38,6 +38,8 @@ from globalpool.analysis.localization import box_acc_by_threshold, localization_
 from globalpool.atomic import atomic_write_text
 from globalpool.data import dataset_entry, load_dataset
 from globalpool.models.io import load_run
+from globalpool.train.config import TrainConfig
+from globalpool.train.setup import load_data
 
 __all__ = [
     "EVALUATION_FILE", "MAP_THRESHOLDS", "accuracy", "describe_evaluation", "evaluate_run",
@@ -95,14 +97,6 @@ def localization_sweep(
     }
 
 
-def _training_images(config: dict, data):
-    """The images the run trained on: the training split less its validation part."""
-    from globalpool.data import train_val_split
-
-    train_set, _ = train_val_split(data.train, config["val_fraction"], config["seed"])
-    return train_set
-
-
 def _weights_digest(run_dir: Path, which: str) -> str:
     target = (run_dir / "checkpoints" / f"{which}.safetensors").resolve()
     return hashlib.sha256(target.read_bytes()).hexdigest()
@@ -141,13 +135,11 @@ def evaluate_run(run_dir: str | os.PathLike, *, which: str = "best", loc_images:
         record = json.loads(record_path.read_text(encoding="utf-8"))
         if record.get("weights_sha256") == digest and record.get("version") == _VERSION:
             return record
-    config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    config = TrainConfig.load(run_dir / "config.json")
     model, meta = load_run(run_dir, which=which)
     model.eval()
     mean, std = meta["mean"], meta["std"]
-    kwargs = dict(config.get("dataset_kwargs") or {})
-    data = load_dataset(config["dataset"], **kwargs)
-    train_set = _training_images(config, data)
+    data, train_set, _ = load_data(config)  # the images the run trained on, as train() split them
     train_acc = accuracy(model, train_set, mean, std)
     test_acc = accuracy(model, data.test, mean, std)
     record = {
@@ -158,9 +150,10 @@ def evaluate_run(run_dir: str | os.PathLike, *, which: str = "best", loc_images:
         "shifted_acc": None, "max_box_acc": None, "max_box_acc_threshold": None,
         "pointing_acc": None, "cam_method": None, "loc_images": 0,
     }  # fmt: skip
-    loader = dataset_entry(config["dataset"]).loader
+    loader = dataset_entry(config.dataset).loader
     if "test_positions" in inspect.signature(loader).parameters:
-        shifted = load_dataset(config["dataset"], **{**kwargs, "test_positions": "shifted"}).test
+        kwargs = {**config.dataset_kwargs, "test_positions": "shifted"}
+        shifted = load_dataset(config.dataset, **kwargs).test
         record["shifted_acc"] = accuracy(model, shifted, mean, std)
     if data.test.boxes is not None and loc_images > 0:
         loc = localization_sweep(model, data.test, mean, std, MAP_THRESHOLDS, limit=loc_images)

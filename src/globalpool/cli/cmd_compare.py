@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from globalpool.cli.options import Range, in_range
+from globalpool.experiment.runs import OVERWRITE_HELP
 
 # Set per head by --heads; as plain flags they would be ambiguous.
 _PER_HEAD = ("head", "pool", "head_kwargs", "pool_kwargs")
@@ -49,11 +50,7 @@ def register(subparsers) -> None:
         help=f"comma-separated head specs (default: {DEFAULT_HEADS})",
     )
     parser.add_argument("--config", metavar="FILE", help="base training config (config.json)")
-    parser.add_argument(
-        "--overwrite", action="store_true",
-        help="train every run again, replacing what its directory holds (without it, a finished "
-        "run with the same settings is reused and one with other settings refused)",
-    )  # fmt: skip
+    parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     parser.add_argument(
         "--report-only",
         action="store_true",

@@ -19,6 +19,7 @@ import shlex
 import sys
 
 from globalpool.cli.options import Range, add_range_option
+from globalpool.experiment.runs import OVERWRITE_HELP
 
 
 def register(subparsers) -> None:
@@ -53,11 +54,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--out", metavar="DIR", help="output (default: runs/reproduce/NAME)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train")
-    parser.add_argument(
-        "--overwrite", action="store_true",
-        help="train every run again, replacing what its directory holds (without it, a finished "
-        "run with the same settings is reused and one with other settings refused)",
-    )  # fmt: skip
+    parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     add_threads_flag(parser)
     parser.set_defaults(func=run)
 

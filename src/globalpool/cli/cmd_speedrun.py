@@ -18,6 +18,7 @@ import shlex
 import sys
 
 from globalpool.cli.options import Range, add_range_option, in_range
+from globalpool.experiment.runs import OVERWRITE_HELP
 
 
 def register(subparsers) -> None:
@@ -52,11 +53,7 @@ def register(subparsers) -> None:
         help="CIFAR-10 location: the official archive or folder, or an image-folder archive "
         "such as cifar10-jpg.tar.gz (default: download the official archive)",
     )
-    parser.add_argument(
-        "--overwrite", action="store_true",
-        help="train every run again, replacing what its directory holds (without it, a finished "
-        "run with the same settings is reused and one with other settings refused)",
-    )  # fmt: skip
+    parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     for action in add_config_flags(parser):
         if action.dest == "seed":
             action.help = argparse.SUPPRESS  # --seeds

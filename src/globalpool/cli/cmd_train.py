@@ -111,7 +111,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> list[argparse.Action]:
         # they) override --config / the resumed run's config.
         kw: dict = {"dest": name, "default": argparse.SUPPRESS}
         if name == "stop_after_epoch":
-            help_text = "stop (as if killed) after this epoch: to try --resume; an integer >= 1"
+            help_text = "stop (as if killed) after this epoch: to try --resume; "
+            help_text += RANGES[name].text()
             allowed = in_range(RANGES[name])
             actions.append(
                 parser.add_argument(*flags, type=allowed, metavar="E", help=help_text, **kw)

@@ -52,10 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        threads = getattr(args, "threads", None)
+        threads = getattr(args, "threads", None)  # its range is checked where it is parsed
         if threads is not None:
-            if threads < 1:
-                raise ValueError(f"--threads must be >= 1; got {threads}")
             import torch
 
             torch.set_num_threads(threads)

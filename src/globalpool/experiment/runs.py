@@ -20,8 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["COSMETIC", "Job", "differing_fields", "finished_with", "run_dir", "run_or_reuse"]
+__all__ = [
+    "COSMETIC", "OVERWRITE_HELP", "Job", "differing_fields", "finished_with", "run_dir",
+    "run_or_reuse",
+]  # fmt: skip
 
+# The policy in the words of every verb's --overwrite help (compare, speedrun, reproduce).
+OVERWRITE_HELP = (
+    "train every run again, replacing what its directory holds (without it, a finished run "
+    "with the same settings is reused and one with other settings refused)"
+)
 # Settings that do not change what a run computes.
 COSMETIC = ("quiet", "tensorboard")
 

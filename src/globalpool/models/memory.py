@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from globalpool.machine import memory_available
+from globalpool.models.shape import probe_mode
 
 __all__ = ["InsufficientMemoryError", "activation_bytes", "check_fits_memory", "format_bytes"]
 
@@ -64,12 +65,8 @@ def _walk(module: nn.Module, x: torch.Tensor) -> list[torch.Size] | None:
 
     leaves = [m for m in module.modules() if next(m.children(), None) is None]
     hooks = [m.register_forward_hook(record) for m in leaves]
-    modes = {m: m.training for m in module.modules()}
-    threads = torch.get_num_threads()
-    module.eval()
     try:
-        torch.set_num_threads(1)  # a tiny pass: a thread pool only slows it (models/shape.py)
-        with torch.no_grad():
+        with probe_mode(module):
             if x.device.type == "meta":
                 state = {
                     k: torch.empty_like(v, device="meta") for k, v in module.state_dict().items()
@@ -80,11 +77,8 @@ def _walk(module: nn.Module, x: torch.Tensor) -> list[torch.Size] | None:
     except Exception:  # too small for the module, or a module that reads values on meta
         return None
     finally:
-        torch.set_num_threads(threads)
         for h in hooks:
             h.remove()
-        for m, mode in modes.items():
-            m.training = mode
     return shapes
 
 

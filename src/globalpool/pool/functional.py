@@ -300,6 +300,21 @@ def attention_pool(
     return restore_layout(y.to(x.dtype), f, keepdim)
 
 
+def wildcat_args(k_max, k_min, alpha) -> tuple:
+    """``(k_max, k_min, alpha)`` checked, ``k_min`` None resolved to ``k_max``; a
+    ValueError saying what was expected otherwise (the function's and the module's check)."""
+    _check_k(k_max, "k_max")
+    k_min = k_max if k_min is None else k_min
+    _check_k(k_min, "k_min")
+    if (
+        isinstance(alpha, bool)
+        or not isinstance(alpha, (int, float))
+        or not (math.isfinite(alpha) and alpha >= 0)
+    ):
+        raise ValueError(f"wildcat pool expects alpha >= 0 and finite, got {alpha!r}")
+    return k_max, k_min, float(alpha)
+
+
 def _check_k(k, name: str) -> None:
     ok_count = isinstance(k, int) and not isinstance(k, bool) and k >= 1
     ok_fraction = isinstance(k, float) and 0.0 < k < 1.0
@@ -336,16 +351,7 @@ def wildcat_pool(
         alpha: weight of the lowest positions' mean, >= 0 (0 skips them).
         Others: as :func:`avg_pool`; with a mask, only valid positions are ranked.
     """
-    _check_k(k_max, "k_max")
-    k_min = k_max if k_min is None else k_min
-    _check_k(k_min, "k_min")
-    if (
-        isinstance(alpha, bool)
-        or not isinstance(alpha, (int, float))
-        or not (math.isfinite(alpha) and alpha >= 0)
-    ):
-        raise ValueError(f"wildcat pool expects alpha >= 0 and finite, got {alpha!r}")
+    k_max, k_min, alpha = wildcat_args(k_max, k_min, alpha)
     f = flatten_spatial(x, mask, data_format, "wildcat")
-    y = run_pool("wildcat", f.t, f.dim, f.mask, f.count, k_max, k_min, float(alpha),
-                 compiled=compiled)  # fmt: skip
+    y = run_pool("wildcat", f.t, f.dim, f.mask, f.count, k_max, k_min, alpha, compiled=compiled)
     return restore_layout(y, f, keepdim)

@@ -60,9 +60,7 @@ class WildcatPool(GlobalPoolBase):
         compiled: bool = False,
     ):
         super().__init__(channels, data_format=data_format, keepdim=keepdim, compiled=compiled)
-        # checked here, at construction, by a call on a tiny input
-        F.wildcat_pool(torch.zeros(1, 1, 1), k_max=k_max, k_min=k_min, alpha=alpha)
-        self.k_max, self.k_min, self.alpha = k_max, k_max if k_min is None else k_min, alpha
+        self.k_max, self.k_min, self.alpha = F.wildcat_args(k_max, k_min, alpha)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return F.wildcat_pool(

@@ -25,7 +25,10 @@ from dataclasses import dataclass
 from globalpool.analysis.markup import Figure, Section, Table, Text
 from globalpool.analysis.stats import ALPHA, mean_sd, welch
 
-__all__ = ["ALPHA", "CLAIMS", "Claim", "claims_section", "compare_heads", "reference_head"]
+__all__ = [
+    "ALPHA", "CLAIMS", "Claim", "claim_verdicts", "claims_section", "compare_heads",
+    "reference_head",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,37 @@ def _scores(records: Sequence[dict], key: str) -> list[float] | None:
     return [100 * float(v) for v in values]
 
 
+def claim_verdicts(evaluations: Mapping[str, Sequence[dict]]) -> list[dict]:
+    """Every claim's verdict: the reference pooling head against each FC head, from each
+    head's evaluation records (one per seed); claims without scores are left out.
+
+    Returns:
+        one dict per (claim, FC head): ``claim`` (the :class:`Claim`), ``pooling_head``,
+        ``fc_head``, ``pooled`` and ``fc`` (the scores in percent, one per seed), and
+        :func:`compare_heads`' ``diff``, ``t``, ``p``, ``verdict``. Empty without a
+        pooling head or an FC head.
+    """
+    labels = list(evaluations)
+    reference = reference_head(labels)
+    fcs = [label for label in labels if label.startswith("fc")]
+    if reference is None:
+        return []
+    verdicts = []
+    for claim in CLAIMS:
+        pooled = _scores(evaluations[reference], claim.key)
+        if pooled is None:
+            continue
+        for fc in fcs:
+            other = _scores(evaluations[fc], claim.key)
+            if other is not None:
+                verdicts.append({
+                    "claim": claim, "pooling_head": reference, "fc_head": fc,
+                    "pooled": pooled, "fc": other,
+                    **compare_heads(pooled, other, claim.higher_is_claimed),
+                })  # fmt: skip
+    return verdicts
+
+
 def _mean_sd(values: Sequence[float]) -> str:
     mean, sd = mean_sd(values)
     return f"{mean:.1f} ± {sd:.1f}"
@@ -126,22 +160,17 @@ def claims_section(evaluations: Mapping[str, Sequence[dict]]) -> Section | None:
     header = ["claim", "head", "score (mean ± sd)", "seeds", f"vs {reference}: diff",
               "Welch's t", "p", "verdict"]  # fmt: skip
     rows, tested = [], []
-    for claim in CLAIMS:
-        ref = _scores(evaluations[reference], claim.key)
-        if ref is None:
-            continue
-        tested.append(claim)
-        rows.append([claim.title, reference, _mean_sd(ref), str(len(ref)), "", "", "", ""])
-        for fc in fcs:
-            other = _scores(evaluations[fc], claim.key)
-            if other is None:
-                continue
-            v = compare_heads(ref, other, claim.higher_is_claimed)
-            rows.append([
-                claim.title, fc, _mean_sd(other), str(len(other)), f"{v['diff']:+.1f}",
-                "–" if v["t"] is None else f"{v['t']:.2f}",
-                "–" if v["p"] is None else f"{v['p']:.3g}", v["verdict"],
-            ])  # fmt: skip
+    for v in claim_verdicts(evaluations):
+        claim = v["claim"]
+        if claim not in tested:  # the reference head's row leads each claim
+            tested.append(claim)
+            ref = v["pooled"]
+            rows.append([claim.title, reference, _mean_sd(ref), str(len(ref)), "", "", "", ""])
+        rows.append([
+            claim.title, v["fc_head"], _mean_sd(v["fc"]), str(len(v["fc"])),
+            f"{v['diff']:+.1f}", "–" if v["t"] is None else f"{v['t']:.2f}",
+            "–" if v["p"] is None else f"{v['p']:.3g}", v["verdict"],
+        ])  # fmt: skip
     if not tested:
         return None
     sec.blocks.append(Table(header, rows, table_id="claims", text_cols=2))
