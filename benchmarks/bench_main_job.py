@@ -10,6 +10,10 @@ Usage:
     python benchmarks/bench_main_job.py --out runs/main-job \
         --record benchmarks/results/main-job.json
     python benchmarks/bench_main_job.py --avx2 ...   # emulate an AVX2-only CPU
+    python benchmarks/bench_main_job.py --table benchmarks/results/main-job-avx2.json
+
+``--table RECORD`` prints a record's tables (per head, mean ± sd over seeds; the claims'
+verdicts) as Markdown for BENCHMARKS.md: the page formats the record, never retypes it.
 """
 
 from __future__ import annotations
@@ -27,7 +31,11 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/main-job", help="compare directory (replaced)")
-    parser.add_argument("--record", required=True, help="the JSON record to write")
+    parser.add_argument("--record", help="the JSON record to write")
+    parser.add_argument("--table", metavar="RECORD", help="print RECORD's tables and exit")
+    parser.add_argument(
+        "--versus", metavar="HEAD", help="with --table: a column testing MaxBoxAcc against HEAD"
+    )
     parser.add_argument(
         "--avx2", action="store_true", help="emulate an AVX2-only CPU (ATen and oneDNN)"
     )
@@ -35,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         "--heads", help="compare other heads on the main job's data and budget (--heads SPECS)"
     )
     args = parser.parse_args(argv)
+    if args.table:
+        print(record_tables(json.loads(Path(args.table).read_text()), versus=args.versus))
+        return 0
+    if not args.record:
+        parser.error("--record is required (or --table RECORD)")
 
     from globalpool.analysis.evaluation import evaluate_run
     from globalpool.analysis.report.claims import claim_verdicts
@@ -108,6 +121,58 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{v['claim']:<13} {v['pooling_head']} vs {v['fc_head']}: "
               f"{v['diff']:+.1f}, p = {p}: {v['verdict']}")  # fmt: skip
     return 0
+
+
+_MAP_NAMES = {"gradcam": "Grad-CAM", "classmap": "class maps", "cam": "CAM"}
+
+
+def record_tables(record: dict, versus: str | None = None) -> str:
+    """The per-head table (mean ± sd over the record's seeds) and the verdicts table;
+    ``versus``: a last column with Welch's t-test of each head's MaxBoxAcc against it."""
+    from globalpool.analysis.markup import markdown_table
+    from globalpool.analysis.stats import ALPHA, mean_sd, welch
+
+    def pct(runs, key):
+        mean, sd = mean_sd([100 * r[key] for r in runs])
+        return f"{mean:.1f} ± {sd:.1f}"
+
+    rows = []
+    for head, runs in record["runs"].items():
+        rows.append([
+            head, f"{runs[0]['params_head']:,}",
+            *(pct(runs, k) for k in ("train_acc", "test_acc", "gap", "shifted_acc",
+                                     "max_box_acc", "pointing_acc")),
+            _MAP_NAMES.get(runs[0]["cam_method"], runs[0]["cam_method"]),
+        ])  # fmt: skip
+        if versus:
+            if head == versus:
+                rows[-1].append("–")
+                continue
+            box = [r["max_box_acc"] for r in runs]
+            ref = [r["max_box_acc"] for r in record["runs"][versus]]
+            _, p = welch(box, ref)
+            side = "higher" if mean_sd(box)[0] > mean_sd(ref)[0] else "lower"
+            rows[-1].append(f"p = {p:.2g} ({side})" if p < ALPHA else f"p = {p:.2g}: not separated")
+    header = ["head", "head params", "train acc %", "test acc %", "train − test, points",
+              "unseen positions %", "MaxBoxAcc %", "pointing %", "map"]  # fmt: skip
+    if versus:
+        header.append(f"MaxBoxAcc vs {versus} (Welch)")
+    per_head = markdown_table(header, rows)
+    lines = per_head.split("\n")  # the head, map and test columns are text
+    lines[1] = "|" + "|".join([":--"] + ["--:"] * 7 + [":--"] * (len(header) - 8)) + "|"
+    per_head = "\n".join(lines)
+    if not record["verdicts"]:
+        return per_head + f"\n\n(mean ± sd over seeds {', '.join(map(str, record['seeds']))})"
+    verdicts = []
+    for v in record["verdicts"]:
+        p = "–" if v["p"] is None else f"p = {v['p']:.2g}"
+        verdicts.append([v["claim"], f"{v['pooling_head']} vs {v['fc_head']}",
+                         f"{v['diff']:+.1f}", p, v["verdict"]])  # fmt: skip
+    verdict_table = markdown_table(
+        ["claim", "heads", "difference, points", "Welch's t", "verdict"], verdicts, text_cols=2
+    ).replace("|--:|\n", "|:--|\n", 1)
+    seeds = ", ".join(str(s) for s in record["seeds"])
+    return f"{per_head}\n\n(mean ± sd over seeds {seeds})\n\n{verdict_table}"
 
 
 if __name__ == "__main__":
