@@ -108,7 +108,7 @@ def test_train_subset_out_of_range_names_the_limit():
 
 
 def test_train_help_names_every_registered_dataset():
-    from globalpool.cli.cmd_train import HELP
+    from globalpool.train.config import setting_docs
 
-    named = HELP["dataset"].split(":", 1)[1].replace(" or ", ", ").split(",")
+    named = setting_docs()["dataset"]["doc"].split(":", 1)[1].replace(" or ", ", ").split(",")
     assert {n.strip() for n in named} == set(list_datasets())

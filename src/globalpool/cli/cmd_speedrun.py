@@ -58,7 +58,7 @@ def register(subparsers) -> None:
         if action.dest == "seed":
             action.help = argparse.SUPPRESS  # --seeds
         elif action.dest == "out_dir":
-            action.help = "output directory (default: runs/speedrun-<recipe>)"
+            action.help = action.help.split(" (default:")[0] + " (default: runs/speedrun-<recipe>)"
         elif action.dest in recipe_fields and " (default: " in (action.help or ""):
             # train's defaults do not apply: the recipe sets these (speedrun --list)
             action.help = action.help.split(" (default: ")[0] + " (default: the recipe's)"

@@ -21,57 +21,6 @@ import json
 import os
 import sys
 
-HELP = {
-    "model": "architecture (globalpool models lists them), or torchvision:NAME / timm:NAME",
-    "head": "head kind: fc, classmap or pool-linear (default: the model's)",
-    "pool": "global pool of the head (globalpool pools lists them)",
-    "head_kwargs": "JSON object of head arguments, e.g. '{\"dropout\": 0.5}'",
-    "pool_kwargs": "JSON object of pool arguments, e.g. '{\"p\": 3}'",
-    "model_kwargs": "JSON object of architecture arguments, e.g. '{\"widths\": [64,256,256]}'",
-    "freeze_backbone": "train the head only: backbone weights frozen, its batch norms in eval mode",
-    "backbone_lr_scale": "backbone learning rate = lr x this (the head trains at --lr)",
-    "dataset": "dataset name: fashion_canvas, shapes, digits, cifar10, mnist, fashion_mnist "
-    "or folder",
-    "dataset_kwargs": "JSON object of dataset options, e.g. '{\"n_train\": 2000}'",
-    "val_fraction": "fraction of the training set held out for validation (0: train on all)",
-    "augment": "random crop + flip augmentation of training batches",
-    "crop_padding": "padding of the random crop, pixels",
-    "flip": "random horizontal flips",
-    "alternate_flip": "mirror each image in every other epoch instead of at random "
-    "(airbench's derandomised flip)",
-    "cutout": "cutout square side, pixels (0 = off)",
-    "epochs": "number of epochs",
-    "batch_size": "global batch size (split across processes under torchrun)",
-    "eval_batch_size": "batch size for validation and test (default 2 x batch size)",
-    "optimizer": "sgd (Nesterov momentum) or adamw",
-    "lr": "peak learning rate",
-    "momentum": "SGD momentum",
-    "nesterov": "Nesterov momentum for SGD",
-    "betas": "AdamW betas",
-    "weight_decay": "weight decay (weights only, not biases/norms)",
-    "decay_norm_and_bias": "also decay biases and normalisation parameters",
-    "bias_lr_scale": "biases and normalisation parameters train at lr x this (their decay "
-    "divided by it)",
-    "schedule": "learning-rate schedule: cosine, linear, onecycle or constant",
-    "warmup_epochs": "linear warm-up length in epochs (may be fractional)",
-    "final_lr_ratio": "cosine and linear schedules: final lr as a fraction of --lr",
-    "label_smoothing": "label smoothing of the training loss",
-    "grad_clip": "clip the global gradient norm to this value (0 = off)",
-    "lookahead_every": "average the weights every N steps and restart from the average (0 = off)",
-    "lookahead_decay": "the weight-averaging decay reached at the end of training",
-    "tta": "test-time augmentation for test_acc_tta: none, flip or flip-translate",
-    "test_curve": "measure test accuracy every epoch (reported only; not timed)",
-    "amp": "mixed precision: none, bf16 (CPU/CUDA) or fp16 (CUDA)",
-    "channels_last": "channels-last memory format",
-    "compile": "torch.compile the model",
-    "compile_pool": "torch.compile the pooling operator only (globalpool.pool.compile_pools)",
-    "device": "auto, cpu or cuda",
-    "seed": "seed for data order, augmentation and initialisation",
-    "out_dir": "run directory to write",
-    "quiet": "no progress bars and no epoch lines",
-    "tensorboard": "write TensorBoard event files (when tensorboard is installed)",
-}
-
 
 def _json_object(text: str) -> dict:
     try:
@@ -110,15 +59,9 @@ def add_config_flags(parser: argparse.ArgumentParser) -> list[argparse.Action]:
         # SUPPRESS: only flags the user gave appear in the namespace, so they (and only
         # they) override --config / the resumed run's config.
         kw: dict = {"dest": name, "default": argparse.SUPPRESS}
+        kw["help"] = field.metadata["doc"]  # written once, in TrainConfig
         if name == "stop_after_epoch":
-            help_text = "stop (as if killed) after this epoch: to try --resume; "
-            help_text += RANGES[name].text()
-            allowed = in_range(RANGES[name])
-            actions.append(
-                parser.add_argument(*flags, type=allowed, metavar="E", help=help_text, **kw)
-            )
-            continue
-        kw["help"] = HELP.get(name, name)
+            kw["metavar"] = "E"
         hint = str(field.type)  # the annotation's text (config uses postponed annotations)
         default = field.default if field.default is not dataclasses.MISSING else None
         if hint.startswith("bool"):

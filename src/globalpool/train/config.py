@@ -83,141 +83,209 @@ RANGES: dict[str, Range] = {
 }
 
 
+def setting_docs() -> dict[str, dict[str, Any]]:
+    """Every :class:`TrainConfig` field -> ``{"group", "doc", "default"}``, in
+    declaration order: the one documentation of the settings."""
+    docs = {}
+    for f in dataclasses.fields(TrainConfig):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        docs[f.name] = {**f.metadata, "default": default}
+    return docs
+
+
+def _setting(group: str, default: Any, doc: str) -> Any:
+    """A TrainConfig field with its documentation, written here once: ``--help``, the API
+    reference's settings table and :func:`setting_docs` all read it from the field's
+    metadata. Mutable defaults (dicts) become a factory."""
+    metadata = {"group": group, "doc": doc}
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines one training run.
 
-    Model:
-        model: a name from ``globalpool.models.list_models()``.
-        head: ``fc``, ``classmap`` or ``pool-linear``; None keeps the model's default.
-        pool: a name from ``globalpool.pool.list_pools()``; None keeps the default.
-        head_kwargs: extra keyword arguments for the head (``dropout``, ``kernel_size``...).
-        pool_kwargs: extra keyword arguments for the pool (``p`` for gem/lp, ``r`` for lse).
-        model_kwargs: extra keyword arguments for ``create_model`` (``{"pretrained":
-            true}`` for the ImageNet weights of a ``torchvision:``/``timm:`` model).
-
-    Fine-tuning (any model: the backbone is ``Classifier.backbone``, the rest is the head):
-        freeze_backbone: train the head only. The backbone's parameters get
-            ``requires_grad=False`` (left out of the optimiser) and the backbone stays in
-            eval mode throughout, so its batch-norm running statistics and its dropout
-            are those of the network as given (a linear probe of fixed features).
-        backbone_lr_scale: the backbone's parameters train at ``lr * backbone_lr_scale``
-            (the head at ``lr``) through the whole schedule; 1.0 = one learning rate.
-            Must stay 1.0 with ``freeze_backbone``.
-
-    Data:
-        dataset: a name from ``globalpool.data.list_datasets()``.
-        dataset_kwargs: keyword arguments for ``load_dataset``.
-        val_fraction: fraction of the training set held out (stratified, seeded) for
-            validation, in [0, 0.9]. 0 trains on every training image (the final run
-            of settings chosen on validation): no validation metrics (None), and the
-            ``best`` checkpoint is the last epoch's.
-        augment: random crop + flip (+ cutout) on training batches.
-        crop_padding, flip, alternate_flip, cutout: the augmentation settings (see
-            ``globalpool.data.Augment``); ``alternate_flip`` mirrors each image in every
-            other epoch instead of at random (airbench's derandomised flip).
-
-    Optimisation:
-        epochs, batch_size (the global batch: with N processes each gets batch_size / N),
-        eval_batch_size (None: 2 * batch_size).
-        optimizer: ``sgd`` (momentum, optionally Nesterov) or ``adamw``.
-        lr: peak learning rate. momentum, nesterov: SGD only. betas: AdamW only.
-        weight_decay: applied to weights of rank >= 2 only when ``decay_norm_and_bias``
-            is False (biases and normalisation parameters are not decayed).
-        bias_lr_scale: biases and normalisation parameters (rank 1) train at
-            ``lr * bias_lr_scale``; their weight decay (with ``decay_norm_and_bias``) is
-            divided by it, so each step decays them as much as the weights.
-        schedule: ``cosine`` (linear warm-up, then cosine to ``lr * final_lr_ratio``),
-            ``linear`` (linear warm-up, then linear to ``lr * final_lr_ratio``),
-            ``onecycle`` (warm-up from ``lr / 25``, then cosine to ``lr / 1e4``) or
-            ``constant`` (warm-up, then flat).
-        warmup_epochs: length of the linear warm-up, in epochs (may be fractional).
-        label_smoothing, grad_clip (max global gradient norm; 0 = off).
-        lookahead_every: average the weights every this many steps and restart from the
-            average (see :mod:`globalpool.train.lookahead`); 0 = off.
-        lookahead_decay: the averaging decay reached at the end of training.
-
-    Evaluation:
-        tta: test-time augmentation for the reported ``test_acc_tta`` (``none``, ``flip``,
-            ``flip-translate``; see :mod:`globalpool.train.tta`). ``test_acc`` is always
-            the plain single-view accuracy.
-        test_curve: also measure the (single-view) test accuracy after every epoch, for
-            a time-to-accuracy curve. For reporting only: nothing reads it to steer
-            training, and its time is left out of ``train_clock_s``.
-
-    Speed:
-        amp: ``none``, ``auto`` (bf16 where the device computes it natively, see
-            :func:`globalpool.machine.native_bf16`, float32 otherwise; the choice is
-            printed and recorded as ``amp_used`` in the summary), ``bf16`` (CPU or CUDA)
-            or ``fp16`` (CUDA, with a GradScaler).
-        channels_last, compile (``torch.compile`` of the whole model; the pools join its
-        graph), compile_pool (only the pooling operators through ``torch.compile``, the
-        rest eager: ``globalpool.pool.compile_pools``, bench_pool.py's compiled column),
-        device ``auto|cpu|cuda``.
-
-    Run:
-        seed: fixes data order, augmentation, initialisation and dropout.
-        out_dir: the run directory. quiet: no progress bars. tensorboard: write event
-        files when ``tensorboard`` is installed.
-        stop_after_epoch: stop (as if killed) after this epoch; for testing ``--resume``.
+    Each field is documented where it is declared (its ``doc`` metadata, grouped as
+    Model, Fine-tuning, Data, Optimisation, Evaluation, Speed and Run):
+    ``globalpool train --help`` shows it beside the flag, and :func:`setting_docs` returns
+    the table the API reference prints. Numeric fields' ranges are in :data:`RANGES`.
 
     Example:
         >>> cfg = TrainConfig(model="fastnet", head="classmap", pool="max", epochs=2)
         >>> TrainConfig.from_json(cfg.to_json()) == cfg
         True
+        >>> setting_docs()["final_lr_ratio"]["doc"]
+        'cosine and linear schedules: the final learning rate as a fraction of lr'
     """
 
-    model: str = "fastnet"
-    head: str | None = None
-    pool: str | None = None
-    head_kwargs: dict[str, Any] = field(default_factory=dict)
-    pool_kwargs: dict[str, Any] = field(default_factory=dict)
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    freeze_backbone: bool = False
-    backbone_lr_scale: float = 1.0
+    model: str = _setting(
+        "Model",
+        "fastnet",
+        "architecture: a name that globalpool models lists (list_models()), or "
+        "torchvision:NAME / timm:NAME",
+    )
+    head: str | None = _setting(
+        "Model", None, "head kind: fc, classmap or pool-linear (None: the model's default)"
+    )
+    pool: str | None = _setting(
+        "Model",
+        None,
+        "global pool of the head: a name that globalpool pools lists (None: the model's default)",
+    )
+    head_kwargs: dict[str, Any] = _setting(  # noqa: RUF009 (a field with a factory)
+        "Model",
+        {},
+        "JSON object of head arguments (dropout, kernel_size...), e.g. '{\"dropout\": 0.5}'",
+    )
+    pool_kwargs: dict[str, Any] = _setting(  # noqa: RUF009 (a field with a factory)
+        "Model",
+        {},
+        "JSON object of pool arguments (p for gem and lp, r for lse...), e.g. '{\"p\": 3}'",
+    )
+    model_kwargs: dict[str, Any] = _setting(  # noqa: RUF009 (a field with a factory)
+        "Model",
+        {},
+        "JSON object of architecture arguments, e.g. "
+        "'{\"widths\": [64,256,256]}'; '{\"pretrained\": true}' for the ImageNet weights of a "
+        "torchvision:/timm: model",
+    )
+    freeze_backbone: bool = _setting(
+        "Fine-tuning",
+        False,
+        "train the head only: the backbone's parameters are left out of the optimiser "
+        "and the backbone stays in eval mode, so its batch-norm statistics and dropout "
+        "are those of the network as given (a linear probe of fixed features)",
+    )
+    backbone_lr_scale: float = _setting(
+        "Fine-tuning",
+        1.0,
+        "backbone learning rate = lr x this (the head trains at lr) through the whole "
+        "schedule; must stay 1.0 with freeze_backbone",
+    )
 
-    dataset: str = "shapes"
-    dataset_kwargs: dict[str, Any] = field(default_factory=dict)
-    val_fraction: float = 0.1
-    augment: bool = True
-    crop_padding: int = 4
-    flip: bool = True
-    alternate_flip: bool = False
-    cutout: int = 0
+    dataset: str = _setting(
+        "Data",
+        "shapes",
+        "dataset name: fashion_canvas, shapes, digits, cifar10, mnist, fashion_mnist or folder",
+    )
+    dataset_kwargs: dict[str, Any] = _setting(  # noqa: RUF009 (a field with a factory)
+        "Data", {}, "JSON object of dataset options, e.g. '{\"n_train\": 2000}'"
+    )
+    val_fraction: float = _setting(
+        "Data",
+        0.1,
+        "fraction of the training set held out (stratified, seeded) for validation; 0 "
+        "trains on every training image (no validation metrics; the best checkpoint is "
+        "the last epoch's)",
+    )
+    augment: bool = _setting("Data", True, "random crop + flip (+ cutout) of training batches")
+    crop_padding: int = _setting("Data", 4, "padding of the random crop, pixels")
+    flip: bool = _setting("Data", True, "random horizontal flips (with augment)")
+    alternate_flip: bool = _setting(
+        "Data",
+        False,
+        "mirror each image in every other epoch instead of at random (airbench's "
+        "derandomised flip)",
+    )
+    cutout: int = _setting("Data", 0, "cutout square side, pixels (0 = off)")
 
-    epochs: int = 10
-    batch_size: int = 128
-    eval_batch_size: int | None = None
-    optimizer: str = "sgd"
-    lr: float = 0.05
-    momentum: float = 0.9
-    nesterov: bool = True
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = 5e-4
-    decay_norm_and_bias: bool = False
-    bias_lr_scale: float = 1.0
-    schedule: str = "cosine"
-    warmup_epochs: float = 1.0
-    final_lr_ratio: float = 0.0
-    label_smoothing: float = 0.0
-    grad_clip: float = 0.0
-    lookahead_every: int = 0
-    lookahead_decay: float = 0.774
+    epochs: int = _setting("Optimisation", 10, "number of epochs")
+    batch_size: int = _setting(
+        "Optimisation", 128, "global batch size (split across processes under torchrun)"
+    )
+    eval_batch_size: int | None = _setting(
+        "Optimisation", None, "batch size of validation and test (None: 2 x batch_size)"
+    )
+    optimizer: str = _setting("Optimisation", "sgd", "sgd (momentum, Nesterov by default) or adamw")
+    lr: float = _setting("Optimisation", 0.05, "peak learning rate")
+    momentum: float = _setting("Optimisation", 0.9, "SGD momentum")
+    nesterov: bool = _setting("Optimisation", True, "Nesterov momentum for SGD")
+    betas: tuple[float, float] = _setting("Optimisation", (0.9, 0.999), "AdamW betas")
+    weight_decay: float = _setting(
+        "Optimisation",
+        5e-4,
+        "weight decay, of weights of rank >= 2 only unless decay_norm_and_bias",
+    )
+    decay_norm_and_bias: bool = _setting(
+        "Optimisation", False, "also decay biases and normalisation parameters"
+    )
+    bias_lr_scale: float = _setting(
+        "Optimisation",
+        1.0,
+        "biases and normalisation parameters (rank 1) train at lr x this; their weight "
+        "decay is divided by it, so each step decays them as much as the weights",
+    )
+    schedule: str = _setting(
+        "Optimisation",
+        "cosine",
+        "learning-rate schedule: cosine (warm-up, then cosine to lr x final_lr_ratio), "
+        "linear (warm-up, then a straight line to lr x final_lr_ratio), onecycle (warm-up "
+        "from lr / 25, then cosine to lr / 1e4) or constant (warm-up, then flat)",
+    )
+    warmup_epochs: float = _setting(
+        "Optimisation", 1.0, "linear warm-up length in epochs (may be fractional)"
+    )
+    final_lr_ratio: float = _setting(
+        "Optimisation",
+        0.0,
+        "cosine and linear schedules: the final learning rate as a fraction of lr",
+    )
+    label_smoothing: float = _setting("Optimisation", 0.0, "label smoothing of the training loss")
+    grad_clip: float = _setting(
+        "Optimisation", 0.0, "clip the global gradient norm to this value (0 = off)"
+    )
+    lookahead_every: int = _setting(
+        "Optimisation",
+        0,
+        "average the weights every N steps and restart from the average (0 = off; "
+        "globalpool.train.lookahead)",
+    )
+    lookahead_decay: float = _setting(
+        "Optimisation", 0.774, "the weight-averaging decay reached at the end of training"
+    )
 
-    tta: str = "none"
-    test_curve: bool = False
+    tta: str = _setting(
+        "Evaluation",
+        "none",
+        "test-time augmentation of the reported test_acc_tta: none, flip or flip-translate "
+        "(test_acc is always the plain single view)",
+    )
+    test_curve: bool = _setting(
+        "Evaluation",
+        False,
+        "also measure the single-view test accuracy after every epoch, for a "
+        "time-to-accuracy curve (reported only: nothing steers by it, and its time is "
+        "left out of train_clock_s)",
+    )
 
-    amp: str = "none"
-    channels_last: bool = False
-    compile: bool = False
-    compile_pool: bool = False
-    device: str = "auto"
+    amp: str = _setting(
+        "Speed",
+        "none",
+        "mixed precision: none, auto (bf16 where the device computes it natively, else "
+        "float32; recorded as amp_used), bf16 (CPU or CUDA) or fp16 (CUDA)",
+    )
+    channels_last: bool = _setting("Speed", False, "channels-last memory format")
+    compile: bool = _setting(
+        "Speed", False, "torch.compile the whole model (the pools join its graph)"
+    )
+    compile_pool: bool = _setting(
+        "Speed",
+        False,
+        "torch.compile the pooling operators only, the rest eager (globalpool.pool.compile_pools)",
+    )
+    device: str = _setting("Speed", "auto", "auto, cpu or cuda")
 
-    seed: int = 0
-    out_dir: str = "runs/run"
-    quiet: bool = False
-    tensorboard: bool = True
-    stop_after_epoch: int | None = None
+    seed: int = _setting("Run", 0, "seed of data order, augmentation, initialisation and dropout")
+    out_dir: str = _setting("Run", "runs/run", "run directory to write")
+    quiet: bool = _setting("Run", False, "no progress bars and no epoch lines")
+    tensorboard: bool = _setting(
+        "Run", True, "write TensorBoard event files (when tensorboard is installed)"
+    )
+    stop_after_epoch: int | None = _setting(
+        "Run", None, "stop (as if killed) after this epoch: to try --resume"
+    )
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> TrainConfig:
