@@ -136,9 +136,9 @@ def evaluate_run(run_dir: str | os.PathLike, *, which: str = "best", loc_images:
         if record.get("weights_sha256") == digest and record.get("version") == _VERSION:
             return record
     config = TrainConfig.load(run_dir / "config.json")
-    model, meta = load_run(run_dir, which=which)
+    model, _ = load_run(run_dir, which=which)
     model.eval()
-    mean, std = meta["mean"], meta["std"]
+    mean, std = model.mean, model.std
     data, train_set, _ = load_data(config)  # the images the run trained on, as train() split them
     train_acc = accuracy(model, train_set, mean, std)
     test_acc = accuracy(model, data.test, mean, std)

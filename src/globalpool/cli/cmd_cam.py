@@ -103,26 +103,22 @@ def run(args: argparse.Namespace) -> int:
     from globalpool.analysis.images import fit_to_model, normalize_images, read_image
     from globalpool.analysis.render import get_colormap, save_overlay
     from globalpool.models.io import load_run
-    from globalpool.models.sizing import input_channels
 
     get_colormap(args.cmap)  # a typo fails before the model loads
     for path in args.images:  # fail on a typo before the model loads
         if not Path(path).is_file():
             raise FileNotFoundError(f"no such image file: {path!r}")
-    model, meta = load_run(args.checkpoint, which=args.which)
+    model, _ = load_run(args.checkpoint, which=args.which)
     model = model.to(args.device).eval()
-    num_classes = int(model.num_classes)
-    classes = list(meta.get("classes") or [str(i) for i in range(num_classes)])
+    classes, mean, std, in_chans = model.classes, model.mean, model.std, model.in_chans
     class_idx = resolve_class(args.class_name, classes)
-    mean, std = meta["mean"], meta["std"]
-    in_chans = input_channels(model, mean)
     method = None if args.method == "auto" else args.method
     if args.layer is not None and method is None:
         raise ValueError("--layer needs a --method (gradcam, gradcam++, layercam, ...)")
     label = cam_method(model) if method is None else method
     out_dir = Path(args.out)
     used: set[str] = set()
-    k = min(args.topk, num_classes)
+    k = min(args.topk, model.num_classes)
 
     for path in args.images:
         original = read_image(path, in_chans)

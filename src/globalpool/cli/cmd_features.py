@@ -53,11 +53,10 @@ def run(args: argparse.Namespace) -> int:
     from globalpool.analysis.images import fit_to_model, normalize_images, read_image
     from globalpool.analysis.render import save_figure
     from globalpool.models.io import load_run
-    from globalpool.models.sizing import input_channels
 
     if not Path(args.image).is_file():
         raise FileNotFoundError(f"no such image file: {args.image!r}")
-    model, meta = load_run(args.checkpoint, which=args.which)
+    model, _ = load_run(args.checkpoint, which=args.which)
     if args.layers is None:
         modules = dict(model.named_modules())
         print("layers (pass some with --layers a,b):")
@@ -67,12 +66,10 @@ def run(args: argparse.Namespace) -> int:
     layers = [name.strip() for name in args.layers.split(",") if name.strip()]
     if not layers:
         raise ValueError("--layers needs at least one name, e.g. --layers backbone.0")
-    mean, std = meta["mean"], meta["std"]
-    in_chans = input_channels(model, mean)
-    image, note = fit_to_model(read_image(args.image, in_chans), model, args.size)
+    image, note = fit_to_model(read_image(args.image, model.in_chans), model, args.size)
     if note:
         print(f"{args.image}: {note}")
-    x = normalize_images(image[None], mean, std)
+    x = normalize_images(image[None], model.mean, model.std)
     fig = feature_grid_figure(model, x, layers, args.k, image_uint8=image, cmap=args.cmap)
     out = Path(args.out) if args.out else Path(f"{Path(args.image).stem}_features.png")
     save_figure(fig, out)

@@ -12,13 +12,14 @@ from globalpool.deploy.export import (
     read_export_metadata,
 )
 from globalpool.deploy.images import find_images, to_image_tensors
-from globalpool.deploy.loading import load
+from globalpool.deploy.loading import TrainedModel, load
 from globalpool.deploy.masked import MaskedClassifier, downsample_mask
 from globalpool.deploy.prediction import predict, predict_proba
 
 __all__ = [
     "ExportResult",
     "MaskedClassifier",
+    "TrainedModel",
     "downsample_mask",
     "export_model",
     "export_onnx",

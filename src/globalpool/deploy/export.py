@@ -44,6 +44,7 @@ from globalpool.deploy.guards import (
     MinInputSize,
 )
 from globalpool.deploy.masked import MaskedClassifier
+from globalpool.models.classifier import Classifier
 from globalpool.models.memory import check_fits_memory
 from globalpool.models.sizing import input_channels, is_fixed_size, size_pair
 
@@ -73,10 +74,37 @@ class ExportResult:
     max_abs_diff: float | None = None
 
 
-def _metadata(model: nn.Module, fmt: str, mask: bool, dynamic: bool, names: list[str]) -> dict:
-    def _plain(value):
-        return [float(v) for v in value] if value is not None else None
+@dataclass(frozen=True)
+class _Card:
+    """What an export states about its model and probes it with."""
 
+    classes: list[str]
+    mean: list[float] | None
+    std: list[float] | None
+    input_size: tuple[int, int]
+    min_input_size: tuple[int, int]
+    in_chans: int
+    model_args: dict | None
+
+
+def _card(model: nn.Module) -> _Card:
+    """A Classifier's own attributes; a plain nn.Module states no classes or
+    normalisation and is probed at 32x32 with 3 channels, any size >= 1 allowed."""
+    if isinstance(model, Classifier):
+        return _Card(
+            classes=list(model.classes),
+            mean=None if model.mean is None else [float(v) for v in model.mean],
+            std=None if model.std is None else [float(v) for v in model.std],
+            input_size=model.input_size,
+            min_input_size=size_pair(model.min_input_size, "min_input_size"),
+            in_chans=model.in_chans,
+            model_args=model.model_args,
+        )
+    return _Card([], None, None, (32, 32), (1, 1), input_channels(model), None)
+
+
+def _metadata(model: nn.Module, fmt: str, mask: bool, dynamic: bool, names: list[str]) -> dict:
+    card = _card(model)
     return {
         "format": fmt,
         "inputs": names,
@@ -84,17 +112,13 @@ def _metadata(model: nn.Module, fmt: str, mask: bool, dynamic: bool, names: list
         "input_layout": "image float32 (N, C, H, W), normalised: (pixel / 255 - mean) / std"
         + ("; mask bool (N, H, W), True = valid pixel" if mask else ""),
         "dynamic_height_width": dynamic,
-        "classes": list(getattr(model, "classes", None) or []),
-        "mean": _plain(getattr(model, "mean", None)),
-        "std": _plain(getattr(model, "std", None)),
-        "input_size": list(size_pair(getattr(model, "input_size", None) or (32, 32), "input_size")),
-        "min_input_size": list(_min_size(model)),
-        "model_args": getattr(model, "model_args", None),
+        "classes": card.classes,
+        "mean": card.mean,
+        "std": card.std,
+        "input_size": list(card.input_size),
+        "min_input_size": list(card.min_input_size),
+        "model_args": card.model_args,
     }
-
-
-def _min_size(model: nn.Module) -> tuple[int, int]:
-    return size_pair(getattr(model, "min_input_size", None) or (1, 1), "min_input_size")
 
 
 def _random_mask(n: int, h: int, w: int, generator: torch.Generator) -> torch.Tensor:
@@ -148,8 +172,9 @@ def verification_inputs(
     Returns a list of ``(image,)`` or ``(image, mask)`` tuples, image float32
     (N, C, H, W) standard normal, mask bool (N, H, W).
     """
-    h, w = size_pair(input_size or getattr(model, "input_size", None) or (32, 32), "input_size")
-    min_h, min_w = _min_size(model)
+    card = _card(model)
+    h, w = size_pair(input_size or card.input_size, "input_size")
+    min_h, min_w = card.min_input_size
     if is_fixed_size(model):
         shapes = [(2, h, w), (1, h, w), (3, h, w)]
     else:
@@ -161,10 +186,8 @@ def verification_inputs(
     gen = torch.Generator().manual_seed(seed)
     out = []
     for n, hh, ww in shapes:
-        check_fits_memory(
-            model, input_channels(model), (hh, ww), batch=n, hint="pass a smaller input_size"
-        )
-        image = torch.randn(n, input_channels(model), hh, ww, generator=gen)
+        check_fits_memory(model, card.in_chans, (hh, ww), batch=n, hint="pass a smaller input_size")
+        image = torch.randn(n, card.in_chans, hh, ww, generator=gen)
         out.append((image, _random_mask(n, hh, ww, gen)) if mask else (image,))
     return out
 
@@ -180,7 +203,7 @@ def _prepare(model: nn.Module, mask: bool, input_size):
         )
     # The guards make the exported graph refuse what PyTorch refuses (see deploy.guards).
     inner = MaskedClassifier(model).eval() if mask else model
-    module = GuardedClassifier(inner, _min_size(model), mask=mask).eval()
+    module = GuardedClassifier(inner, _card(model).min_input_size, mask=mask).eval()
     names = ["image", "mask"] if mask else ["image"]
     if fixed:
         axes = {"image": {0: "batch"}}

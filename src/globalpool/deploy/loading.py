@@ -2,17 +2,53 @@
 
 from __future__ import annotations
 
-import functools
 import os
+from typing import Any
 
-from torch import nn
+import torch
 
 from globalpool.deploy.prediction import predict, predict_proba
+from globalpool.models.classifier import Classifier
 
-__all__ = ["load"]
+__all__ = ["TrainedModel", "load"]
 
 
-def load(path: str | os.PathLike, *, which: str = "best", device: str = "cpu") -> nn.Module:
+class TrainedModel(Classifier):
+    """A :class:`~globalpool.models.Classifier` loaded from a run by :func:`load`: the
+    network with its weights, its ``classes``, ``mean``, ``std`` and ``input_size`` from
+    the run's ``model.json``, ``run_meta`` (that file plus ``run_dir``, ``checkpoint``,
+    ``epoch``), and prediction from raw images as methods.
+
+    It is a Classifier in every other way (``forward_features``, ``head``,
+    ``reset_classifier``...), so everything that takes a Classifier takes it.
+    """
+
+    run_meta: dict[str, Any]
+
+    @classmethod
+    def adopt(cls, model: Classifier, run_meta: dict[str, Any]) -> TrainedModel:
+        """``model`` itself, now a TrainedModel: the subclass adds methods and
+        ``run_meta`` only, so the modules, weights and state stay as they are (no copy)."""
+        if type(model) is not Classifier:
+            raise TypeError(f"expected a Classifier, got {type(model).__name__}")
+        model.__class__ = cls
+        model.run_meta = run_meta
+        return model
+
+    def predict(
+        self, images, *, topk: int = 5, size=None, batch_size: int = 64
+    ) -> list[list[dict]]:
+        """Top-k classes with probabilities per image: :func:`globalpool.deploy.predict`
+        with this model's classes and normalisation."""
+        return predict(self, images, topk=topk, size=size, batch_size=batch_size)
+
+    def predict_proba(self, images, *, size=None, batch_size: int = 64) -> torch.Tensor:
+        """Softmax probabilities, (N_images, num_classes):
+        :func:`globalpool.deploy.predict_proba`."""
+        return predict_proba(self, images, size=size, batch_size=batch_size)
+
+
+def load(path: str | os.PathLike, *, which: str = "best", device: str = "cpu") -> TrainedModel:
     """Load a trained model from a run directory or one of its ``.safetensors`` checkpoints.
 
     Only safetensors weights and JSON are read: nothing is unpickled. A pickle file
@@ -20,16 +56,14 @@ def load(path: str | os.PathLike, *, which: str = "best", device: str = "cpu") -
     another model or of another class count raise a ValueError saying which.
 
     Args:
-        path: run directory (``checkpoints/<which>.safetensors`` + ``model.json``) or a
-            checkpoint file inside a run.
+        path: run directory (``checkpoints/<which>.safetensors`` + ``model.json``), a
+            checkpoint file inside a run, or a shipped pretrained model's name.
         which: ``"best"`` or ``"last"`` when ``path`` is a directory.
         device: where to put the model.
 
     Returns:
-        The Classifier in eval mode, with attributes ``classes`` (list[str]),
-        ``input_size`` ((H, W) it was trained at), ``mean``, ``std`` (per channel, [0, 1]
-        units), ``run_meta`` (the run's model.json plus run_dir/checkpoint) and methods
-        ``predict(images, topk=5, size=None, batch_size=64)`` and
+        The :class:`TrainedModel` in eval mode: ``classes``, ``input_size``, ``mean``,
+        ``std``, ``run_meta``, ``predict(images, topk=5, size=None, batch_size=64)`` and
         ``predict_proba(images, ...)`` (see :mod:`globalpool.deploy.prediction`).
 
     Example:
@@ -41,16 +75,4 @@ def load(path: str | os.PathLike, *, which: str = "best", device: str = "cpu") -
     from globalpool.models.io import load_run
 
     model, meta = load_run(path, which=which)
-    classes = meta.get("classes")
-    model.classes = (
-        list(classes) if classes is not None else [str(k) for k in range(model.num_classes)]
-    )
-    size = meta.get("input_size") or getattr(model, "input_size", None)
-    if size is not None:
-        model.input_size = tuple(int(v) for v in size)
-    model.mean = [float(v) for v in meta["mean"]] if meta.get("mean") is not None else None
-    model.std = [float(v) for v in meta["std"]] if meta.get("std") is not None else None
-    model.run_meta = meta
-    model.predict = functools.partial(predict, model)
-    model.predict_proba = functools.partial(predict_proba, model)
-    return model.to(device).eval()
+    return TrainedModel.adopt(model, meta).to(device).eval()

@@ -16,12 +16,11 @@ from __future__ import annotations
 from collections import defaultdict
 
 import torch
-from torch import nn
 
 from globalpool.deploy.images import resize_image, to_image_tensors
+from globalpool.models.classifier import Classifier
 from globalpool.models.sizing import (
     MAX_NATIVE_PIXELS,
-    input_channels,
     is_fixed_size,
     target_size,
     warn_far_from_training_scale,
@@ -32,7 +31,7 @@ __all__ = ["MAX_NATIVE_PIXELS", "predict", "predict_proba", "target_size"]
 
 @torch.no_grad()
 def predict_proba(
-    model: nn.Module,
+    model: Classifier,
     images,
     *,
     size=None,
@@ -48,16 +47,17 @@ def predict_proba(
         size: see :func:`target_size`.
         batch_size: images per forward pass.
         mean, std: per-channel normalisation in [0, 1] units; default ``model.mean`` /
-            ``model.std`` (set by :func:`globalpool.load`), else no normalisation.
+            ``model.std`` (a loaded run's; None: no normalisation).
 
     Returns:
         float32 (N_images, num_classes) on the CPU, rows in input order.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    mean = getattr(model, "mean", None) if mean is None else mean
-    std = getattr(model, "std", None) if std is None else std
-    tensors = to_image_tensors(images, input_channels(model, mean))
+    _check_classifier(model)
+    mean = model.mean if mean is None else mean
+    std = model.std if std is None else std
+    tensors = to_image_tensors(images, model.in_chans)
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
@@ -90,8 +90,16 @@ def predict_proba(
     return out
 
 
+def _check_classifier(model) -> None:
+    if not isinstance(model, Classifier):
+        raise TypeError(
+            "predict takes a globalpool Classifier (globalpool.load, create_model or "
+            f"replace_head give one); got {type(model).__name__}"
+        )
+
+
 def predict(
-    model: nn.Module,
+    model: Classifier,
     images,
     *,
     topk: int = 5,
@@ -104,12 +112,13 @@ def predict(
     """Top-k classes with probabilities for each image.
 
     Args:
-        model: a Classifier (from :func:`globalpool.load`, which sets classes/mean/std).
+        model: a Classifier (:func:`globalpool.load` gives one with its run's classes,
+            mean and std).
         images: one image or a list: file paths, PIL images, uint8 numpy (H, W, C) /
             (H, W), tensors (C, H, W) / (N, C, H, W) uint8 or float in [0, 1].
         topk: how many classes per image (capped at the number of classes).
         size, batch_size, mean, std: see :func:`predict_proba`.
-        classes: class names; default ``model.classes``, else "0", "1", ...
+        classes: class names; default ``model.classes``.
 
     Returns:
         One list per image, best first, of ``{"class": name, "index": k, "prob": p}``.
@@ -123,9 +132,7 @@ def predict(
     if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
         raise ValueError(f"topk must be a positive int, got {topk!r}")
     probs = predict_proba(model, images, size=size, batch_size=batch_size, mean=mean, std=std)
-    names = classes if classes is not None else getattr(model, "classes", None)
-    if names is None:
-        names = [str(k) for k in range(probs.shape[1])]
+    names = classes if classes is not None else model.classes
     if len(names) != probs.shape[1]:
         raise ValueError(f"{len(names)} class names for a model with {probs.shape[1]} outputs")
     values, indices = probs.topk(min(topk, probs.shape[1]), dim=1)

@@ -40,6 +40,12 @@ class Classifier(nn.Module):
         num_classes, num_features (C), in_chans, input_size, min_input_size (the smallest
         (H, W) ``forward`` accepts: ``input_size`` itself for the FC head), head_kind,
         pool_name (None for "fc"), model_args.
+        classes (list[str]): the name of each output; "0", "1", ... until a run's
+            ``model.json`` names them (:func:`globalpool.models.io.load_run`), and again
+            after ``reset_classifier``.
+        mean, std (list[float] | None): the per-channel normalisation (in [0, 1] pixel
+            units) of the images it was trained on; None: images are fed as they are.
+            Prediction, CAM, features and export read them.
 
     Input shape: (N, in_chans, H, W) with H, W >= min_input_size (== input_size for "fc").
     Output shape: (N, K).
@@ -91,6 +97,8 @@ class Classifier(nn.Module):
         self.head_defaults = copy.deepcopy(head_defaults or {})
         self.default_pool = default_pool
         self.model_args = copy.deepcopy(model_args)
+        self.mean: list[float] | None = None
+        self.std: list[float] | None = None
         self._set_head(num_classes, head, pool, head_kwargs or {}, pool_kwargs or {})
 
     def _cannot_run_message(self) -> str:
@@ -138,6 +146,7 @@ class Classifier(nn.Module):
         head.train(self.training)
         self.head = head
         self.num_classes = num_classes
+        self.classes: list[str] = [str(k) for k in range(num_classes)]
         self.head_kind = kind
         self.pool_name = pool
         self.min_input_size = self.input_size if head.fixed_size else self._backbone_min

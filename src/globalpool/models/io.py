@@ -18,7 +18,7 @@ import json
 import math
 import os
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError
@@ -27,6 +27,10 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from globalpool.atomic import atomic_write_bytes, atomic_write_text
+from globalpool.models.sizing import size_pair
+
+if TYPE_CHECKING:
+    from globalpool.models.classifier import Classifier
 
 MODEL_JSON = "model.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -317,7 +321,7 @@ def build_model_from_meta(meta: dict[str, Any]) -> nn.Module:
     return create_model(name, **args)
 
 
-def load_run(path: str | os.PathLike, *, which: str = "best") -> tuple[nn.Module, dict]:
+def load_run(path: str | os.PathLike, *, which: str = "best") -> tuple[Classifier, dict]:
     """Rebuild a trained model from a run directory or one of its checkpoints.
 
     Args:
@@ -326,7 +330,8 @@ def load_run(path: str | os.PathLike, *, which: str = "best") -> tuple[nn.Module
         which: ``best`` or ``last`` when ``path`` is a directory.
 
     Returns:
-        ``(model, meta)``: the model in eval mode on the CPU, and the run's ``model.json``
+        ``(model, meta)``: the Classifier in eval mode on the CPU, its ``classes``,
+        ``mean``, ``std`` and ``input_size`` from the run's ``model.json``; and that file
         plus ``run_dir``, ``checkpoint`` and ``epoch`` (of the weights, when recorded).
 
     Raises:
@@ -369,12 +374,18 @@ def load_run(path: str | os.PathLike, *, which: str = "best") -> tuple[nn.Module
     _check_size_before_building(meta, meta_path, tensors)
     model = build_model_from_meta(meta)
     classes = meta.get("classes")
-    if classes is not None and len(classes) != getattr(model, "num_classes", len(classes)):
+    if classes is not None and len(classes) != model.num_classes:
         raise ValueError(
             f"{meta_path} lists {len(classes)} classes but its model_args build a model "
             f"with {model.num_classes}"
         )
     load_weights_into(model, tensors, ckpt)
+    if classes is not None:
+        model.classes = [str(c) for c in classes]
+    for key in ("mean", "std"):  # checked by _check_normalisation
+        setattr(model, key, None if meta.get(key) is None else [float(v) for v in meta[key]])
+    if meta.get("input_size") is not None:
+        model.input_size = size_pair(meta["input_size"], "input_size")
     model.eval()
     meta = dict(meta)
     meta.update(run_dir=run_dir, checkpoint=ckpt)

@@ -43,16 +43,14 @@ def check_in_chans(in_chans) -> int:
     return in_chans
 
 
-def input_channels(model: nn.Module, mean=None) -> int:
+def input_channels(model: nn.Module) -> int:
     """The channels ``model`` takes: its ``in_chans`` (a Classifier), else the
-    ``in_chans`` of its ``model_args``, else one per normalisation ``mean``, else 3. The
-    one answer of predict, cam, features and export."""
+    ``in_chans`` of its ``model_args``, else 3: what export and the masked wrapper probe
+    a plain nn.Module with."""
     if getattr(model, "in_chans", None):
         return int(model.in_chans)
     args = getattr(model, "model_args", None) or {}
-    if "in_chans" in args:
-        return int(args["in_chans"])
-    return len(mean) if mean is not None else 3
+    return int(args.get("in_chans", 3))
 
 
 def size_pair(value, what: str) -> tuple[int, int] | None:
