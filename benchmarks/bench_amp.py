@@ -21,7 +21,7 @@ from torch import nn
 
 from globalpool.machine import machine_line, native_bf16
 from globalpool.models import create_model
-from globalpool.train.recipes import get_recipe, list_recipes
+from globalpool.train.presets import get_recipe, list_recipes
 
 
 def make_step(model: nn.Module, batch: int, amp: bool):

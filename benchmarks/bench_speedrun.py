@@ -186,7 +186,7 @@ def run_globalpool(args, extra: list[str], out: Path) -> dict:
     from globalpool.cli.cmd_train import given_config_flags
     from globalpool.cli.main import build_parser
     from globalpool.experiment.speedrun import speedrun
-    from globalpool.train.recipes import get_recipe
+    from globalpool.train.presets import get_recipe
 
     recipe = get_recipe(args.recipe)
     flags = build_parser().parse_args(["train", *extra])

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     from globalpool.cli.cmd_train import given_config_flags
     from globalpool.cli.main import build_parser
     from globalpool.train import train
-    from globalpool.train.recipes import get_recipe
+    from globalpool.train.presets import get_recipe
 
     recipe = get_recipe(args.recipe)
     flags = build_parser().parse_args(["train", *extra])

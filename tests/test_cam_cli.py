@@ -154,6 +154,19 @@ def test_cam_after_a_real_training_run(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("kind", ["classmap", "pool-linear", "fc"])
+def test_cam_cli_new_methods_on_every_head(tmp_path, capsys, kind):
+    run = make_run(tmp_path / "run", kind, pool=None if kind == "fc" else "avg")
+    a = write_png(tmp_path / "a.png", 16, 16)
+    args = ["cam", "--checkpoint", str(run), str(a), "--out", str(tmp_path / "o")]
+    for method in ("hirescam", "xgradcam", "ablationcam"):
+        assert main([*args, "--method", method, "--metrics"]) == 0
+        out = capsys.readouterr().out
+        assert f"{method} map of" in out
+        assert all(w in out for w in ("deletion", "insertion", "average drop", "increase"))
+        assert (tmp_path / "o" / "a_cam.png").is_file()
+
+
+@pytest.mark.parametrize("kind", ["classmap", "pool-linear", "fc"])
 def test_cam_cli_scorecam_at_a_named_layer_on_every_head(tmp_path, capsys, kind):
     run = make_run(tmp_path / "run", kind, pool=None if kind == "fc" else "avg")
     a = write_png(tmp_path / "a.png", 16, 16)

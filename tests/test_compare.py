@@ -272,10 +272,11 @@ def test_report_scores_cam_methods_on_every_head(tmp_path):
 
     out = tmp_path / "cmp"
     args = ["compare", "--heads", "fc,classmap:avg", "--out", str(out), *TINY]
-    assert main([*args, "--cam-methods", "gradcam,eigencam"]) == 0
+    assert main([*args, "--cam-methods", "gradcam,hirescam"]) == 0
     md = (out / "report.md").read_text()
-    assert "| Head | gradcam | eigencam |" in md
+    assert md.count("| Head | gradcam | hirescam |") == 2  # localization, faithfulness
     assert md.count("% / ") >= 4  # 2 heads x 2 methods
+    assert md.count(" · ") >= 4 and "Faithfulness of the true class's map" in md
     assert main([*args, "--cam-methods", "nope"]) == 2
 
 

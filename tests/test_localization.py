@@ -160,3 +160,24 @@ def test_localization_scores_on_a_model_with_known_cam():
         localization_scores(
             IdentityClassifier(), SimpleNamespace(images=images, labels=imageset.labels), 0, 1
         )
+
+
+def test_max_box_acc_v2_counts_any_regions_box_at_three_ious():
+    """Hand-made maps: map 0 has a large blob off the object and a small one on it (the
+    largest-region box misses, a box from every region hits); map 1 covers the object
+    and a margin (IoU 16/36 = 0.44: a hit at 0.3 only)."""
+    import numpy as np
+
+    from globalpool.analysis.localization import map_to_box, map_to_boxes, max_box_acc_v2
+
+    maps = np.zeros((2, 12, 12))
+    maps[0, 0:6, 0:6] = 1.0  # the larger region, away from the object
+    maps[0, 8:12, 8:12] = 0.8  # exactly on the object's box
+    maps[1, 2:8, 2:8] = 1.0  # 6x6 around the 4x4 object at (3, 3)-(7, 7)
+    boxes = np.array([[8, 8, 12, 12], [3, 3, 7, 7]], dtype=float)
+    assert map_to_box(maps[0], 0.5) == (0.0, 0.0, 6.0, 6.0)
+    assert map_to_boxes(maps[0], 0.5) == [(0.0, 0.0, 6.0, 6.0), (8.0, 8.0, 12.0, 12.0)]
+    result = max_box_acc_v2(maps, boxes)
+    # map 0 hits at every IoU from some threshold (<= 0.8); map 1 only at 0.3 (0.44)
+    assert result["by_iou"] == {"0.3": 1.0, "0.5": 0.5, "0.7": 0.5}
+    assert result["max_box_acc_v2"] == pytest.approx((1.0 + 0.5 + 0.5) / 3)

@@ -45,8 +45,11 @@ def test_list_shows_every_claim_with_its_published_numbers(capsys):
         assert figure in out
     assert set(CLAIMS) == {
         "article-fmnist", "nin-heads-cifar10", "overfitting-vs-data",
-        "overfitting-vs-data-fmnist", "cam-localization",
+        "overfitting-vs-data-fmnist", "cam-localization", "cam-localization-fashion",
     }  # fmt: skip
+    # each record's protocol, seeds and verdicts (the default --records of a checkout)
+    assert "recorded: benchmarks/results/reproduce/article-fmnist.json: protocol full" in out
+    assert "heads not trained" in out
 
 
 def test_unknown_claim_and_protocol_are_one_line_errors(capsys):
@@ -168,3 +171,74 @@ def test_stats_of_one_and_several_values():
         np.std([1, 2, 4], ddof=1)
     )
     assert stats([])["mean"] is None
+
+
+def _runs(row, accs, train=1.0, size=None):
+    return [{"row": row, "size": size, "seed": k, "test_acc": a, "train_acc": train,
+             "gap": train - a} for k, a in enumerate(accs)]  # fmt: skip
+
+
+def test_verdict_rule_on_hand_made_numbers():
+    """Welch's t by hand (scipy's formula written out): one ordering separated, one not,
+    one with an untrained head, and the error metric's direction."""
+    import math
+
+    from scipy import stats
+
+    from globalpool.experiment.claims import get_claim
+    from globalpool.experiment.reproduce import claim_verdicts
+
+    claim = get_claim("article-fmnist")  # published: GAP 87 > GMP 85 (accuracy)
+    gap, gmp = [0.90, 0.91, 0.92], [0.85, 0.86, 0.87]
+    (v,) = claim_verdicts(claim, _runs("GAP class maps", gap) + _runs("GMP class maps", gmp))
+    a, b = [100 * x for x in gap], [100 * x for x in gmp]
+    se = math.sqrt(stats.tvar(a) / 3 + stats.tvar(b) / 3)
+    assert v["t"] == pytest.approx((sum(a) - sum(b)) / 3 / se)
+    assert v["p"] < 0.05 and v["verdict"] == "reproduced" and v["diff"] == pytest.approx(5.0)
+
+    spread = [0.80, 0.95, 0.88]  # same mean region, wide spread: not separated
+    (v,) = claim_verdicts(claim, _runs("GAP class maps", spread) + _runs("GMP class maps", gmp))
+    assert v["p"] >= 0.05 and v["verdict"] == "not separated"
+
+    (v,) = claim_verdicts(claim, _runs("GAP class maps", gmp) + _runs("GMP class maps", gap))
+    assert v["verdict"] == "reversed"
+
+    runs = _runs("GAP class maps", gap) + _runs("GMP class maps", gmp, train=0.97)
+    (v,) = claim_verdicts(claim, runs)
+    assert v["verdict"] == "heads not trained" and v["min_train_acc"] == pytest.approx(97.0)
+
+
+def test_error_and_gap_orderings_claim_the_lower_score():
+    from globalpool.experiment.claims import get_claim
+    from globalpool.experiment.reproduce import claim_verdicts
+
+    nin = get_claim("nin-heads-cifar10")  # published errors: GAP < FC + dropout < FC
+    runs = (_runs("NIN + GAP", [0.90, 0.91, 0.92]) + _runs("NIN + FC + dropout", [0.85, 0.86, 0.87])
+            + _runs("NIN + FC", [0.80, 0.81, 0.82]))  # fmt: skip
+    verdicts = claim_verdicts(nin, runs)
+    assert [(v["better"], v["worse"]) for v in verdicts] == [
+        ("NIN + GAP", "NIN + FC + dropout"), ("NIN + GAP", "NIN + FC"),
+        ("NIN + FC + dropout", "NIN + FC"),
+    ]  # fmt: skip
+    assert all(v["verdict"] == "reproduced" and v["diff"] < 0 for v in verdicts)
+
+    over = get_claim("overfitting-vs-data")  # GAP's train - test gap smaller than FC's
+    runs = (_runs("GAP class maps", [0.70, 0.71, 0.72], size=1000)
+            + _runs("FC", [0.60, 0.61, 0.62], size=1000)
+            + _runs("FC + dropout", [0.70, 0.72, 0.71], size=1000))  # fmt: skip
+    by_worse = {v["worse"]: v for v in claim_verdicts(over, runs)}
+    assert by_worse["FC"]["verdict"] == "reproduced" and by_worse["FC"]["size"] == 1000
+    assert by_worse["FC + dropout"]["verdict"] == "not separated"
+
+
+RECORDS = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "reproduce"
+
+
+@pytest.mark.parametrize("record", sorted(RECORDS.glob("*.json")), ids=lambda p: p.stem)
+def test_benchmarks_page_shows_each_records_verdicts(record):
+    """BENCHMARKS.md formats the records: each one's verdicts, as the rule gives them."""
+    from globalpool.experiment.reproduce import verdicts_table
+
+    table = verdicts_table(json.loads(record.read_text()))
+    page = (record.parents[3] / "BENCHMARKS.md").read_text(encoding="utf-8")
+    assert table in page, f"BENCHMARKS.md does not show the verdicts of {record.name}"

@@ -22,7 +22,7 @@ from globalpool.train.checkpoint import read_safetensors
 from globalpool.train.lookahead import Lookahead
 from globalpool.train.metrics import read_metrics
 from globalpool.train.optim import param_groups
-from globalpool.train.recipes import get_recipe, list_recipes, recipe_for_target
+from globalpool.train.presets import get_recipe, list_recipes, recipe_for_target
 from globalpool.train.tta import tta_logits
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ import torch
 
 from globalpool import machine
 from globalpool.train import TrainConfig, train
-from globalpool.train.recipes import get_recipe
+from globalpool.train.presets import get_recipe
 from globalpool.train.setup import resolve_amp
 
 CPU = torch.device("cpu")

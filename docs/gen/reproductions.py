@@ -13,7 +13,7 @@ import shutil
 from _common import ROOT, parse_args, write
 
 from globalpool.experiment.claims import CLAIMS
-from globalpool.experiment.reproduce import markdown_table
+from globalpool.experiment.reproduce import TRAINED, markdown_table, verdicts_table
 
 DEPENDS: list[str] = []
 RESULTS = ROOT / "benchmarks" / "results" / "reproduce"
@@ -29,6 +29,8 @@ READS = [
     "benchmarks/results/reproduce/overfitting-vs-data-fmnist.png",
     "benchmarks/results/reproduce/cam-localization.json",
     "benchmarks/results/reproduce/cam-localization.png",
+    "benchmarks/results/reproduce/cam-localization-fashion.json",
+    "benchmarks/results/reproduce/cam-localization-fashion.png",
 ]
 
 
@@ -48,6 +50,11 @@ def main() -> None:
             f"{result['train_time_s'] / 60:.0f} min of training in all.",
             "",
             markdown_table(result),
+            "",
+            f"Verdicts (Welch's t over the seeds at p < 0.05; a head below {100 * TRAINED:.0f}% "
+            "training accuracy in any seed gets none):",
+            "",
+            verdicts_table(result),
             "",
             f"Published figures: {result['published_note']}.",
             "",

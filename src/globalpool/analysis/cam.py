@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from globalpool.analysis.cam_family import FAMILY, family_map
+from globalpool.analysis.cam_family import FAMILY, GRADIENT_METHODS, family_map
 
 __all__ = ["CAM_METHODS", "cam_method", "compute_cam", "normalize_maps"]
 
@@ -159,14 +159,16 @@ def compute_cam(
         raw: if True, return the maps at the feature map's resolution (N, h, w), neither
             upsampled nor normalised (the class map itself, the weighted feature sum, or
             the ReLU'd Grad-CAM sum).
-        method: None picks :func:`cam_method`; ``"gradcam"``, ``"gradcam++"``,
-            ``"layercam"``, ``"eigencam"`` or ``"scorecam"`` work on any head (see
+        method: None picks :func:`cam_method`; the family (``"gradcam"``,
+            ``"gradcam++"``, ``"hirescam"``, ``"xgradcam"``, ``"layercam"``,
+            ``"eigencam"``, ``"scorecam"``, ``"ablationcam"``) works on any head (see
             :mod:`globalpool.analysis.cam_family`); ``"classmap"`` / ``"cam"`` only where
             the head supports them.
         layer: a module name of ``model`` (``"backbone.3"``, see ``model.named_modules()``)
             whose output (N, C, h, w) the family methods use; None: the backbone's last
             feature map.
-        batch_size: Score-CAM's masked images per forward pass.
+        batch_size: Score-CAM's masked images (Ablation-CAM's ablated maps) per forward
+            pass.
 
     Returns:
         ``(logits, maps)``: logits float (N, K) detached; maps float32 (N, H_in, W_in),
@@ -198,7 +200,7 @@ def compute_cam(
         raise ValueError(
             f"method {method!r} reads the head's own maps; at layer {layer!r} use one of {FAMILY}"
         )
-    if method in ("gradcam", "gradcam++", "layercam") and torch.is_inference_mode_enabled():
+    if method in GRADIENT_METHODS and torch.is_inference_mode_enabled():
         raise RuntimeError(f"{method} needs gradients; call compute_cam outside inference_mode")
 
     was_training = model.training

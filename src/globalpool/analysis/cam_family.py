@@ -1,5 +1,6 @@
-"""The CAM family beyond the head's own maps: Grad-CAM, Grad-CAM++, Layer-CAM, Eigen-CAM
-and Score-CAM, at the backbone's last feature map or at any named layer.
+"""The CAM family beyond the head's own maps: Grad-CAM, Grad-CAM++, HiResCAM, XGrad-CAM,
+Layer-CAM, Eigen-CAM, Score-CAM and Ablation-CAM, at the backbone's last feature map or at
+any named layer.
 
 Each takes activations ``A`` (N, C, h, w) of one layer and, for the gradient methods, the
 gradient ``G = d score_k / d A`` of each image's class logit:
@@ -8,6 +9,10 @@ gradient ``G = d score_k / d A`` of each image's class logit:
 - ``gradcam++`` (Chattopadhyay et al. 2018): channel weights
   ``sum_s a_cs relu(G_cs)`` with ``a = G^2 / (2 G^2 + sum_s(A_c) G^3)`` (the exponential-
   score closed form, 0 where G = 0); ``relu(sum_c w_c A_c)``.
+- ``hirescam`` (Draelos and Carin 2020): ``relu(sum_c G_cs A_cs)``, the gradient times the
+  activation position by position (no spatial averaging of the gradient).
+- ``xgradcam`` (Fu et al. 2020): channel weights ``sum_s G_cs A_cs / sum_s A_cs``;
+  ``relu(sum_c w_c A_c)``.
 - ``layercam`` (Jiang et al. 2021): ``relu(sum_c relu(G_cs) A_cs)``, position by position.
 - ``eigencam`` (Muhammad and Yeasin 2020): the activations (h*w, C) projected on their
   first principal direction (no gradient, no class); sign chosen so the map sums >= 0.
@@ -15,6 +20,10 @@ gradient ``G = d score_k / d A`` of each image's class logit:
   scaled to [0, 1], masks the input; the class's softmax score of each masked input,
   softmaxed over channels, weights the channels: ``relu(sum_c w_c A_c)``. C forward
   passes per image, run ``batch_size`` masked images at a time.
+- ``ablationcam`` (Desai and Ramaswamy 2020): channel weights ``(y - y_c) / y``, where
+  ``y`` is the class logit and ``y_c`` the logit with channel c of the layer's output set
+  to zero; ``relu(sum_c w_c A_c)``. C passes of the rest of the network per image (only
+  the head's at the backbone's last map), ``batch_size`` at a time.
 """
 
 from __future__ import annotations
@@ -23,10 +32,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["FAMILY", "activations_and_grads", "family_map"]
+__all__ = ["FAMILY", "GRADIENT_METHODS", "activations_and_grads", "family_map"]
 
-FAMILY = ("gradcam", "gradcam++", "layercam", "eigencam", "scorecam")
-_GRADIENT = ("gradcam", "gradcam++", "layercam")
+FAMILY = (
+    "gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "eigencam", "scorecam",
+    "ablationcam",
+)  # fmt: skip
+GRADIENT_METHODS = ("gradcam", "gradcam++", "hirescam", "xgradcam", "layercam")
 
 
 def _find_layer(model: nn.Module, layer: str) -> nn.Module:
@@ -104,6 +116,37 @@ def _score_weights(
     return scores.softmax(dim=1)
 
 
+def _ablation_weights(
+    model: nn.Module,
+    x: torch.Tensor,
+    layer: str | None,
+    acts: torch.Tensor,
+    logits: torch.Tensor,
+    idx: torch.Tensor,
+    batch_size: int,
+) -> torch.Tensor:
+    """(N, C): ``(y - y_c) / y`` for each channel c zeroed in turn (Ablation-CAM)."""
+    n, c = acts.shape[:2]
+    y = logits.float().gather(1, idx[:, None])  # (N, 1)
+    ablated = torch.empty(n, c, device=acts.device)
+    keep = 1.0 - torch.eye(c, device=acts.device, dtype=acts.dtype)[:, :, None, None]
+    module = None if layer is None else _find_layer(model, layer)
+    with torch.no_grad():
+        for i in range(n):
+            for start in range(0, c, batch_size):
+                mask = keep[start : start + batch_size]  # one zeroed channel per row
+                if module is None:  # the backbone's last map: only the head runs again
+                    out = model.forward_head(acts[i : i + 1] * mask)
+                else:  # the layer's output replaced, the rest of the network run again
+                    handle = module.register_forward_hook(lambda _m, _i, o, m=mask: o * m)
+                    try:
+                        out = model(x[i : i + 1].expand(len(mask), *x.shape[1:]))
+                    finally:
+                        handle.remove()
+                ablated[i, start : start + len(mask)] = out.float()[:, idx[i]]
+    return (y - ablated) / torch.where(y != 0, y, 1.0)
+
+
 def family_map(
     method: str,
     model: nn.Module,
@@ -116,7 +159,7 @@ def family_map(
     """``(logits, raw maps (N, h, w))`` of ``method`` (one of :data:`FAMILY`)."""
     if method not in FAMILY:
         raise ValueError(f"method must be one of {FAMILY}; got {method!r}")
-    need_grad = method in _GRADIENT
+    need_grad = method in GRADIENT_METHODS
     logits, acts, grads = activations_and_grads(model, x, layer, class_idx, need_grad, resolve)
     acts = acts.float()
     if method == "gradcam":
@@ -129,10 +172,19 @@ def family_map(
         alpha = torch.where(g != 0, g2 / torch.where(denom != 0, denom, 1.0), 0.0)
         weights = (alpha * F.relu(g)).sum(dim=(2, 3))
         return logits, F.relu(torch.einsum("nchw,nc->nhw", acts, weights))
+    if method == "hirescam":
+        return logits, F.relu((grads.float() * acts).sum(dim=1))
+    if method == "xgradcam":
+        mass = acts.sum(dim=(2, 3))
+        weights = (grads.float() * acts).sum(dim=(2, 3)) / torch.where(mass != 0, mass, 1.0)
+        return logits, F.relu(torch.einsum("nchw,nc->nhw", acts, weights))
     if method == "layercam":
         return logits, F.relu((F.relu(grads.float()) * acts).sum(dim=1))
     if method == "eigencam":
         return logits, _eigen(acts)
     idx = resolve(class_idx, logits)
-    weights = _score_weights(model, x, acts, idx, batch_size)
+    if method == "ablationcam":
+        weights = _ablation_weights(model, x, layer, acts, logits, idx, batch_size)
+    else:
+        weights = _score_weights(model, x, acts, idx, batch_size)
     return logits, F.relu(torch.einsum("nchw,nc->nhw", acts, weights))

@@ -1,6 +1,7 @@
-"""Statistics over seeds, in one place: summaries (mean, sample sd, min, max) and
-Welch's t-test, which every verdict of the project (the report's claims, its "Over
-seeds" section) uses at the level ``ALPHA``."""
+"""Statistics over seeds, in one place: summaries (mean, sample sd, min, max), Welch's
+t-test, and :func:`verdict`, the one rule that decides every claim of the project (the
+report's claims, its "Over seeds" section, ``globalpool reproduce``) at the level
+``ALPHA``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import statistics
 import warnings
 from collections.abc import Sequence
 
-__all__ = ["ALPHA", "describe", "mean_sd", "welch"]
+__all__ = ["ALPHA", "describe", "mean_sd", "verdict", "welch"]
 
 ALPHA = 0.05  # the significance level of every verdict over seeds
 
@@ -55,3 +56,31 @@ def welch(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
         warnings.simplefilter("ignore", RuntimeWarning)
         result = stats.ttest_ind(a, b, equal_var=False)
     return float(result.statistic), float(result.pvalue)
+
+
+def verdict(a: Sequence[float], b: Sequence[float], a_higher_claimed: bool) -> dict:
+    """Whether the seeds' scores ``a`` and ``b`` bear out a claimed ordering.
+
+    The rule of every verdict: Welch's t-test (two-sided) of mean(a) - mean(b);
+    ``holds`` when p < ALPHA in the claimed direction (``a`` higher when
+    ``a_higher_claimed``, lower otherwise), ``reversed`` when p < ALPHA the other way,
+    ``not separated`` when p >= ALPHA, ``untested`` with fewer than 2 seeds a side.
+
+    Returns:
+        dict: ``diff`` (mean a - mean b), ``t``, ``p`` (None when untested), ``verdict``.
+
+    Example:
+        >>> verdict([80.0, 81.0, 82.0], [70.0, 71.0, 72.0], a_higher_claimed=True)["verdict"]
+        'holds'
+        >>> verdict([80.0, 90.0, 70.0], [79.0, 81.0, 77.0], a_higher_claimed=True)["verdict"]
+        'not separated'
+    """
+    diff = statistics.fmean(a) - statistics.fmean(b)
+    if min(len(a), len(b)) < 2:
+        return {"diff": diff, "t": None, "p": None, "verdict": "untested"}
+    t, p = welch(a, b)
+    if p >= ALPHA:
+        outcome = "not separated"
+    else:
+        outcome = "holds" if (diff > 0) == a_higher_claimed else "reversed"
+    return {"diff": diff, "t": t, "p": p, "verdict": outcome}

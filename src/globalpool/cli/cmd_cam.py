@@ -7,6 +7,11 @@ from pathlib import Path
 
 from globalpool.cli.options import Range, add_range_option
 
+METHOD_CHOICES = (
+    "auto", "gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "eigencam",
+    "scorecam", "ablationcam",
+)  # fmt: skip
+
 __all__ = ["register", "run"]
 
 
@@ -48,7 +53,9 @@ def register(subparsers) -> None:
     parser.add_argument("--cmap", default="jet", help="matplotlib colormap (default jet)")
     parser.add_argument(
         "--method",
-        choices=("auto", "gradcam", "gradcam++", "layercam", "eigencam", "scorecam"),
+        # analysis.cam_family.FAMILY, written out: importing it would import torch at
+        # parser-build time (tests/test_cam_cli.py keeps the two equal)
+        choices=METHOD_CHOICES,
         default="auto",
         help="auto: the head's own map (class maps, or CAM for avg pool + linear), else "
         "Grad-CAM; the others work on any head",
@@ -58,6 +65,13 @@ def register(subparsers) -> None:
         metavar="NAME",
         help="module whose output to map, e.g. backbone.3 (default: the last feature map; "
         "not with --method auto)",
+    )
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="also score each map's faithfulness: deletion and insertion areas (RISE; "
+        "lower deletion and higher insertion are more faithful), average drop and "
+        "increase in confidence (Grad-CAM++)",
     )
     parser.add_argument(
         "--which", choices=("best", "last"), default="best", help="checkpoint of a run dir"
@@ -72,8 +86,9 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-# the maps that take a backward pass (for the memory check of each image's size)
-_GRADIENT_MAPS = ("gradcam", "gradcam++", "layercam")
+# the maps that take a backward pass (for the memory check of each image's size):
+# analysis.cam_family.GRADIENT_METHODS, written out for the same reason
+_GRADIENT_MAPS = ("gradcam", "gradcam++", "hirescam", "xgradcam", "layercam")
 
 
 def resolve_class(name: str | None, classes: list[str]) -> int | None:
@@ -141,4 +156,12 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"{path}: {ranked}")
         print(f"  {label} map of {classes[mapped]!r} -> {target}")
+        if args.metrics:
+            from globalpool.analysis.faithfulness import faithfulness
+
+            s = faithfulness(model, x, maps.to(x.device), mapped)
+            print(f"  faithfulness: deletion {float(s['deletion'][0]):.3f}  insertion "
+                  f"{float(s['insertion'][0]):.3f}  average drop "
+                  f"{float(s['average_drop'][0]):.1f}%  increase in confidence "
+                  f"{'yes' if s['increase'][0] else 'no'}")  # fmt: skip
     return 0

@@ -71,8 +71,8 @@ def register(subparsers) -> None:
         "--cam-methods",
         metavar="LIST",
         default="",
-        help="comma-separated CAM methods (gradcam, gradcam++, layercam, eigencam, scorecam) "
-        "to score on every head: a methods x heads localization table in the report",
+        help="comma-separated CAM methods (those of globalpool cam --method but auto) to "
+        "score on every head: a methods x heads localization table in the report",
     )
     for action in config_actions:
         if action.dest == "seed":

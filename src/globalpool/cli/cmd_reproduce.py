@@ -21,6 +21,8 @@ import sys
 from globalpool.cli.options import Range, add_range_option
 from globalpool.experiment.runs import OVERWRITE_HELP
 
+DEFAULT_RECORDS = "benchmarks/results/reproduce"
+
 
 def register(subparsers) -> None:
     from globalpool.cli.cmd_train import add_threads_flag
@@ -33,7 +35,18 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("name", nargs="?", help="the claim (see --list)")
-    parser.add_argument("--list", action="store_true", help="list the claims and stop")
+    parser.add_argument(
+        "--list",
+        action="store_true",
+        help="list the claims, each with its recorded results (see --records), and stop",
+    )
+    parser.add_argument(
+        "--records",
+        metavar="DIR",
+        default=DEFAULT_RECORDS,
+        help="with --list: the reproduce.json records to show (each claim's protocol, seeds "
+        f"and verdicts); default: {DEFAULT_RECORDS} where it exists (a checkout)",
+    )
     add_range_option(
         parser, "--seeds", allowed=Range(int, 0), nargs="+", default=[0], help="one run per seed"
     )
@@ -59,9 +72,27 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _list() -> None:
+def _records(folder: str) -> list[dict]:
+    """The reproduce.json records (any file name) in ``folder``; none when it is absent."""
+    import json
+    from pathlib import Path
+
+    path = Path(folder)
+    if not path.is_dir():
+        return []
+    records = []
+    for file in sorted(path.glob("*.json")):
+        record = json.loads(file.read_text(encoding="utf-8"))
+        if isinstance(record, dict) and "runs" in record and "name" in record:
+            records.append({**record, "file": str(file)})
+    return records
+
+
+def _list(records_dir: str) -> None:
     from globalpool.experiment.claims import CLAIMS
-    from globalpool.experiment.reproduce import METRIC_NAMES
+    from globalpool.experiment.reproduce import METRIC_NAMES, claim_verdicts
+
+    records = _records(records_dir)
 
     for claim in CLAIMS.values():
         print(f"{claim.name}: {claim.title}")
@@ -72,6 +103,15 @@ def _list() -> None:
         )
         print(f"  published {METRIC_NAMES[claim.metric]}: {published}")
         print(f"  protocols: {', '.join(claim.settings)} (default {claim.default_protocol})")
+        for record in (r for r in records if r["name"] == claim.name):
+            seeds = " ".join(map(str, record["seeds"]))
+            print(f"  recorded: {record['file']}: protocol {record['protocol']}, seeds {seeds}")
+            for v in claim_verdicts(claim, record["runs"]):
+                size = "" if v["size"] is None else f" at {v['size']:,} images"
+                tested = v["p"] is not None and v["verdict"] != "heads not trained"
+                p = f", p = {v['p']:.2g}" if tested else ""
+                print(f"    {v['better']} better than {v['worse']} ({v['score']}){size}: "
+                      f"{v['verdict']}{p}")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     from globalpool.experiment.reproduce import reproduce
 
     if args.list:
-        _list()
+        _list(args.records)
         return 0
     if not args.name:
         raise ValueError("name a claim to reproduce (see globalpool reproduce --list)")

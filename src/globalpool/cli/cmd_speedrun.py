@@ -68,7 +68,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from globalpool.cli.cmd_train import given_config_flags
     from globalpool.experiment.speedrun import speedrun
-    from globalpool.train.recipes import RECIPES, get_recipe, recipe_for_target
+    from globalpool.train.presets import RECIPES, get_recipe, recipe_for_target
 
     if args.list:
         for recipe in RECIPES.values():

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from globalpool.train.presets import Preset
+
 __all__ = ["CLAIMS", "Claim", "get_claim"]
 
 
@@ -34,7 +36,9 @@ class Claim:
         rows: row label -> head spec as ``globalpool compare --heads`` takes it.
         protocol: the protocol as published, field -> text.
         choices: what the source leaves unstated -> the choice made here.
-        settings: protocol name (``full``, ``cpu``) -> TrainConfig fields.
+        settings: protocol name (``full``, ``cpu``) -> its :class:`Preset`, named
+            ``<claim>:<protocol>`` (given here as the TrainConfig fields; a preset once
+            built).
         default_protocol: the one run when none is asked for.
         data_kind: ``fashion_mnist``, ``cifar10`` or ``shapes`` (built in: needs no path).
         train_sizes: protocol (or ``quick``) -> training-set sizes to sweep (the
@@ -42,6 +46,10 @@ class Claim:
         images_per_run: protocol (or ``quick``) -> training images each run sees with a
             size sweep (epochs = that / size, so small subsets train to convergence).
         quick: TrainConfig fields that shrink any protocol to seconds.
+        orderings: the claimed orderings that the verdicts test, each ``(better row,
+            worse row, score)`` with score ``metric`` (the claim's metric) or ``gap``
+            (train - test: smaller is better); empty: every pair of rows with published
+            figures, in their published order (:meth:`claimed_orderings`).
     """
 
     name: str
@@ -54,12 +62,31 @@ class Claim:
     rows: dict[str, str]
     protocol: dict[str, str]
     choices: dict[str, str]
-    settings: dict[str, dict[str, Any]]
+    settings: dict[str, Preset]
     default_protocol: str
     data_kind: str
     train_sizes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     images_per_run: dict[str, int] = field(default_factory=dict)
     quick: dict[str, Any] = field(default_factory=dict)
+    orderings: tuple[tuple[str, str, str], ...] = ()
+
+    def claimed_orderings(self) -> list[tuple[str, str, str]]:
+        """The orderings to test: :attr:`orderings`, or the published figures' order."""
+        if self.orderings:
+            return list(self.orderings)
+        lower_better = self.metric == "test_error"
+        rows = [r for r in self.rows if self.published.get(r) is not None]
+        ranked = sorted(rows, key=lambda r: self.published[r], reverse=not lower_better)
+        return [(a, b, "metric") for i, a in enumerate(ranked) for b in ranked[i + 1 :]]
+
+    def __post_init__(self) -> None:
+        presets = {
+            protocol: fields
+            if isinstance(fields, Preset)
+            else Preset(f"{self.name}:{protocol}", f"{self.title} ({protocol} protocol)", fields)
+            for protocol, fields in self.settings.items()
+        }
+        object.__setattr__(self, "settings", presets)  # frozen: set once, here
 
 
 _NO_AUGMENT = {"augment": False, "flip": False, "crop_padding": 0}
@@ -228,6 +255,7 @@ OVERFITTING = Claim(
     },
     # the two protocols differ only in the sizes and images per run below
     settings={"full": _OVERFIT_ADAM, "cpu": _OVERFIT_ADAM},
+    orderings=(("GAP class maps", "FC", "gap"), ("GAP class maps", "FC + dropout", "gap")),
     default_protocol="cpu",
     data_kind="cifar10",
     train_sizes={
@@ -330,9 +358,56 @@ CAM_LOCALIZATION = Claim(
     },
 )
 
+# The same question on real objects: Fashion-MNIST items (every one of the official
+# files) pasted at random positions on a 56x56 canvas, their true boxes and masks known;
+# smallgap's three 2x2 pools leave 7x7 maps, as GoogLeNet's 7x7 last maps in the source.
+CAM_LOCALIZATION_FASHION = replace(
+    CAM_LOCALIZATION,
+    name="cam-localization-fashion",
+    title="CAM localization on real objects: Fashion-MNIST items on a 56x56 canvas",
+    published={**CAM_LOCALIZATION.published, "WILDCAT class maps (k = 1)": None},
+    rows={**CAM_LOCALIZATION.rows, "WILDCAT class maps (k = 1)": "classmap:wildcat"},
+    choices={
+        "data": "fashion_canvas built from the official Fashion-MNIST files (--data, the "
+        "idx folder): the first 1,500 training and 1,000 test items, each pasted at a "
+        "random position of a black 56x56 canvas, its tight box and pixel mask the ground "
+        "truth; 10 classes; the last maps are 7x7",
+        "network": "smallgap (grey input) with a BatchNorm after every conv; FC head "
+        "flatten 32x7x7 -> 64 -> 10; WILDCAT (Durand et al. 2017) k = 1, alpha 0.7 beside",
+        "training": "SGD (Nesterov) lr 0.03, 1 warm-up epoch then cosine, 40 epochs, batch "
+        "64, no augmentation, no validation split (the main job's recipe on more items)",
+        "scores": CAM_LOCALIZATION.choices["scores"],
+    },
+    settings={
+        "full": {
+            "model": "smallgap",
+            "model_kwargs": {"norm": True},
+            "dataset": "fashion_canvas",
+            "dataset_kwargs": {"n_train": 1500, "n_test": 1000, "size": 56},
+            "val_fraction": 0.0,
+            "augment": False,
+            "epochs": 40,
+            "batch_size": 64,
+            "optimizer": "sgd",
+            "lr": 0.03,
+            **_QUIET,
+        },
+    },
+    default_protocol="full",
+    data_kind="fashion_mnist",
+    quick={"epochs": 1, "dataset_kwargs": {"n_train": 100, "n_test": 40, "size": 56}},
+)
+
 CLAIMS: dict[str, Claim] = {
     c.name: c
-    for c in (ARTICLE_FMNIST, NIN_HEADS, OVERFITTING, OVERFITTING_FMNIST, CAM_LOCALIZATION)
+    for c in (
+        ARTICLE_FMNIST,
+        NIN_HEADS,
+        OVERFITTING,
+        OVERFITTING_FMNIST,
+        CAM_LOCALIZATION,
+        CAM_LOCALIZATION_FASHION,
+    )
 }
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from globalpool.experiment.heads import HeadSpec, parse_heads
 from globalpool.experiment.runs import Job, run_or_reuse
+from globalpool.train.presets import MAIN_JOB
 
 __all__ = [
     "COMPARE_DEFAULTS", "COMPARE_SEEDS", "compare", "default_compare_config", "head_config",
@@ -32,36 +33,14 @@ __all__ = [
 # section says whether the spread separates them.
 COMPARE_SEEDS = (0, 1, 2)
 
-# The budget of a plain ``globalpool compare``: the small six-conv network (with batch
-# norm) on 500 built-in Fashion-MNIST items placed on a 40x40 canvas (real pixels,
-# true boxes, a shifted-position test split), all of them trained on (no validation
-# split: the last epoch is the model), no augmentation (a flip or crop would carry items
-# into the shifted positions), 40 epochs of batch 64, SGD (Nesterov) lr 0.03. Chosen so
-# that every head fits its training images (>= 99% in eval mode) and the job ends in
-# about 3 minutes on 2 AVX2 cores for 5 heads x 3 seeds (BENCHMARKS.md, "The main job"):
-# 1,000 items for 20 epochs took the same time and left FC + dropout at 89% and the
-# GAP heads at 94-97%; AdamW 3e-3 left GAP at 92%, SGD lr 0.1 FC + dropout at 77%.
-COMPARE_DEFAULTS: dict[str, Any] = {
-    "model": "smallgap",
-    "model_kwargs": {"norm": True},
-    "dataset": "fashion_canvas",
-    "dataset_kwargs": {"n_train": 500},
-    "val_fraction": 0.0,
-    "augment": False,
-    "epochs": 40,
-    "batch_size": 64,
-    "optimizer": "sgd",
-    "lr": 0.03,
-    "out_dir": "runs/compare",
-    "tensorboard": False,
-}
+# The settings of a plain ``globalpool compare``: the main job's preset (its choice is
+# explained where it is defined, globalpool.train.presets.MAIN_JOB).
+COMPARE_DEFAULTS: dict[str, Any] = MAIN_JOB.settings
 
 
 def default_compare_config():
     """The base :class:`~globalpool.train.TrainConfig` of a plain ``globalpool compare``."""
-    from globalpool.train import TrainConfig
-
-    return TrainConfig().replace(**COMPARE_DEFAULTS)
+    return MAIN_JOB.config()
 
 
 def head_config(base_config, spec: HeadSpec, out_dir: str | os.PathLike):

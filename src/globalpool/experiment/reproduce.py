@@ -24,10 +24,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from globalpool.analysis.evaluation import accuracy, localization_sweep
 from globalpool.analysis.markup import markdown_table as markdown_table_of
-from globalpool.analysis.stats import describe
-from globalpool.experiment.claims import Claim
-from globalpool.experiment.runs import run_dir
+from globalpool.analysis.render import new_figure, save_figure
+from globalpool.analysis.report import environment_info
+from globalpool.analysis.stats import ALPHA, describe, verdict
+from globalpool.atomic import atomic_write_text
+from globalpool.data import load_dataset, train_val_split
+from globalpool.deploy import load
+from globalpool.experiment.claims import Claim, get_claim
+from globalpool.experiment.heads import parse_head
+from globalpool.experiment.runs import Job, run_dir, run_or_reuse
+from globalpool.train import TrainConfig
 
 __all__ = ["THRESHOLDS", "plan_runs", "reproduce"]
 
@@ -58,8 +66,6 @@ def plan_runs(
         data: the dataset's ``path`` (Fashion-MNIST folder, CIFAR-10 archive or folder).
         overrides: TrainConfig fields applied last (``device``, ``amp``...).
     """
-    from globalpool.experiment.heads import parse_head
-    from globalpool.train import TrainConfig
 
     protocol = protocol or claim.default_protocol
     if protocol not in claim.settings:
@@ -68,7 +74,7 @@ def plan_runs(
         )
     if not seeds:
         raise ValueError("reproduce needs at least one seed")
-    settings = dict(claim.settings[protocol])
+    settings = dict(claim.settings[protocol].settings)
     dataset_kwargs = dict(settings.pop("dataset_kwargs", {}))
     if quick:
         quick_kwargs = dict(claim.quick)
@@ -116,7 +122,6 @@ class _DataCache:
         self._sets: dict[str, Any] = {}
 
     def get(self, config):
-        from globalpool.data import load_dataset
 
         key = json.dumps([config.dataset, config.dataset_kwargs], sort_keys=True)
         if key not in self._sets:
@@ -127,9 +132,6 @@ class _DataCache:
 def _score_run(claim: Claim, run: dict, summary: dict, data_cache: _DataCache) -> dict:
     """The numbers of one finished run: test accuracy, train accuracy in eval mode, gap,
     time; localization scores for the localization claim."""
-    from globalpool.analysis.evaluation import accuracy, localization_sweep
-    from globalpool.data import train_val_split
-    from globalpool.deploy import load
 
     config = run["config"]
     data = data_cache.get(config)
@@ -186,11 +188,80 @@ def _aggregate(claim: Claim, records: list[dict]) -> list[dict]:
             "seeds": [r["seed"] for r in rs],
         }
         if claim.metric == "max_box_acc":
-            for key in ("box_acc_at_0.2", "pointing_acc", "mask_iou"):
-                entry[key] = describe([100 * r[key] for r in rs])
+            for key in ("max_box_acc_v2", "box_acc_at_0.2", "pointing_acc", "mask_iou"):
+                # records written before MaxBoxAccV2 existed have none: n/a
+                entry[key] = describe([None if r.get(key) is None else 100 * r[key] for r in rs])
             entry["method"] = rs[0]["method"]
         out.append(entry)
     return out
+
+
+# A head counts as trained when every seed's final weights classify at least this share
+# of their own training images (eval mode); below it a comparison measures what each head
+# failed to learn, so it gets no verdict.
+TRAINED = 0.99
+
+VERDICT_WORDS = {"holds": "reproduced", "reversed": "reversed",
+                 "not separated": "not separated", "untested": "untested"}  # fmt: skip
+
+
+def claim_verdicts(claim: Claim, records: list[dict]) -> list[dict]:
+    """One verdict per claimed ordering (and training-set size): the one rule of
+    :func:`globalpool.analysis.stats.verdict` (Welch's t over seeds) on the runs' scores.
+
+    ``reproduced`` where the claimed ordering holds and the test separates it,
+    ``reversed`` where the test separates the opposite, ``not separated`` otherwise, and
+    ``heads not trained`` (no test) where a run of either row fits less than
+    :data:`TRAINED` of its training images.
+
+    Returns:
+        one dict per ordering and size: ``better``, ``worse``, ``score``, ``size``,
+        ``diff`` (mean better - mean worse, in points), ``t``, ``p``, ``verdict``,
+        ``min_train_acc`` (percent, the lowest over both rows' runs).
+    """
+    out = []
+    sizes = list(dict.fromkeys(r["size"] for r in records))
+    for better, worse, score in claim.claimed_orderings():
+        for size in sizes:
+            runs = {row: sorted((r for r in records if r["row"] == row and r["size"] == size),
+                                key=lambda r: r["seed"]) for row in (better, worse)}  # fmt: skip
+            if not runs[better] or not runs[worse]:
+                continue
+
+            a, b = (
+                [100 * r["gap"] if score == "gap" else _value(claim, r) for r in runs[row]]
+                for row in (better, worse)
+            )
+            # the claimed direction: a higher metric is better except for error and gap
+            higher = not (score == "gap" or claim.metric == "test_error")
+            result = verdict(a, b, higher)
+            lowest = min(r["train_acc"] for rs in runs.values() for r in rs)
+            word = VERDICT_WORDS[result["verdict"]] if lowest >= TRAINED else "heads not trained"
+            out.append({"better": better, "worse": worse, "score": score, "size": size,
+                        **result, "verdict": word, "min_train_acc": 100 * lowest})  # fmt: skip
+    return out
+
+
+def verdicts_table(result: dict) -> str:
+    """The verdicts of a result (a ``reproduce.json`` record) as a Markdown table, as in
+    ``reproduce.md``: recomputed from its runs by :func:`claim_verdicts`, so a record
+    written before verdicts existed shows them too."""
+
+    rows = []
+    for v in claim_verdicts(get_claim(result["name"]), result["runs"]):
+        what = "train - test gap" if v["score"] == "gap" else METRIC_NAMES[result["metric"]]
+        untested = v["p"] is None or v["verdict"] == "heads not trained"
+        p = "–" if untested else f"{v['p']:.2g}"
+        size = "" if v["size"] is None else f"{v['size']:,}"
+        ordering = f"{v['better']} better than {v['worse']}"
+        rows.append([ordering, size, what, f"{v['diff']:+.2f}", p,
+                     f"{v['min_train_acc']:.1f}", v["verdict"]])  # fmt: skip
+    header = ["claimed ordering", "train images", "score", "difference, points",
+              "Welch's p", "lowest train acc %", "verdict"]  # fmt: skip
+    if not any(r[1] for r in rows):
+        header.pop(1)
+        rows = [r[:1] + r[2:] for r in rows]
+    return markdown_table_of(header, rows, text_cols=1)
 
 
 METRIC_NAMES = {
@@ -219,7 +290,7 @@ def markdown_table(result: dict) -> str:
             f"ours {metric}, mean ± sd", "min-max", "train acc (eval) %",
             "gap (train - test), points", "time per run (s)", "seeds"]  # fmt: skip
     if claim_metric == "max_box_acc":
-        cols[5:5] = ["box acc @0.2 %", "pointing %", "mask IoU %", "map"]
+        cols[5:5] = ["MaxBoxAccV2 %", "box acc @0.2 %", "pointing %", "mask IoU %", "map"]
     rows = []
     for e in result["rows"]:
         published = "none published" if e["published"] is None else f"{e['published']:.2f}"
@@ -227,7 +298,8 @@ def markdown_table(result: dict) -> str:
                  _ms(e["ours"]), _range(e["ours"]), _ms(e["train_acc"]), _ms(e["gap"]),
                  f"{e['wall_time_s']['mean']:.0f}", str(len(e["seeds"]))]  # fmt: skip
         if claim_metric == "max_box_acc":
-            cells[5:5] = [_ms(e["box_acc_at_0.2"]), _ms(e["pointing_acc"]),
+            cells[5:5] = [_ms(e.get("max_box_acc_v2", {"mean": None})),
+                          _ms(e["box_acc_at_0.2"]), _ms(e["pointing_acc"]),
                           _ms(e["mask_iou"]), e["method"]]  # fmt: skip
         rows.append(cells)
     return markdown_table_of(cols, rows, text_cols=1)
@@ -247,6 +319,11 @@ def _markdown(result: dict) -> str:
         "",
         markdown_table(result),
         "",
+        f"Verdicts (Welch's t over seeds at p < {ALPHA}; a head below {100 * TRAINED:.0f}% "
+        "training accuracy in any seed gets none):",
+        "",
+        verdicts_table(result),
+        "",
         f"Published figures: {result['published_note']}.",
         "",
         "As published: "
@@ -264,7 +341,6 @@ def _markdown(result: dict) -> str:
 
 
 def _figure(result: dict):
-    from globalpool.analysis.render import new_figure
 
     rows = result["rows"]
     metric = METRIC_NAMES[result["metric"]]
@@ -326,10 +402,6 @@ def reproduce(
     Returns:
         the dict written to ``reproduce.json``.
     """
-    from globalpool.analysis.render import save_figure
-    from globalpool.analysis.report import environment_info
-    from globalpool.atomic import atomic_write_text
-    from globalpool.experiment.runs import Job, run_or_reuse
 
     runs = plan_runs(claim, seeds=seeds, protocol=protocol, quick=quick, data=data,
                      out_dir=out_dir, overrides=overrides)  # fmt: skip
@@ -371,6 +443,7 @@ def reproduce(
         "wall_time_s": time.perf_counter() - started,
         "runs": records,
         "rows": _aggregate(claim, records),
+        "verdicts": claim_verdicts(claim, records),
     }
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -379,5 +452,6 @@ def reproduce(
     atomic_write_text(out / "reproduce.md", _markdown(result))
     log(f"{claim.name}: {len(records)} run(s), {result['train_time_s'] / 60:.1f} min of "
         f"training in all\n"
-        + markdown_table(result) + f"\n{out}/reproduce.md")  # fmt: skip
+        + markdown_table(result) + "\n\n" + verdicts_table(result)
+        + f"\n{out}/reproduce.md")  # fmt: skip
     return result

@@ -23,8 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from globalpool.analysis.markup import markdown_table
+from globalpool.analysis.render import new_figure, save_figure
 from globalpool.analysis.stats import describe
-from globalpool.train.recipes import Recipe
+from globalpool.atomic import atomic_write_text
+from globalpool.experiment.runs import Job, run_or_reuse
+from globalpool.train.metrics import read_metrics
+from globalpool.train.presets import Recipe
 
 __all__ = [
     "accuracy_vs_time_figure", "aggregate", "curve_from_rows", "speedrun", "time_to_target",
@@ -69,7 +73,6 @@ def accuracy_vs_time_figure(curves: dict[str, dict], target: float, budget_s: fl
             augmentation at its time to result (a star).
         target, budget_s: drawn as a horizontal and a vertical line.
     """
-    from globalpool.analysis.render import new_figure
 
     fig = new_figure(7.0, 4.2)
     ax = fig.subplots()
@@ -136,8 +139,6 @@ def _markdown(result: dict) -> str:
 
 def _run_seed(recipe: Recipe, seed: int, out: Path, overrides: dict, overwrite: bool, log):
     """Train (or reuse) one seed of a speedrun: ``(entry, curve, device)``."""
-    from globalpool.experiment.runs import Job, run_or_reuse
-    from globalpool.train.metrics import read_metrics
 
     job = Job.plan(out, "", seed, recipe.config(**overrides).replace(test_curve=True))
     config = job.config
@@ -181,7 +182,7 @@ def speedrun(
     """Train ``recipe`` once per seed into ``out_dir/seed<k>`` and write the speedrun files.
 
     Args:
-        recipe: from :mod:`globalpool.train.recipes`.
+        recipe: from :mod:`globalpool.train.presets`.
         seeds: one run each.
         overrides: :class:`~globalpool.train.TrainConfig` fields replacing the recipe's
             (``dataset_kwargs`` with the data path, ``device``, ``epochs``...).
@@ -194,8 +195,6 @@ def speedrun(
     Returns:
         the dict written to ``speedrun.json``.
     """
-    from globalpool.analysis.render import save_figure
-    from globalpool.atomic import atomic_write_text
 
     if not seeds:
         raise ValueError("speedrun needs at least one seed")

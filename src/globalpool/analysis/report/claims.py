@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from globalpool.analysis.markup import Figure, Section, Table, Text
-from globalpool.analysis.stats import ALPHA, mean_sd, welch
+from globalpool.analysis.stats import ALPHA, mean_sd, verdict
 
 __all__ = [
     "ALPHA", "CLAIMS", "Claim", "claim_verdicts", "claims_section", "compare_heads",
@@ -62,21 +62,10 @@ def reference_head(labels: Sequence[str]) -> str | None:
 
 
 def compare_heads(pooled: Sequence[float], fc: Sequence[float], higher_is_claimed: bool) -> dict:
-    """The verdict of one claim for the pooling head's scores against an FC head's.
-
-    Returns:
-        dict: ``diff`` (mean pooled − mean fc), ``t``, ``p`` (None when untested) and
-        ``verdict`` (``holds``, ``reversed``, ``not separated`` or ``untested``).
-    """
-    diff = statistics.fmean(pooled) - statistics.fmean(fc)
-    if min(len(pooled), len(fc)) < 2:
-        return {"diff": diff, "t": None, "p": None, "verdict": "untested"}
-    t, p = welch(pooled, fc)
-    if p >= ALPHA:
-        verdict = "not separated"
-    else:
-        verdict = "holds" if (diff > 0) == higher_is_claimed else "reversed"
-    return {"diff": diff, "t": t, "p": p, "verdict": verdict}
+    """The verdict of one claim for the pooling head's scores against an FC head's:
+    :func:`globalpool.analysis.stats.verdict` (``diff`` = mean pooled - mean fc, ``t``,
+    ``p``, ``verdict``)."""
+    return verdict(pooled, fc, higher_is_claimed)
 
 
 def _scores(records: Sequence[dict], key: str) -> list[float] | None:

@@ -24,6 +24,7 @@ from globalpool.analysis.report.tables import LOC_COLUMNS, loc_cell
 __all__ = ["ModelViews", "load_model_views", "model_sections", "select_examples"]
 
 _LOC_IMAGES = 256  # localization is scored on the first this many test images
+_FAITH_IMAGES = 32  # faithfulness (34 forward passes an image) on the first this many
 
 
 def select_examples(labels: np.ndarray, count: int) -> np.ndarray:
@@ -170,23 +171,50 @@ def _localization_blocks(views: ModelViews, loc_set) -> list:
 
 
 def _methods_blocks(views: ModelViews, loc_set, methods: Sequence[str]) -> list:
-    """Box accuracy and pointing game of every CAM method on every head (same images)."""
+    """Box accuracy and pointing game of every CAM method on every head (same images),
+    then their faithfulness (deletion / insertion, average drop / increase)."""
+    import torch
+
+    from globalpool.analysis.cam import compute_cam
+    from globalpool.analysis.faithfulness import faithfulness
+    from globalpool.analysis.images import normalize_images
     from globalpool.analysis.localization import localization_scores
 
-    rows = []
+    n_faith = min(len(loc_set), _FAITH_IMAGES)
+    rows, faith_rows = [], []
     for label, model in views.models.items():
-        cells = [label]
+        cells, faith_cells = [label], [label]
+        x = normalize_images(loc_set.images[:n_faith], model.mean, model.std)
+        labels = torch.as_tensor(np.asarray(loc_set.labels[:n_faith]))
         for method in methods:
             s = localization_scores(model, loc_set, model.mean, model.std, method=method)
             cells.append(f"{100 * s['box_acc']:.1f}% / {100 * s['pointing_acc']:.1f}%")
+            _, maps = compute_cam(model, x, labels, method=method)
+            f = faithfulness(model, x, maps, labels)
+            faith_cells.append(
+                f"{float(f['deletion'].mean()):.3f} / {float(f['insertion'].mean()):.3f} · "
+                f"{float(f['average_drop'].mean()):.1f}% / "
+                f"{100 * float(f['increase'].mean()):.0f}%"
+            )
         rows.append(cells)
+        faith_rows.append(faith_cells)
     explain = (
         f"Box accuracy / pointing game of each CAM method on each head, the same "
         f"{len(loc_set)} test images and threshold (20% of the map's maximum)."
     )
+    faith_explain = (
+        f"Faithfulness of the true class's map on the first {n_faith} test images: "
+        "deletion / insertion areas (RISE, Petsiuk et al. 2018: the class probability as "
+        "the most salient pixels are removed, or inserted into a blurred copy, in 16 "
+        "steps; lower deletion and higher insertion are more faithful) · average drop / "
+        "increase in confidence (Chattopadhay et al. 2018: the image times its map, "
+        "classified again)."
+    )
     return [
         Table(["Head", *methods], rows, table_id="cam-methods", text_cols=1),
         Text(explain, "meta"),
+        Table(["Head", *methods], faith_rows, table_id="cam-faithfulness", text_cols=1),
+        Text(faith_explain, "meta"),
     ]
 
 

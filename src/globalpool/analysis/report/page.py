@@ -157,9 +157,9 @@ def write_report(
             boxes or masks).
         model_views: load each run's best checkpoint for predictions/CAM; False renders
             only what the metric files hold.
-        cam_methods: CAM methods (``gradcam``, ``gradcam++``, ``layercam``, ``eigencam``,
-            ``scorecam``) to score on every head beside its own map: adds a methods x heads
-            localization table (box accuracy / pointing game) to the CAM section.
+        cam_methods: CAM methods (of :data:`globalpool.analysis.cam_family.FAMILY`) to
+            score on every head beside its own map: adds a methods x heads localization
+            table (box accuracy / pointing game) to the CAM section.
         notes: warnings shown at the top (e.g. heads that diverged and are left out).
         seed_runs: head label -> the summaries of its runs over several seeds; adds the
             "Over seeds" section (mean ± sd, and whether the seeds separate the heads).

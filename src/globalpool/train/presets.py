@@ -1,12 +1,20 @@
-"""Named training recipes: tuned :class:`TrainConfig` settings for a goal.
+"""Presets: named :class:`TrainConfig` settings, one shape for every verb.
 
-A recipe is the settings (model, pool, optimiser, schedule, weight averaging, test-time
-augmentation...) that reach an accuracy target fast; ``globalpool speedrun --target 85``
-runs one, ``globalpool train --config`` can repeat one from its saved ``config.json``.
-Every setting was chosen on the validation split (10% of the training images, held out,
-stratified), never on the test split; how, and with which runs, is in BENCHMARKS.md. A
-recipe with ``val_fraction`` 0 runs its chosen settings on every training image
-(``benchmarks/tune_recipe.py`` still holds out 10% to tune it).
+A :class:`Preset` is the TrainConfig fields that differ from the defaults, a name and one
+line saying what it is for; ``preset.config(**overrides)`` is the validated TrainConfig.
+The presets of the command-line verbs live here:
+
+- :data:`MAIN_JOB`: what a plain ``globalpool compare`` trains (the base of every head);
+- :data:`RECIPES`: the speedrun recipes, each a :class:`Recipe` (a preset with the
+  accuracy target and time budget it is built for), run by ``globalpool speedrun``.
+
+The protocols of ``globalpool reproduce`` are presets too, one per claim and protocol,
+kept with the claim they test (:mod:`globalpool.experiment.claims`).
+
+Every recipe setting was chosen on the validation split (10% of the training images,
+held out, stratified), never on the test split; how, and with which runs, is in
+BENCHMARKS.md. A recipe with ``val_fraction`` 0 runs its chosen settings on every
+training image (``benchmarks/tune_recipe.py`` still holds out 10% to tune it).
 """
 
 from __future__ import annotations
@@ -16,31 +24,74 @@ from typing import Any
 
 from globalpool.train.config import TrainConfig
 
-__all__ = ["RECIPES", "Recipe", "get_recipe", "list_recipes", "recipe_for_target"]
+__all__ = [
+    "MAIN_JOB", "RECIPES", "Preset", "Recipe", "get_recipe", "list_recipes",
+    "recipe_for_target",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
-class Recipe:
-    """A goal and the settings that reach it.
+class Preset:
+    """Named TrainConfig settings.
 
     Args:
-        name: e.g. ``cifar10-85``.
-        target: test accuracy aimed at, in [0, 1].
-        budget_s: the time target it is built for (training clock, seconds).
-        hardware: what the budget assumes.
-        settings: :class:`TrainConfig` fields that differ from its defaults.
+        name: e.g. ``main-job``, ``cifar10-85``, ``article-fmnist:cpu``.
+        summary: one line: what it trains, and for what.
+        settings: the :class:`TrainConfig` fields that differ from its defaults.
     """
 
     name: str
-    target: float
-    budget_s: float
-    hardware: str
     summary: str
     settings: dict[str, Any] = field(default_factory=dict)
 
     def config(self, **overrides: Any) -> TrainConfig:
-        """The recipe's :class:`TrainConfig` with ``overrides`` applied (and validated)."""
+        """The preset's :class:`TrainConfig` with ``overrides`` applied (and validated)."""
         return TrainConfig().replace(**{**self.settings, **overrides}).validate()
+
+
+@dataclass(frozen=True)
+class Recipe(Preset):
+    """A preset built to reach an accuracy target in a time budget.
+
+    Args:
+        target: test accuracy aimed at, in [0, 1].
+        budget_s: the time target it is built for (training clock, seconds).
+        hardware: what the budget assumes.
+    """
+
+    target: float = 0.0
+    budget_s: float = 0.0
+    hardware: str = ""
+
+
+# A plain ``globalpool compare``: the small six-conv network (with batch norm) on 500
+# built-in Fashion-MNIST items placed on a 40x40 canvas (real pixels, true boxes, a
+# shifted-position test split), all of them trained on (no validation split: the last
+# epoch is the model), no augmentation (a flip or crop would carry items into the
+# shifted positions), 40 epochs of batch 64, SGD (Nesterov) lr 0.03. Chosen so that
+# every head fits its training images (>= 99% in eval mode) and the job ends in about 3
+# minutes on 2 AVX2 cores for 5 heads x 3 seeds (BENCHMARKS.md, "The main job"): 1,000
+# items for 20 epochs took the same time and left FC + dropout at 89% and the GAP heads
+# at 94-97%; AdamW 3e-3 left GAP at 92%, SGD lr 0.1 FC + dropout at 77%.
+MAIN_JOB = Preset(
+    "main-job",
+    "smallgap (batch norm) on 500 built-in Fashion-MNIST items on a 40x40 canvas, "
+    "40 epochs of SGD, no augmentation: what globalpool compare trains by default",
+    {
+        "model": "smallgap",
+        "model_kwargs": {"norm": True},
+        "dataset": "fashion_canvas",
+        "dataset_kwargs": {"n_train": 500},
+        "val_fraction": 0.0,
+        "augment": False,
+        "epochs": 40,
+        "batch_size": 64,
+        "optimizer": "sgd",
+        "lr": 0.03,
+        "out_dir": "runs/compare",
+        "tensorboard": False,
+    },
+)
 
 
 # What the CIFAR-10 recipes share: fastnet with airbench's whitening stem, global max
@@ -76,12 +127,13 @@ RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
         Recipe(
-            "cifar10-85", 0.85, 6 * 60, "2 CPU cores",
+            "cifar10-85",
             "fastnet (32, 64, 128), whitening stem, log-sum-exp pool, 10 epochs",
             {**_CIFAR, "model_kwargs": {"stem": "whiten"}, "pool": "lse", "epochs": 10},
+            target=0.85, budget_s=6 * 60, hardware="2 CPU cores",
         ),
         Recipe(
-            "cifar10-90", 0.90, 20 * 60, "2 CPU cores",
+            "cifar10-90",
             "fastnet (32, 64, 128), whitening stem, log-sum-exp pool, 14 epochs "
             "(cifar10-85 trained longer)",
             # Chosen on the official CIFAR-10's validation split: 12 epochs gave 90.68%
@@ -89,6 +141,7 @@ RECIPES: dict[str, Recipe] = {
             # CPUs without native bf16 too (the earlier 64/128/256 bf16 recipe was tuned on
             # the JPEG copy and needed AMX to fit).
             {**_CIFAR, "model_kwargs": {"stem": "whiten"}, "pool": "lse", "epochs": 14},
+            target=0.90, budget_s=20 * 60, hardware="2 CPU cores",
         ),
         Recipe(
             # airbench94's training (arXiv:2404.00498) in globalpool's loop: its network is
@@ -101,7 +154,7 @@ RECIPES: dict[str, Recipe] = {
             # official validation split: 12 epochs gave 94.30% with TTA there in 1,170 s
             # (the 30-epoch recipe before it: 94.10% and 93.52% in ~53 min). The final
             # run trains on all 50,000 images (val_fraction 0). BENCHMARKS.md has the runs.
-            "cifar10-94", 0.94, 60 * 60, "2 CPU cores (or one GPU)",
+            "cifar10-94",
             "airbench94's network and training as globalpool settings: fastnet (64, 256, "
             "256), whitening stem, identity init, global max pool + Linear x 1/9, "
             "alternating flips, all 50,000 training images, 12 epochs, bf16 autocast "
@@ -115,6 +168,7 @@ RECIPES: dict[str, Recipe] = {
              "momentum": 0.85, "weight_decay": 0.0013305, "bias_lr_scale": 64.0,
              "decay_norm_and_bias": True, "schedule": "linear", "warmup_epochs": 2.76,
              "final_lr_ratio": 0.07, "alternate_flip": True, "amp": "auto"},
+            target=0.94, budget_s=60 * 60, hardware="2 CPU cores (or one GPU)",
         ),
     )
 }  # fmt: skip
