@@ -27,7 +27,11 @@ def _bench_main_job():
 
 @pytest.mark.parametrize(
     "record, versus",
-    [("main-job-avx2.json", None), ("main-job-wildcat-avx2.json", "classmap-avg")],
+    [
+        ("main-job-avx2.json", None),
+        ("main-job-wildcat-avx2.json", "classmap-avg"),
+        ("main-job-simpool-avx2.json", "classmap-avg"),
+    ],
 )
 def test_benchmarks_page_shows_the_record(record, versus):
     tables = _bench_main_job().record_tables(

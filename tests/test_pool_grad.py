@@ -30,6 +30,9 @@ def _call(name, x, mask, fmt, params):
         return F.lse_pool(x, mask, r=params["r"], **kw)
     if name == "mixed":
         return F.mixed_pool(x, mask, alpha=params["alpha"], **kw)
+    if name == "simpool":  # every learned tensor an input: their gradients checked too
+        return F.simpool(x, params["wq"], params["wk"], mask, norm_weight=params["weight"],
+                         norm_bias=params["weight"] * 0.5, **kw)  # fmt: skip
     return getattr(F, f"{name}_pool")(x, mask, **kw)
 
 
@@ -56,11 +59,13 @@ def test_gradcheck(name, masked, layout):
         "r": torch.tensor(1.7, dtype=torch.float64, requires_grad=True),
         "alpha": torch.tensor(0.3, dtype=torch.float64, requires_grad=True),
         "weight": torch.tensor([0.3, -0.5, 0.8], dtype=torch.float64, requires_grad=True),
+        "wq": (torch.randn(3, 3, generator=g, dtype=torch.float64) * 0.7).requires_grad_(),
+        "wk": (torch.randn(3, 3, generator=g, dtype=torch.float64) * 0.7).requires_grad_(),
     }
     inputs = (x, *params.values())
 
-    def fn(x, p, r, alpha, weight):
-        vals = {"p": p, "r": r, "alpha": alpha, "weight": weight}
+    def fn(x, p, r, alpha, weight, wq, wk):
+        vals = {"p": p, "r": r, "alpha": alpha, "weight": weight, "wq": wq, "wk": wk}
         return _call(name, x, mask, fmt, vals)
 
     assert gradcheck(fn, inputs, eps=1e-6, atol=1e-5)

@@ -36,7 +36,18 @@ def _plain(name: str, v: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         k = max(1, round(0.3 * v.shape[1]))
         ranked = v.sort(1, descending=True).values
         return ranked[:, :k].mean(1) + 0.6 * ranked[:, -k:].mean(1)
+    if name == "simpool":  # one head: attention from the GAP query over layer-normed values
+        wq, wk = _simpool_weights(w)
+        z = (v - v.mean(0)) / torch.sqrt(v.var(0, unbiased=False) + 1e-6)
+        a = torch.softmax((wq @ v.mean(1)) @ (wk @ z) / math.sqrt(v.shape[0]), 0)
+        return z @ a
     return v @ torch.softmax(w @ v, 0)
+
+
+def _simpool_weights(w: torch.Tensor):
+    """(C, C) query and key projections made from the drawn (C,) weights."""
+    eye = torch.eye(len(w), dtype=w.dtype)
+    return torch.outer(w, w.flip(0)) + eye, torch.outer(w.flip(0), w) - 0.5 * eye
 
 
 def _apply(name, x, mask, fmt, w):
@@ -45,6 +56,8 @@ def _apply(name, x, mask, fmt, w):
              "wildcat": {"k_max": 0.3, "alpha": 0.6}}.get(name, {})  # fmt: skip
     if name == "attention":
         return F.attention_pool(x, w, mask, **kw)
+    if name == "simpool":
+        return F.simpool(x, *_simpool_weights(w), mask, **kw)
     return getattr(F, f"{name}_pool")(x, mask, **kw, **extra)
 
 

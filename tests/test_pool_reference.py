@@ -17,6 +17,38 @@ pytestmark = pytest.mark.usefixtures("pool_impl")
 ALL = list_pools()  # the registry: every pool, including ones added later
 
 
+def simpool_reference(x: torch.Tensor, pool, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """The paper's equations, float64, one sample and one head at a time: the query is
+    Wq times the mean of the (valid) features, the keys Wk times the layer-normed
+    features (mean and biased variance over the channels, eps 1e-6), values those."""
+    x = x.double()
+    wq, wk = pool.query_weight.double(), pool.key_weight.double()
+    g, b = pool.norm_weight.double(), pool.norm_bias.double()
+    heads = pool.num_heads
+    out = []
+    for i in range(x.shape[0]):
+        v = x[i].flatten(1)  # (C, L)
+        if valid is not None:
+            v = v[:, valid[i].flatten()]
+        c = v.shape[0]
+        mu = v.mean(0, keepdim=True)
+        var = ((v - mu) ** 2).mean(0, keepdim=True)
+        z = (v - mu) / torch.sqrt(var + 1e-6) * g[:, None] + b[:, None]  # (C, L)
+        q, k = wq @ v.mean(1), wk @ z
+        d = c // heads
+        y = []
+        for h in range(heads):
+            part = slice(h * d, (h + 1) * d)
+            a = torch.softmax(q[part] @ k[part] / math.sqrt(d), 0)  # (L,)
+            if pool.gamma is None:
+                y.append(z[part] @ a)
+            else:
+                shifted = (z[part] - z.min() + 1e-6) ** pool.gamma
+                y.append((shifted @ a) ** (1 / pool.gamma))
+        out.append(torch.cat(y))
+    return torch.stack(out)
+
+
 def reference(name: str, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
     """Plain formula on a channels-first (N, C, *S) tensor, in float64."""
     x = x.double()
@@ -52,6 +84,11 @@ def make_pool(name: str, channels: int, **kw):
     if name == "attention":
         with torch.no_grad():
             pool.weight.copy_(torch.linspace(-1.0, 1.0, channels))
+    if name == "simpool":  # a fixed, non-trivial state (the same for every layout)
+        g = torch.Generator().manual_seed(3)
+        with torch.no_grad():
+            for p in pool.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5 + (1.0 if p.ndim == 1 else 0.0))
     return pool
 
 
@@ -71,6 +108,7 @@ def test_registry_names():
         "mixed",
         "attention",
         "wildcat",
+        "simpool",
     ]
 
 
@@ -94,7 +132,10 @@ def test_matches_reference_in_every_layout(name, nd):
     g = torch.Generator().manual_seed(7 + nd)
     x = torch.randn(3, 4, *([5, 3, 2][:nd]), generator=g, dtype=torch.float64)
     pool = make_pool(name, 4).double()
-    expected = reference(name, x, getattr(pool, "weight", None))
+    if name == "simpool":
+        expected = simpool_reference(x, pool)
+    else:
+        expected = reference(name, x, getattr(pool, "weight", None))
     torch.testing.assert_close(pool(x), expected)
     # channels-last input (N, *S, C) with an explicit data format
     pool_last = make_pool(name, 4, data_format="channels_last").double()
@@ -240,3 +281,31 @@ def test_wildcat_is_the_papers_top_and_bottom_means(k_max, k_min, alpha, fmt):
 def test_wildcat_arguments_are_checked_at_construction(kwargs, message):
     with pytest.raises(ValueError, match=message):
         create_pool("wildcat", **kwargs)
+
+
+@pytest.mark.parametrize("heads, gamma", [(1, None), (3, None), (2, 2.0), (3, 1.25)])
+@pytest.mark.parametrize("fmt", ["channels_first", "channels_last"])
+def test_simpool_is_the_papers_equations_with_heads_gamma_and_masks(heads, gamma, fmt):
+    g = torch.Generator().manual_seed(heads)
+    x = torch.randn(3, 6, 4, 5, generator=g, dtype=torch.float64)
+    valid = torch.ones(3, 4, 5, dtype=torch.bool)
+    valid[1, 2:, :] = False
+    valid[2, :, 1:] = False
+    pool = make_pool("simpool", 6, num_heads=heads, gamma=gamma, data_format=fmt).double()
+    inp = x if fmt == "channels_first" else to_last(x)
+    torch.testing.assert_close(pool(inp, valid), simpool_reference(x, pool, valid))
+    torch.testing.assert_close(pool(inp), simpool_reference(x, pool))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({}, "needs channels=C"),
+        ({"channels": 6, "num_heads": 4}, "must divide"),
+        ({"channels": 6, "num_heads": 0}, "num_heads >= 1"),
+        ({"channels": 6, "gamma": -1.0}, "gamma > 0"),
+    ],
+)
+def test_simpool_arguments_are_checked_at_construction(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        create_pool("simpool", **kwargs)

@@ -29,6 +29,9 @@ WHEN = {
     "wildcat": "Class maps for weakly supervised localization (Durand et al. 2017): the "
     "k highest regions are evidence for the class, the k lowest (weight alpha) evidence "
     "against it; k a count or a fraction of the map.",
+    "simpool": "Attention with the global average as the query (Psomas et al. 2023): a "
+    "drop-in GAP replacement for CNNs and ViTs whose attention maps localize; adds 2C^2 + "
+    "2C parameters (query and key projections, LayerNorm).",
 }
 
 

@@ -17,6 +17,7 @@ from globalpool.pool.functional import (
     lse_pool,
     max_pool,
     mixed_pool,
+    simpool,
     wildcat_pool,
 )
 
@@ -30,5 +31,6 @@ __all__ = [
     "lse_pool",
     "max_pool",
     "mixed_pool",
+    "simpool",
     "wildcat_pool",
 ]

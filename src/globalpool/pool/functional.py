@@ -49,6 +49,7 @@ __all__ = [
     "max_pool",
     "mixed_pool",
     "normalize_data_format",
+    "simpool",
     "wildcat_pool",
 ]
 
@@ -355,3 +356,83 @@ def wildcat_pool(
     f = flatten_spatial(x, mask, data_format, "wildcat")
     y = run_pool("wildcat", f.t, f.dim, f.mask, f.count, k_max, k_min, alpha, compiled=compiled)
     return restore_layout(y, f, keepdim)
+
+
+def simpool(
+    x: torch.Tensor,
+    query_weight: torch.Tensor,
+    key_weight: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    *,
+    num_heads: int = 1,
+    norm_weight: torch.Tensor | None = None,
+    norm_bias: torch.Tensor | None = None,
+    gamma: float | None = None,
+    eps: float = 1e-6,
+    data_format: str = "channels_first",
+    keepdim: bool = False,
+) -> torch.Tensor:
+    """SimPool (Psomas et al. 2023, "Keep It SimPool"): attention with GAP as the query.
+
+    With the features ``x_s`` (C,) at each valid position s and ``z_s = LayerNorm(x_s)``:
+    ``q = Wq mean_s(x_s)``, ``k_s = Wk z_s``; per head h (C / num_heads channels each)
+    ``a_hs = softmax_s(q_h . k_hs / sqrt(C / num_heads))`` and ``y_h = sum_s a_hs z_hs``.
+    With ``gamma``, the values are pooled as a generalised mean:
+    ``y_h = (sum_s a_hs (z_hs - m + eps)^gamma)^(1 / gamma)``, m the sample's smallest
+    value (the paper's code takes the smallest of the whole batch, which makes an image's
+    output depend on its batch; here it does not).
+
+    Args:
+        query_weight, key_weight: (C, C) projections ``Wq``, ``Wk`` (no bias).
+        num_heads: heads; must divide C.
+        norm_weight, norm_bias: (C,) LayerNorm affine parameters (None: 1 and 0).
+        gamma: None (attention-weighted mean) or > 0.
+        eps: LayerNorm's epsilon, and the shift of the gamma form.
+        Others: as :func:`avg_pool`.
+    """
+    f = flatten_spatial(x, mask, data_format, "simpool")
+    t = f.t if f.dim == 1 else f.t.transpose(1, 2)  # (N, L, C)
+    n, length = t.shape[0], t.shape[1]
+    # C from the weights: a constant when traced for export, where x's sizes are not
+    channels = int(query_weight.shape[0]) if isinstance(query_weight, torch.Tensor) else -1
+    for name, w in (("query_weight", query_weight), ("key_weight", key_weight)):
+        if not isinstance(w, torch.Tensor) or tuple(w.shape) != (t.shape[2], t.shape[2]):
+            got = tuple(w.shape) if isinstance(w, torch.Tensor) else type(w).__name__
+            want = f"({t.shape[2]}, {t.shape[2]})"
+            raise ValueError(f"simpool expects {name} of shape {want}, got {got}")
+    if isinstance(num_heads, bool) or not isinstance(num_heads, int) or num_heads < 1:
+        raise ValueError(f"simpool expects num_heads >= 1, got {num_heads!r}")
+    if channels % num_heads:
+        raise ValueError(f"simpool: num_heads={num_heads} must divide the {channels} channels")
+    if gamma is not None and not (isinstance(gamma, (int, float)) and gamma > 0):
+        raise ValueError(f"simpool expects gamma > 0 or None, got {gamma!r}")
+    work = torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype
+    t = t.to(work)
+    valid = None if f.mask is None else f.mask.reshape(n, length)
+    if valid is not None:  # padding may hold NaN or inf: zero it before any sum
+        t = t.masked_fill(~valid[..., None], 0.0)
+        count = valid.sum(1, keepdim=True).clamp_min(1).to(work)
+        query = t.sum(1) / count
+    else:
+        query = t.mean(1)
+    z = torch.nn.functional.layer_norm(
+        t, (channels,), None if norm_weight is None else norm_weight.to(work),
+        None if norm_bias is None else norm_bias.to(work), eps,
+    )  # fmt: skip
+    d = channels // num_heads
+    q = (query @ query_weight.to(work).T).view(n, num_heads, d)
+    k = (z @ key_weight.to(work).T).view(n, length, num_heads, d)
+    score = torch.einsum("nhd,nlhd->nhl", q, k) / math.sqrt(d)
+    if valid is not None:
+        score = score.masked_fill(~valid[:, None, :], -math.inf)
+    attn = torch.softmax(score, dim=2)
+    values = z.view(n, length, num_heads, d)
+    if gamma is None:
+        y = torch.einsum("nhl,nlhd->nhd", attn, values)
+    else:
+        low = z if valid is None else z.masked_fill(~valid[..., None], math.inf)
+        shift = low.amin(dim=(1, 2)).view(n, 1, 1, 1)
+        powered = (values - shift + eps).clamp_min(eps).pow(gamma)
+        y = torch.einsum("nhl,nlhd->nhd", attn, powered).pow(1.0 / gamma)
+    y = y.reshape(n, channels)
+    return restore_layout(y.to(x.dtype), f, keepdim)
