@@ -30,6 +30,11 @@ def _call(name, x, mask, fmt, params):
         return F.lse_pool(x, mask, r=params["r"], **kw)
     if name == "mixed":
         return F.mixed_pool(x, mask, alpha=params["alpha"], **kw)
+    if name == "map":  # the query, projections and biases all inputs
+        w_in = torch.cat([params["wq"], params["wk"], params["wq"] - params["wk"]])
+        return F.map_pool(x, params["weight"], w_in, params["wk"].T, mask,
+                          in_bias=torch.cat([params["weight"]] * 3), out_bias=params["weight"],
+                          **kw)  # fmt: skip
     if name == "simpool":  # every learned tensor an input: their gradients checked too
         return F.simpool(x, params["wq"], params["wk"], mask, norm_weight=params["weight"],
                          norm_bias=params["weight"] * 0.5, **kw)  # fmt: skip

@@ -41,7 +41,20 @@ def _plain(name: str, v: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         z = (v - v.mean(0)) / torch.sqrt(v.var(0, unbiased=False) + 1e-6)
         a = torch.softmax((wq @ v.mean(1)) @ (wk @ z) / math.sqrt(v.shape[0]), 0)
         return z @ a
+    if name == "map":  # one head, no biases: Wo (Wv v) softmax((Wq l) . (Wk v))
+        c = v.shape[0]
+        w_in, w_out, latent = _map_weights(w)
+        q, k, val = w_in[:c] @ latent, w_in[c : 2 * c] @ v, w_in[2 * c :] @ v
+        return w_out @ (val @ torch.softmax(q @ k / math.sqrt(c), 0))
     return v @ torch.softmax(w @ v, 0)
+
+
+def _map_weights(w: torch.Tensor):
+    """(3C, C) in-projection, (C, C) out-projection and (C,) query from the (C,) weights."""
+    c = len(w)
+    eye = torch.eye(c, dtype=w.dtype)
+    w_in = torch.cat([torch.outer(w, w.flip(0)) + eye, torch.outer(w.flip(0), w), eye - 0.3])
+    return w_in, torch.outer(w, w) - eye, w.flip(0)
 
 
 def _simpool_weights(w: torch.Tensor):
@@ -58,6 +71,9 @@ def _apply(name, x, mask, fmt, w):
         return F.attention_pool(x, w, mask, **kw)
     if name == "simpool":
         return F.simpool(x, *_simpool_weights(w), mask, **kw)
+    if name == "map":
+        w_in, w_out, latent = _map_weights(w)
+        return F.map_pool(x, latent, w_in, w_out, mask, **kw)
     return getattr(F, f"{name}_pool")(x, mask, **kw, **extra)
 
 

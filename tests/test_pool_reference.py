@@ -49,6 +49,32 @@ def simpool_reference(x: torch.Tensor, pool, valid: torch.Tensor | None = None) 
     return torch.stack(out)
 
 
+def map_reference(x: torch.Tensor, pool, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Multihead attention pooling written out, float64, one sample and head at a time."""
+    x = x.double()
+    w_in, w_out = pool.in_weight.double(), pool.out_weight.double()
+    b_in = pool.in_bias.double() if pool.in_bias is not None else torch.zeros(w_in.shape[0])
+    b_out = pool.out_bias.double() if pool.out_bias is not None else torch.zeros(w_out.shape[0])
+    c = w_out.shape[0]
+    wq, wk, wv = w_in[:c], w_in[c : 2 * c], w_in[2 * c :]
+    bq, bk, bv = b_in[:c], b_in[c : 2 * c], b_in[2 * c :]
+    q = wq @ pool.latent.double() + bq
+    d = c // pool.num_heads
+    out = []
+    for i in range(x.shape[0]):
+        v = x[i].flatten(1)  # (C, L)
+        if valid is not None:
+            v = v[:, valid[i].flatten()]
+        k, val = wk @ v + bk[:, None], wv @ v + bv[:, None]
+        heads = []
+        for h in range(pool.num_heads):
+            part = slice(h * d, (h + 1) * d)
+            a = torch.softmax(q[part] @ k[part] / math.sqrt(d), 0)
+            heads.append(val[part] @ a)
+        out.append(w_out @ torch.cat(heads) + b_out)
+    return torch.stack(out)
+
+
 def reference(name: str, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
     """Plain formula on a channels-first (N, C, *S) tensor, in float64."""
     x = x.double()
@@ -84,7 +110,7 @@ def make_pool(name: str, channels: int, **kw):
     if name == "attention":
         with torch.no_grad():
             pool.weight.copy_(torch.linspace(-1.0, 1.0, channels))
-    if name == "simpool":  # a fixed, non-trivial state (the same for every layout)
+    if name in ("simpool", "map"):  # a fixed, non-trivial state (the same for every layout)
         g = torch.Generator().manual_seed(3)
         with torch.no_grad():
             for p in pool.parameters():
@@ -109,6 +135,7 @@ def test_registry_names():
         "attention",
         "wildcat",
         "simpool",
+        "map",
     ]
 
 
@@ -134,6 +161,8 @@ def test_matches_reference_in_every_layout(name, nd):
     pool = make_pool(name, 4).double()
     if name == "simpool":
         expected = simpool_reference(x, pool)
+    elif name == "map":
+        expected = map_reference(x, pool)
     else:
         expected = reference(name, x, getattr(pool, "weight", None))
     torch.testing.assert_close(pool(x), expected)
@@ -309,3 +338,35 @@ def test_simpool_is_the_papers_equations_with_heads_gamma_and_masks(heads, gamma
 def test_simpool_arguments_are_checked_at_construction(kwargs, message):
     with pytest.raises(ValueError, match=message):
         create_pool("simpool", **kwargs)
+
+
+@pytest.mark.parametrize("heads, bias", [(1, True), (2, True), (4, False)])
+def test_map_pool_is_multihead_attention_with_one_learned_query(heads, bias):
+    """Against the plain formula and against torch's own nn.MultiheadAttention with the
+    same weights, the latent as its one query."""
+    g = torch.Generator().manual_seed(heads)
+    x = torch.randn(3, 8, 3, 4, generator=g, dtype=torch.float64)
+    valid = torch.ones(3, 3, 4, dtype=torch.bool)
+    valid[1, 1:, :] = False
+    pool = make_pool("map", 8, num_heads=heads, bias=bias).double()
+    torch.testing.assert_close(pool(x, valid), map_reference(x, pool, valid))
+    mha = torch.nn.MultiheadAttention(8, heads, bias=bias, batch_first=True).double()
+    with torch.no_grad():
+        mha.in_proj_weight.copy_(pool.in_weight)
+        mha.out_proj.weight.copy_(pool.out_weight)
+        if bias:
+            mha.in_proj_bias.copy_(pool.in_bias)
+            mha.out_proj.bias.copy_(pool.out_bias)
+    seq = x.flatten(2).transpose(1, 2)  # (N, L, C)
+    query = pool.latent.double().expand(3, 1, 8)
+    out, _ = mha(query, seq, seq, key_padding_mask=~valid.flatten(1))
+    torch.testing.assert_close(pool(x, valid), out[:, 0])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({}, "needs channels=C"), ({"channels": 6, "num_heads": 4}, "must divide")],
+)
+def test_map_arguments_are_checked_at_construction(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        create_pool("map", **kwargs)

@@ -32,6 +32,9 @@ WHEN = {
     "simpool": "Attention with the global average as the query (Psomas et al. 2023): a "
     "drop-in GAP replacement for CNNs and ViTs whose attention maps localize; adds 2C^2 + "
     "2C parameters (query and key projections, LayerNorm).",
+    "map": "Multihead attention pooling with one learned query, the pooling head of "
+    "ViT-22B and SigLIP (timm's AttentionPoolLatent without its MLP): 4C^2 + 5C "
+    "parameters; for transformer tokens as much as for CNN maps.",
 }
 
 

@@ -1,7 +1,7 @@
 """Global pooling operators: functional forms, nn.Modules and their registry.
 
 Registered names (``list_pools()``): avg, max, avgmax, catavgmax, gem, lse, lp, mixed,
-attention, wildcat, simpool. This package imports nothing else of globalpool.
+attention, wildcat, simpool, map. This package imports nothing else of globalpool.
 """
 
 # Import order = registration order = list_pools() order, hence no sorting.
@@ -19,6 +19,7 @@ from globalpool.pool.mixed import MixedPool
 from globalpool.pool.attention import AttentionPool
 from globalpool.pool.wildcat import WildcatPool
 from globalpool.pool.simpool import SimPool
+from globalpool.pool.map import MultiheadAttentionPool
 
 from globalpool.pool import functional
 from globalpool.pool.base import GlobalPoolBase, compile_pools
@@ -34,6 +35,7 @@ __all__ = [
     "LSEPool",
     "LpPool",
     "MixedPool",
+    "MultiheadAttentionPool",
     "SimPool",
     "WildcatPool",
     "compile_pools",

@@ -46,6 +46,7 @@ __all__ = [
     "gem_pool",
     "lp_pool",
     "lse_pool",
+    "map_pool",
     "max_pool",
     "mixed_pool",
     "normalize_data_format",
@@ -435,4 +436,68 @@ def simpool(
         powered = (values - shift + eps).clamp_min(eps).pow(gamma)
         y = torch.einsum("nhl,nlhd->nhd", attn, powered).pow(1.0 / gamma)
     y = y.reshape(n, channels)
+    return restore_layout(y.to(x.dtype), f, keepdim)
+
+
+def map_pool(
+    x: torch.Tensor,
+    latent: torch.Tensor,
+    in_weight: torch.Tensor,
+    out_weight: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    *,
+    num_heads: int = 1,
+    in_bias: torch.Tensor | None = None,
+    out_bias: torch.Tensor | None = None,
+    data_format: str = "channels_first",
+    keepdim: bool = False,
+) -> torch.Tensor:
+    """Multihead attention pooling (MAP, as the pooling heads of ViT-22B and SigLIP): one
+    learned query attends over the positions.
+
+    ``q = Wq latent + bq``, ``k_s = Wk x_s + bk``, ``v_s = Wv x_s + bv``; per head h
+    (C / num_heads channels) ``a_hs = softmax_s(q_h . k_hs / sqrt(C / num_heads))`` over
+    the valid positions, ``o_h = sum_s a_hs v_hs``; ``y = Wo o + bo``.
+
+    Args:
+        latent: (C,) the learned query.
+        in_weight: (3C, C) ``Wq``, ``Wk``, ``Wv`` stacked (as ``nn.MultiheadAttention``'s
+            ``in_proj_weight``); in_bias: (3C,) or None.
+        out_weight: (C, C) ``Wo``; out_bias: (C,) or None.
+        num_heads: heads; must divide C.
+        Others: as :func:`avg_pool`.
+    """
+    f = flatten_spatial(x, mask, data_format, "map")
+    t = f.t if f.dim == 1 else f.t.transpose(1, 2)  # (N, L, C)
+    n, length = t.shape[0], t.shape[1]
+    channels = int(out_weight.shape[0]) if isinstance(out_weight, torch.Tensor) else -1
+    c = t.shape[2]
+    for name, w, shape in (("latent", latent, (c,)), ("in_weight", in_weight, (3 * c, c)),
+                           ("out_weight", out_weight, (c, c))):  # fmt: skip
+        if not isinstance(w, torch.Tensor) or tuple(w.shape) != shape:
+            got = tuple(w.shape) if isinstance(w, torch.Tensor) else type(w).__name__
+            raise ValueError(f"map pool expects {name} of shape {shape}, got {got}")
+    if isinstance(num_heads, bool) or not isinstance(num_heads, int) or num_heads < 1:
+        raise ValueError(f"map pool expects num_heads >= 1, got {num_heads!r}")
+    if c % num_heads:
+        raise ValueError(f"map pool: num_heads={num_heads} must divide the {c} channels")
+    work = torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype
+    t = t.to(work)
+    valid = None if f.mask is None else f.mask.reshape(n, length)
+    if valid is not None:  # padding may hold NaN or inf: zero it before the projections
+        t = t.masked_fill(~valid[..., None], 0.0)
+    wq, wk, wv = in_weight.to(work).chunk(3, dim=0)
+    bq, bk, bv = (None, None, None) if in_bias is None else in_bias.to(work).chunk(3)
+    d = channels // num_heads
+    q = torch.nn.functional.linear(latent.to(work), wq, bq).view(num_heads, d)
+    k = torch.nn.functional.linear(t, wk, bk).view(n, length, num_heads, d)
+    v = torch.nn.functional.linear(t, wv, bv).view(n, length, num_heads, d)
+    score = torch.einsum("hd,nlhd->nhl", q, k) / math.sqrt(d)
+    if valid is not None:
+        score = score.masked_fill(~valid[:, None, :], -math.inf)
+    attn = torch.softmax(score, dim=2)
+    o = torch.einsum("nhl,nlhd->nhd", attn, v).reshape(n, channels)
+    y = torch.nn.functional.linear(
+        o, out_weight.to(work), None if out_bias is None else out_bias.to(work)
+    )
     return restore_layout(y.to(x.dtype), f, keepdim)
