@@ -47,7 +47,10 @@ from globalpool.machine import machine_line
 from globalpool.pool import dispatch
 
 SHAPES = [(64, 512, 14, 14), (256, 2048, 7, 7)]
-OPS = ["avg", "max", "avgmax", "catavgmax", "gem", "lse", "lp", "mixed", "attention", "wildcat"]
+OPS = [
+    "avg", "max", "avgmax", "catavgmax", "gem", "lse", "lp", "mixed", "attention", "wildcat",
+    "simpool", "map",
+]  # fmt: skip
 
 
 def naive(name: str, pool):
@@ -85,6 +88,28 @@ def naive(name: str, pool):
             return top + pool.alpha * ranked[..., -pool.k_min :].mean(-1)
 
         return wildcat
+    if name == "simpool":  # one head, as the paper's code: layer norm, two Linears, softmax
+
+        def simpool(x):
+            seq = x.flatten(2).transpose(1, 2)  # (N, L, C)
+            z = TF.layer_norm(seq, seq.shape[-1:], pool.norm_weight, pool.norm_bias, 1e-6)
+            q = TF.linear(seq.mean(1), pool.query_weight)
+            k = TF.linear(z, pool.key_weight)
+            attn = (torch.einsum("nc,nlc->nl", q, k) / math.sqrt(seq.shape[-1])).softmax(-1)
+            return torch.einsum("nl,nlc->nc", attn, z)
+
+        return simpool
+    if name == "map":  # torch's own multihead attention, the latent as its one query
+        mha = torch.nn.MultiheadAttention(pool.channels, pool.num_heads, batch_first=True)
+        mha.in_proj_weight, mha.out_proj.weight = pool.in_weight, pool.out_weight
+        mha.in_proj_bias, mha.out_proj.bias = pool.in_bias, pool.out_bias
+
+        def multihead(x):
+            seq = x.flatten(2).transpose(1, 2)
+            query = pool.latent.expand(x.shape[0], 1, -1)
+            return mha(query, seq, seq, need_weights=False)[0][:, 0]
+
+        return multihead
     raise ValueError(name)
 
 
@@ -274,7 +299,7 @@ def main(argv=None) -> int:
                 variants = {"eager": (pool, "eager"), "naive": (naive(name, pool), "eager")}
                 if use_plain and name in CPU_KERNELS:
                     variants["plain"] = (pool, "plain")
-                if use_compile and name != "attention":
+                if use_compile and pool.takes_compiled:  # attention, simpool, map: none
                     variants["compiled"] = (pool, "compiled")
                 times = time_variants(variants, x, params, repeats)
                 (fe, be), (fn, bn) = times["eager"], times["naive"]
