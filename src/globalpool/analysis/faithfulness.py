@@ -53,7 +53,6 @@ def _probs(model: nn.Module, images: torch.Tensor, classes: torch.Tensor, batch_
 
 def pixel_curve(
     model: nn.Module,
-    x: torch.Tensor,
     saliency: torch.Tensor,
     start: torch.Tensor,
     finish: torch.Tensor,
@@ -64,7 +63,7 @@ def pixel_curve(
     """The class probability as pixels go from ``start`` to ``finish``, most salient
     first, in ``steps`` equal parts (ties broken by position, row-major).
 
-    Input shape: x, start, finish (C, H, W); saliency (H, W).
+    Input shape: start, finish (C, H, W); saliency (H, W).
     Output shape: (steps + 1,): after 0, 1, ..., steps parts.
     """
     h, w = saliency.shape
@@ -75,7 +74,7 @@ def pixel_curve(
     changed = rank[None, :] < counts[:, None].to(rank.device)  # (steps + 1, H*W)
     changed = changed.view(steps + 1, 1, h, w)
     images = torch.where(changed, finish[None], start[None])
-    classes = torch.full((steps + 1,), class_idx, dtype=torch.long, device=x.device)
+    classes = torch.full((steps + 1,), class_idx, dtype=torch.long, device=start.device)
     return _probs(model, images, classes, batch_size)
 
 
@@ -137,8 +136,8 @@ def faithfulness(
         deletion, insertion = [], []
         for i in range(n):
             k = int(classes[i])
-            removed = pixel_curve(model, x[i], maps[i], x[i], zeros, k, steps, batch_size)
-            added = pixel_curve(model, x[i], maps[i], blurred[i], x[i], k, steps, batch_size)
+            removed = pixel_curve(model, maps[i], x[i], zeros, k, steps, batch_size)
+            added = pixel_curve(model, maps[i], blurred[i], x[i], k, steps, batch_size)
             deletion.append(_area(removed))
             insertion.append(_area(added))
     finally:

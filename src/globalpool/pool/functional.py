@@ -359,6 +359,17 @@ def wildcat_pool(
     return restore_layout(y, f, keepdim)
 
 
+def head_dim(pool: str, channels: int, num_heads) -> int:
+    """Channels per attention head of ``pool`` (simpool, map): the one check of
+    ``num_heads`` for the functions and the modules. ValueError unless it is an integer
+    >= 1 that divides ``channels``."""
+    if isinstance(num_heads, bool) or not isinstance(num_heads, int) or num_heads < 1:
+        raise ValueError(f"{pool} expects num_heads >= 1, got {num_heads!r}")
+    if channels % num_heads:
+        raise ValueError(f"{pool}: num_heads={num_heads} must divide the {channels} channels")
+    return channels // num_heads
+
+
 def simpool(
     x: torch.Tensor,
     query_weight: torch.Tensor,
@@ -401,10 +412,7 @@ def simpool(
             got = tuple(w.shape) if isinstance(w, torch.Tensor) else type(w).__name__
             want = f"({t.shape[2]}, {t.shape[2]})"
             raise ValueError(f"simpool expects {name} of shape {want}, got {got}")
-    if isinstance(num_heads, bool) or not isinstance(num_heads, int) or num_heads < 1:
-        raise ValueError(f"simpool expects num_heads >= 1, got {num_heads!r}")
-    if channels % num_heads:
-        raise ValueError(f"simpool: num_heads={num_heads} must divide the {channels} channels")
+    d = head_dim("simpool", channels, num_heads)
     if gamma is not None and not (isinstance(gamma, (int, float)) and gamma > 0):
         raise ValueError(f"simpool expects gamma > 0 or None, got {gamma!r}")
     work = torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype
@@ -420,7 +428,6 @@ def simpool(
         t, (channels,), None if norm_weight is None else norm_weight.to(work),
         None if norm_bias is None else norm_bias.to(work), eps,
     )  # fmt: skip
-    d = channels // num_heads
     q = (query @ query_weight.to(work).T).view(n, num_heads, d)
     k = (z @ key_weight.to(work).T).view(n, length, num_heads, d)
     score = torch.einsum("nhd,nlhd->nhl", q, k) / math.sqrt(d)
@@ -477,10 +484,7 @@ def map_pool(
         if not isinstance(w, torch.Tensor) or tuple(w.shape) != shape:
             got = tuple(w.shape) if isinstance(w, torch.Tensor) else type(w).__name__
             raise ValueError(f"map pool expects {name} of shape {shape}, got {got}")
-    if isinstance(num_heads, bool) or not isinstance(num_heads, int) or num_heads < 1:
-        raise ValueError(f"map pool expects num_heads >= 1, got {num_heads!r}")
-    if c % num_heads:
-        raise ValueError(f"map pool: num_heads={num_heads} must divide the {c} channels")
+    d = head_dim("map pool", channels, num_heads)
     work = torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype
     t = t.to(work)
     valid = None if f.mask is None else f.mask.reshape(n, length)
@@ -488,7 +492,6 @@ def map_pool(
         t = t.masked_fill(~valid[..., None], 0.0)
     wq, wk, wv = in_weight.to(work).chunk(3, dim=0)
     bq, bk, bv = (None, None, None) if in_bias is None else in_bias.to(work).chunk(3)
-    d = channels // num_heads
     q = torch.nn.functional.linear(latent.to(work), wq, bq).view(num_heads, d)
     k = torch.nn.functional.linear(t, wk, bk).view(n, length, num_heads, d)
     v = torch.nn.functional.linear(t, wv, bv).view(n, length, num_heads, d)

@@ -64,10 +64,7 @@ class MultiheadAttentionPool(GlobalPoolBase):
                 "map pool needs channels=C (the number of input channels) for its query and "
                 "projections, e.g. create_pool('map', channels=512)"
             )
-        if isinstance(num_heads, bool) or not isinstance(num_heads, int) or num_heads < 1:
-            raise ValueError(f"map pool expects num_heads >= 1, got {num_heads!r}")
-        if channels % num_heads:
-            raise ValueError(f"map pool: num_heads={num_heads} must divide channels={channels}")
+        F.head_dim("map pool", channels, num_heads)
         super().__init__(channels, data_format=data_format, keepdim=keepdim)
         self.num_heads = num_heads
         self.latent = nn.Parameter(torch.randn(channels) / math.sqrt(channels))

@@ -65,10 +65,7 @@ class SimPool(GlobalPoolBase):
                 "simpool needs channels=C (the number of input channels) for its query and "
                 "key projections, e.g. create_pool('simpool', channels=512)"
             )
-        if isinstance(num_heads, bool) or not isinstance(num_heads, int) or num_heads < 1:
-            raise ValueError(f"simpool expects num_heads >= 1, got {num_heads!r}")
-        if channels % num_heads:
-            raise ValueError(f"simpool: num_heads={num_heads} must divide channels={channels}")
+        F.head_dim("simpool", channels, num_heads)
         if gamma is not None and not (
             isinstance(gamma, (int, float)) and math.isfinite(gamma) and gamma > 0
         ):
