@@ -45,7 +45,8 @@ def test_list_shows_every_claim_with_its_published_numbers(capsys):
         assert figure in out
     assert set(CLAIMS) == {
         "article-fmnist", "nin-heads-cifar10", "overfitting-vs-data",
-        "overfitting-vs-data-fmnist", "cam-localization", "cam-localization-fashion",
+        "overfitting-vs-data-fmnist", "overfitting-vs-data-vgg", "cam-localization",
+        "cam-localization-fashion",
     }  # fmt: skip
     # each record's protocol, seeds and verdicts (the default --records of a checkout)
     assert "recorded: benchmarks/results/reproduce/article-fmnist.json: protocol full" in out
@@ -242,3 +243,50 @@ def test_benchmarks_page_shows_each_records_verdicts(record):
     table = verdicts_table(json.loads(record.read_text()))
     page = (record.parents[3] / "BENCHMARKS.md").read_text(encoding="utf-8")
     assert table in page, f"BENCHMARKS.md does not show the verdicts of {record.name}"
+
+
+def test_a_protocol_runs_in_pieces_reusing_an_earlier_record(tmp_path, capsys):
+    """--reuse-record: runs recorded with the same settings keep their scores (nothing is
+    trained for them, even in a fresh --out); new seeds train; other settings train again."""
+    data = write_cifar_release(tmp_path / "cifar-10-batches-py")
+    base = ["reproduce", "overfitting-vs-data-vgg", "--quick", "--data", str(data)]
+    assert main([*base, "--seeds", "0", "--out", str(tmp_path / "a")]) == 0
+    first = json.loads((tmp_path / "a" / "reproduce.json").read_text())
+    assert all(r["config"]["seed"] == 0 and r["cpu"] for r in first["runs"])
+    capsys.readouterr()
+    piece = [*base, "--seeds", "0", "1", "--out", str(tmp_path / "b")]
+    assert main([*piece, "--reuse-record", str(tmp_path / "a" / "reproduce.json")]) == 0
+    said = capsys.readouterr().out
+    claim = get_claim("overfitting-vs-data-vgg")
+    n = len(claim.rows) * len(claim.train_sizes["quick"])
+    assert said.count("reusing its scores") == n and said.count("training vgg_small") == n
+    both = json.loads((tmp_path / "b" / "reproduce.json").read_text())
+    assert both["seeds"] == [0, 1] and len(both["runs"]) == 2 * n
+    seed0 = [r for r in both["runs"] if r["seed"] == 0]
+    assert seed0 == first["runs"]  # the recorded scores, as they were
+    assert len(both["commands"]) == 2 and "--reuse-record" in both["commands"][1]
+    assert not (tmp_path / "b" / "gap-class-maps" / "n100" / "seed0").exists()
+    # A record of another claim, or a missing one, is a one-line error (exit 2).
+    other = [*base, "--out", str(tmp_path / "c"), "--reuse-record"]
+    capsys.readouterr()
+    assert main([*other, str(tmp_path / "missing.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({**first, "name": "article-fmnist"}))
+    assert main([*other, str(wrong)]) == 2
+    assert "records the claim 'article-fmnist'" in capsys.readouterr().err
+
+
+def test_a_recorded_run_with_other_settings_is_not_reused():
+    from globalpool.experiment.reproduce import _recorded_run
+
+    claim = get_claim("overfitting-vs-data-vgg")
+    run = plan_runs(claim, seeds=[0], quick=True)[0]
+    recorded = {"row": run["row"], "size": run["size"], "seed": 0,
+                "config": json.loads(run["config"].to_json())}  # fmt: skip
+    moved = {**recorded, "config": {**recorded["config"], "out_dir": "elsewhere"}}
+    assert _recorded_run({"runs": [moved]}, run) is moved
+    other_lr = {**recorded, "config": {**recorded["config"], "lr": 0.5}}
+    assert _recorded_run({"runs": [other_lr]}, run) is None
+    no_config = {k: v for k, v in recorded.items() if k != "config"}
+    assert _recorded_run({"runs": [no_config]}, run) is None

@@ -6,6 +6,9 @@ Example:
     globalpool reproduce nin-heads-cifar10 --data ../shared/data/cifar-10-python.tar.gz
     globalpool reproduce cam-localization --seeds 0 1 2 --out runs/cam-loc
     globalpool reproduce article-fmnist --quick --data ../shared/data/fashion-mnist
+    globalpool reproduce overfitting-vs-data-vgg --seeds 0 1 \
+        --data ../shared/data/cifar-10-python.tar.gz \
+        --reuse-record benchmarks/results/reproduce/overfitting-vs-data-vgg.json
 
 OUT (default ``runs/reproduce/<name>``) gets one run directory per row, size and seed,
 ``reproduce.md`` (published | ours, mean ± sd over seeds, min-max, time), ``reproduce.png``
@@ -15,8 +18,6 @@ and ``reproduce.json``. Finished runs are reused, so seeds can be added later.
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 
 from globalpool.cli.options import Range, add_range_option
 from globalpool.experiment.runs import OVERWRITE_HELP
@@ -68,6 +69,13 @@ def register(subparsers) -> None:
     parser.add_argument("--out", metavar="DIR", help="output (default: runs/reproduce/NAME)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train")
     parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    parser.add_argument(
+        "--reuse-record",
+        metavar="FILE",
+        help="an earlier reproduce.json of this claim: its runs with the same settings keep "
+        "their recorded scores and are not trained again, so a long protocol runs in pieces "
+        "(a seed at a time) and the new record holds them all",
+    )
     add_threads_flag(parser)
     parser.set_defaults(func=run)
 
@@ -133,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=args.out or f"runs/reproduce/{claim.name}",
         overrides={"device": args.device} if args.device else None,
         overwrite=args.overwrite,
-        command=shlex.join(["globalpool", *sys.argv[1:]]),
+        reuse=args.reuse_record,
+        command=args.command_line,
     )
     return 0

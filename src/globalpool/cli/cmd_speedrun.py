@@ -14,8 +14,6 @@ directory per seed, ``speedrun.json``, ``speedrun.md`` and ``accuracy_vs_time.pn
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 
 from globalpool.cli.options import Range, add_range_option, in_range
 from globalpool.experiment.runs import OVERWRITE_HELP
@@ -96,6 +94,6 @@ def run(args: argparse.Namespace) -> int:
         out_dir=out_dir,
         overrides=overrides,
         overwrite=args.overwrite,
-        command=shlex.join(["globalpool", *sys.argv[1:]]),
+        command=args.command_line,
     )
     return 0

@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    # the command as given, for the records that keep the command reproducing them
+    import shlex
+
+    args.command_line = shlex.join(["globalpool", *(sys.argv[1:] if argv is None else argv)])
     try:
         threads = getattr(args, "threads", None)  # its range is checked where it is parsed
         if threads is not None:

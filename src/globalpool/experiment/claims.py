@@ -296,6 +296,48 @@ OVERFITTING_FMNIST = replace(
     images_per_run={"full": 1_200_000, "cpu": 300_000, "quick": 400},
 )
 
+# The same question on a backbone that fits every subset with every head (the smallgap
+# runs above do not: their training accuracy stays below 99% from 2,000 images on), with
+# the classic head of LeNet / AlexNet (two hidden FC layers with dropout) as a row.
+OVERFITTING_VGG = replace(
+    OVERFITTING,
+    name="overfitting-vs-data-vgg",
+    title="Does the FC head overfit where a pooling head does not? A VGG that fits the data",
+    published=dict.fromkeys(
+        ("FC", "FC + dropout", "FC, 2 hidden + dropout", "GAP class maps", "GMP class maps")
+    ),
+    rows={
+        "FC": "fc:hidden=[256]:dropout=0.0",
+        "FC + dropout": "fc:hidden=[256]:dropout=0.5",
+        "FC, 2 hidden + dropout": "fc:hidden=[256,256]:dropout=0.5",
+        "GAP class maps": "classmap:avg",
+        "GMP class maps": "classmap:max",
+    },
+    choices={
+        **OVERFITTING.choices,
+        "network": "vgg_small (three stages of two 3x3 conv-BN-ReLU, 32-64-128 channels, "
+        "32x32 -> 4x4x128); FC heads flatten 2,048 -> 256 (-> 256) -> 10 with dropout 0.5 "
+        "after each hidden layer where named (LeNet / AlexNet style), class maps a 1x1 "
+        "conv 128 -> 10 and a global pool",
+        "training": "Adam lr 1e-3, cosine, batch 64, 150,000 training images seen per run "
+        "whatever the subset size (epochs = that / size: 300 at 500 images, 30 at 5,000), "
+        "precision by hardware (bf16 where the CPU has it)",
+        "subset": "a stratified sample drawn with the run's seed, all of it trained on (no "
+        "validation hold-out); test on all 10,000",
+        "sizes": "500 to 5,000 images: at 10,000 images and 10 epochs no head reached 99% "
+        "training accuracy (GAP 92%, FC + dropout 86% in a pilot), and more epochs at "
+        "larger sizes do not fit two CPU cores",
+    },
+    settings={"cpu": {**_OVERFIT_ADAM, "model": "vgg_small", "val_fraction": 0.0, "amp": "auto"}},
+    orderings=(
+        ("GAP class maps", "FC", "gap"),
+        ("GAP class maps", "FC + dropout", "gap"),
+        ("GAP class maps", "FC, 2 hidden + dropout", "gap"),
+    ),
+    train_sizes={"cpu": (500, 1000, 2000, 5000), "quick": (100, 200)},
+    images_per_run={"cpu": 150_000, "quick": 400},
+)
+
 CAM_LOCALIZATION = Claim(
     name="cam-localization",
     title="CAM localization: GAP vs GMP class maps (and Grad-CAM on an FC head)",
@@ -405,6 +447,7 @@ CLAIMS: dict[str, Claim] = {
         NIN_HEADS,
         OVERFITTING,
         OVERFITTING_FMNIST,
+        OVERFITTING_VGG,
         CAM_LOCALIZATION,
         CAM_LOCALIZATION_FASHION,
     )

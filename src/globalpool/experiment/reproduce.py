@@ -5,7 +5,10 @@ seed is one ordinary training run in ``out_dir/<row>/[n<size>/]seed<k>/``; a run
 finished with the same settings is reused, so seeds can be added later. Afterwards each
 run's final weights are scored again in eval mode on its own training images (the
 train-test gap without dropout or augmentation) and, for the localization claim, on the
-test boxes at every map threshold. Then ``out_dir`` gets:
+test boxes at every map threshold. A protocol too long for one sitting runs in pieces (a
+seed at a time): ``reuse`` names an earlier ``reproduce.json`` whose runs with the same
+settings (each run keeps its full config) are taken as they are, not trained again, so
+the record grows by the runs asked for. Then ``out_dir`` gets:
 
 - ``reproduce.json``: the claim, the protocol, every run and per row (and size) the mean,
   standard deviation, min and max over seeds;
@@ -34,10 +37,10 @@ from globalpool.data import load_dataset, train_val_split
 from globalpool.deploy import load
 from globalpool.experiment.claims import Claim, get_claim
 from globalpool.experiment.heads import parse_head
-from globalpool.experiment.runs import Job, run_dir, run_or_reuse
+from globalpool.experiment.runs import Job, differing_settings, run_dir, run_or_reuse
 from globalpool.train import TrainConfig
 
-__all__ = ["THRESHOLDS", "plan_runs", "reproduce"]
+__all__ = ["THRESHOLDS", "plan_runs", "read_record", "reproduce"]
 
 # Map thresholds of the MaxBoxAcc sweep (Choe et al. 2020 use a finer grid on ILSVRC).
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
@@ -129,9 +132,10 @@ class _DataCache:
         return self._sets[key]
 
 
-def _score_run(claim: Claim, run: dict, summary: dict, data_cache: _DataCache) -> dict:
+def _score_run(claim: Claim, run: dict, summary: dict, data_cache: _DataCache, cpu: str) -> dict:
     """The numbers of one finished run: test accuracy, train accuracy in eval mode, gap,
-    time; localization scores for the localization claim."""
+    time, the CPU and the run's full config; localization scores for the localization
+    claim."""
 
     config = run["config"]
     data = data_cache.get(config)
@@ -152,6 +156,8 @@ def _score_run(claim: Claim, run: dict, summary: dict, data_cache: _DataCache) -
         "images_per_s": summary["images_per_s"],
         "device": summary["device"],
         "params_total": summary["params_total"],
+        "cpu": cpu,
+        "config": json.loads(config.to_json()),
     }
     if claim.metric == "max_box_acc":
         loc = localization_sweep(model, data.test, model.mean, model.std, THRESHOLDS)
@@ -240,6 +246,35 @@ def claim_verdicts(claim: Claim, records: list[dict]) -> list[dict]:
             out.append({"better": better, "worse": worse, "score": score, "size": size,
                         **result, "verdict": word, "min_train_acc": 100 * lowest})  # fmt: skip
     return out
+
+
+def read_record(path: str | os.PathLike, claim: Claim) -> dict:
+    """The ``reproduce.json`` record at ``path``, checked to be one of ``claim``."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"expected an earlier reproduce.json to reuse, but {path} does not "
+                         "exist") from None  # fmt: skip
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"expected a reproduce.json record at {path}: {err}") from None
+    if not isinstance(record, dict) or not isinstance(record.get("runs"), list):
+        raise ValueError(f"expected a reproduce.json record (with runs) at {path}")
+    if record.get("name") != claim.name:
+        raise ValueError(f"{path} records the claim {record.get('name')!r}, not {claim.name!r}")
+    return record
+
+
+def _recorded_run(record: dict, run: dict) -> dict | None:
+    """The run of ``record`` with ``run``'s row, size, seed and settings, if any (records
+    written before runs kept their config have none to match)."""
+    key = (run["row"], run["size"], run["seed"])
+    for old in record["runs"]:
+        if (old["row"], old["size"], old["seed"]) != key or "config" not in old:
+            continue
+        if not differing_settings(old["config"], run["config"], ignore=("out_dir",)):
+            return old
+    return None
 
 
 def verdicts_table(result: dict) -> str:
@@ -393,11 +428,16 @@ def reproduce(
     out_dir: str | os.PathLike = "runs/reproduce",
     overrides: dict[str, Any] | None = None,
     overwrite: bool = False,
+    reuse: str | os.PathLike | None = None,
     command: str | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run every training run of ``claim`` (see :func:`plan_runs`), then write
     ``reproduce.json``, ``reproduce.md`` and ``reproduce.png`` into ``out_dir``.
+
+    ``reuse``: an earlier ``reproduce.json`` of this claim; each planned run that it holds
+    with the same settings (row, size, seed and every TrainConfig field but ``out_dir``)
+    keeps its recorded scores instead of training again.
 
     Returns:
         the dict written to ``reproduce.json``.
@@ -406,22 +446,28 @@ def reproduce(
     runs = plan_runs(claim, seeds=seeds, protocol=protocol, quick=quick, data=data,
                      out_dir=out_dir, overrides=overrides)  # fmt: skip
     protocol = protocol or claim.default_protocol
+    earlier = read_record(reuse, claim) if reuse is not None else None
     started = time.perf_counter()
     data_cache = _DataCache()
+    env = environment_info()
     records, device = [], None
     for i, run in enumerate(runs, 1):
         config = run["config"]
         what = f"{claim.name} [{i}/{len(runs)}] {run['row']}" + (
             f", {run['size']:,} images" if run["size"] is not None else ""
         ) + f", seed {run['seed']}"  # fmt: skip
-        job = Job(run["row"], int(run["seed"]), config)  # its out_dir: plan_runs' seed<k>
-        summary, _ = run_or_reuse(job, overwrite=overwrite, say=log, what=what)
-        record = _score_run(claim, run, summary, data_cache)
+        record = _recorded_run(earlier, run) if earlier is not None else None
+        if record is not None:
+            log(f"{what}: recorded in {reuse} with these settings, reusing its scores")
+        else:
+            job = Job(run["row"], int(run["seed"]), config)  # its out_dir: plan_runs' seed<k>
+            summary, _ = run_or_reuse(job, overwrite=overwrite, say=log, what=what)
+            record = _score_run(claim, run, summary, data_cache, env.get("cpu", ""))
         device = record["device"]
         records.append(record)
         log(f"{what}: test {100 * record['test_acc']:.2f}%, train (eval) "
             f"{100 * record['train_acc']:.2f}%, {record['wall_time_s']:.0f} s")  # fmt: skip
-    env = environment_info()
+    commands = [*(earlier.get("commands") or [earlier.get("command")])] if earlier else []
     result = {
         "name": claim.name,
         "title": claim.title,
@@ -436,8 +482,11 @@ def reproduce(
         "settings": runs[0]["config"].to_dict(),
         "seeds": [int(s) for s in seeds],
         "command": command,
+        # every command that trained some of the runs, oldest first (pieces)
+        "commands": [c for c in dict.fromkeys([*commands, command]) if c],
         "device": device,
-        "cpu": env.get("cpu", ""),
+        # the CPUs the runs trained on (pieces may have run on different machines)
+        "cpu": "; ".join(dict.fromkeys(r.get("cpu") or env.get("cpu", "") for r in records)),
         # the runs' own wall times, summed: reused runs count what they took when trained
         "train_time_s": sum(r["wall_time_s"] for r in records),
         "wall_time_s": time.perf_counter() - started,

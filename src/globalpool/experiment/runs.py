@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "COSMETIC", "OVERWRITE_HELP", "Job", "differing_fields", "finished_with", "run_dir",
-    "run_or_reuse",
+    "COSMETIC", "OVERWRITE_HELP", "Job", "differing_fields", "differing_settings",
+    "finished_with", "run_dir", "run_or_reuse",
 ]  # fmt: skip
 
 # The policy in the words of every verb's --overwrite help (compare, speedrun, reproduce).
@@ -59,30 +59,40 @@ class Job:
         return Path(self.config.out_dir)
 
 
+def _comparable(saved: dict, config) -> dict:
+    """``saved`` (a config's JSON dict) with defaults filled in for fields added to
+    TrainConfig after it was written (the run had the behaviour of their defaults) and
+    cosmetic flags dropped."""
+    defaults = json.loads(type(config)().to_json())
+    saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
+    return {k: v for k, v in saved.items() if k not in COSMETIC}
+
+
 def _saved_settings(path: Path, config) -> dict | None:
-    """The finished run's settings at ``path`` (None when there is none), with defaults
-    filled in for fields added to TrainConfig after it was written (the run had the
-    behaviour of their defaults) and cosmetic flags dropped."""
+    """The finished run's settings at ``path`` (None when there is none)."""
     summary, saved = path / "summary.json", path / "config.json"
     if not (summary.is_file() and saved.is_file()):
         return None
     try:
-        old = json.loads(saved.read_text(encoding="utf-8"))
+        return json.loads(saved.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
-    defaults = json.loads(type(config)().to_json())
-    old = {**{k: v for k, v in defaults.items() if k not in old}, **old}
-    return {k: v for k, v in old.items() if k not in COSMETIC}
+
+
+def differing_settings(saved: dict, config, ignore: tuple[str, ...] = ()) -> list[str]:
+    """The fields in which ``saved`` (a config's JSON dict, as in a run's config.json)
+    differs from ``config``, up to cosmetic flags and the fields in ``ignore``."""
+    old = _comparable(saved, config)
+    new = _comparable(json.loads(config.to_json()), config)
+    keys = (old.keys() | new.keys()) - set(ignore)
+    return sorted(k for k in keys if old.get(k) != new.get(k))
 
 
 def differing_fields(path: str | Path, config) -> list[str] | None:
     """The settings in which the finished run at ``path`` differs from ``config``: None
     when ``path`` holds no finished run, [] when it is a run of ``config``."""
-    old = _saved_settings(Path(path), config)
-    if old is None:
-        return None
-    new = {k: v for k, v in json.loads(config.to_json()).items() if k not in COSMETIC}
-    return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    saved = _saved_settings(Path(path), config)
+    return None if saved is None else differing_settings(saved, config)
 
 
 def finished_with(path: str | Path, config) -> bool:
