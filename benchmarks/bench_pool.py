@@ -49,7 +49,7 @@ from globalpool.pool import dispatch
 SHAPES = [(64, 512, 14, 14), (256, 2048, 7, 7)]
 OPS = [
     "avg", "max", "avgmax", "catavgmax", "gem", "lse", "lp", "mixed", "attention", "wildcat",
-    "simpool", "map",
+    "simpool", "map", "isqrtcov",
 ]  # fmt: skip
 
 
@@ -110,6 +110,26 @@ def naive(name: str, pool):
             return mha(query, seq, seq, need_weights=False)[0][:, 0]
 
         return multihead
+    if name == "isqrtcov":  # the paper's equations as printed: Ibar as an M x M matrix
+
+        def isqrtcov(x):
+            norm = pool.reduce_norm
+            x = TF.conv2d(x, pool.reduce_weight[..., None, None])
+            x = TF.relu(TF.batch_norm(x, None, None, norm.weight, norm.bias, training=True))
+            n, d, m = x.shape[0], x.shape[1], x.shape[2] * x.shape[3]
+            flat = x.reshape(n, d, m)
+            ibar = (torch.eye(m) - torch.full((m, m), 1.0 / m)) / m
+            sigma = flat @ ibar @ flat.transpose(1, 2)
+            trace = sigma.diagonal(dim1=1, dim2=2).sum(1).view(n, 1, 1)
+            eye = torch.eye(d).expand(n, d, d)
+            y, z = sigma / trace, eye
+            for _ in range(pool.iterations):
+                step = 0.5 * (3.0 * eye - z @ y)
+                y, z = y @ step, step @ z
+            rows, cols = torch.triu_indices(d, d)
+            return (y * trace.sqrt())[:, rows, cols]
+
+        return isqrtcov
     raise ValueError(name)
 
 
@@ -299,7 +319,7 @@ def main(argv=None) -> int:
                 variants = {"eager": (pool, "eager"), "naive": (naive(name, pool), "eager")}
                 if use_plain and name in CPU_KERNELS:
                     variants["plain"] = (pool, "plain")
-                if use_compile and pool.takes_compiled:  # attention, simpool, map: none
+                if use_compile and pool.takes_compiled:  # attention, simpool, map...: none
                     variants["compiled"] = (pool, "compiled")
                 times = time_variants(variants, x, params, repeats)
                 (fe, be), (fn, bn) = times["eager"], times["naive"]

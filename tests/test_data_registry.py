@@ -13,7 +13,8 @@ from globalpool.data import (
 
 def test_registry_names_and_errors():
     assert set(list_datasets()) == {
-        "shapes", "digits", "cifar10", "fashion_canvas", "folder", "mnist", "fashion_mnist"
+        "shapes", "digits", "cifar10", "cifar_canvas", "fashion_canvas", "folder", "mnist",
+        "fashion_mnist",
     }  # fmt: skip
     with pytest.raises(ValueError, match=r"unknown dataset 'emnist'.*shapes"):
         load_dataset("emnist")

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from globalpool import functional as F
 from globalpool.pool import list_pools
+from test_pool_reference import isqrtcov_numpy
 
 NAMES = list_pools()  # the registry: a pool added without a plain formula below fails
 
@@ -46,6 +47,8 @@ def _plain(name: str, v: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         w_in, w_out, latent = _map_weights(w)
         q, k, val = w_in[:c] @ latent, w_in[c : 2 * c] @ v, w_in[2 * c :] @ v
         return w_out @ (val @ torch.softmax(q @ k / math.sqrt(c), 0))
+    if name == "isqrtcov":  # Li et al. 2018's equations, numpy (shared with the reference)
+        return torch.from_numpy(isqrtcov_numpy(v.numpy()))
     return v @ torch.softmax(w @ v, 0)
 
 
@@ -108,7 +111,8 @@ def test_pool_matches_plain_formula_per_sample(case):
     else:
         inp, data_format = x, "channels_first"
     got = _apply(name, inp, mask, data_format, w)
-    assert got.shape == (n, c * (2 if name == "catavgmax" else 1))
+    width = {"catavgmax": 2 * c, "isqrtcov": c * (c + 1) // 2}.get(name, c)
+    assert got.shape == (n, width)
     for i in range(n):
         values = x[i].reshape(c, -1)
         if mask is not None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
+import scipy.linalg
 import torch
 import torch.nn.functional as TF
 
@@ -75,6 +77,32 @@ def map_reference(x: torch.Tensor, pool, valid: torch.Tensor | None = None) -> t
     return torch.stack(out)
 
 
+def isqrtcov_numpy(v: np.ndarray, iterations: int = 5) -> np.ndarray:
+    """Li et al. 2018, equations as printed, numpy float64, one sample: v (C, M) ->
+    triu(sqrt(tr Sigma) Y_N) with Sigma = v Ibar v^T, Ibar = (I - 1 1^T / M) / M."""
+    c, m = v.shape
+    sigma = v @ ((np.eye(m) - np.ones((m, m)) / m) / m) @ v.T
+    trace = np.trace(sigma)
+    if trace == 0:
+        return np.zeros(c * (c + 1) // 2)
+    y, z = sigma / trace, np.eye(c)
+    for _ in range(iterations):
+        step = (3 * np.eye(c) - z @ y) / 2
+        y, z = y @ step, step @ z
+    return (np.sqrt(trace) * y)[np.triu_indices(c)]
+
+
+def isqrtcov_reference(x: torch.Tensor, pool, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`isqrtcov_numpy` per sample of a channels-first x (no reduction layer)."""
+    out = []
+    for i in range(x.shape[0]):
+        v = x[i].detach().double().flatten(1).numpy()
+        if valid is not None:
+            v = v[:, valid[i].flatten().numpy()]
+        out.append(isqrtcov_numpy(v, pool.iterations))
+    return torch.from_numpy(np.stack(out))
+
+
 def reference(name: str, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
     """Plain formula on a channels-first (N, C, *S) tensor, in float64."""
     x = x.double()
@@ -136,6 +164,7 @@ def test_registry_names():
         "wildcat",
         "simpool",
         "map",
+        "isqrtcov",
     ]
 
 
@@ -163,6 +192,8 @@ def test_matches_reference_in_every_layout(name, nd):
         expected = simpool_reference(x, pool)
     elif name == "map":
         expected = map_reference(x, pool)
+    elif name == "isqrtcov":
+        expected = isqrtcov_reference(x, pool)
     else:
         expected = reference(name, x, getattr(pool, "weight", None))
     torch.testing.assert_close(pool(x), expected)
@@ -370,3 +401,74 @@ def test_map_pool_is_multihead_attention_with_one_learned_query(heads, bias):
 def test_map_arguments_are_checked_at_construction(kwargs, message):
     with pytest.raises(ValueError, match=message):
         create_pool("map", **kwargs)
+
+
+def test_isqrtcov_converges_to_the_matrix_square_root_of_the_covariance():
+    """Newton-Schulz -> sqrtm (scipy) of the covariance as iterations grow; 5 is close on a
+    well-conditioned covariance (many positions, few channels)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 5, 8, 8, generator=g, dtype=torch.float64)
+    for iterations, tol in ((40, 1e-10), (5, 5e-3)):
+        got = F.isqrtcov_pool(x, iterations=iterations)
+        for i in range(2):
+            cov = np.cov(x[i].flatten(1).numpy(), bias=True)
+            root = scipy.linalg.sqrtm(cov).real[np.triu_indices(5)]
+            np.testing.assert_allclose(got[i].numpy(), root, atol=tol)
+
+
+@pytest.mark.parametrize("fmt", ["channels_first", "channels_last"])
+def test_isqrtcov_masks_iterations_and_constant_features(fmt):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 4, 5, 3, generator=g, dtype=torch.float64)
+    valid = torch.ones(3, 5, 3, dtype=torch.bool)
+    valid[1, 2:] = False
+    valid[2, :, 1:] = False
+    inp = x if fmt == "channels_first" else to_last(x)
+    for iterations in (1, 3, 7):
+        pool = create_pool("isqrtcov", channels=4, iterations=iterations, data_format=fmt)
+        torch.testing.assert_close(pool(inp, valid), isqrtcov_reference(x, pool, valid))
+    # constant features (one valid position, or equal values) have no covariance: zeros
+    single = torch.zeros(3, 5, 3, dtype=torch.bool)
+    single[:, 0, 0] = True
+    assert pool(inp, single).abs().max() == 0
+
+
+def test_isqrtcov_reduction_is_conv_bn_relu_and_masks_keep_padding_out():
+    """The reduction is the paper's 1x1 conv -> BN -> ReLU (plain torch layers with the
+    same weights); with a mask, training-mode batch statistics come from valid positions
+    only, so a padded batch equals its crops pooled alone."""
+    torch.manual_seed(0)
+    pool = create_pool("isqrtcov", channels=6, reduced_channels=3).double()
+    conv = torch.nn.Conv2d(6, 3, 1, bias=False).double()
+    norm = torch.nn.BatchNorm2d(3).double()
+    with torch.no_grad():
+        conv.weight.copy_(pool.reduce_weight[..., None, None])
+    x = torch.randn(4, 6, 5, 5, dtype=torch.float64)
+    for train in (True, False):
+        pool.train(train), norm.train(train)
+        reduced = torch.relu(norm(conv(x)))
+        torch.testing.assert_close(pool(x), isqrtcov_reference(reduced, pool))
+    torch.testing.assert_close(pool.reduce_norm.running_mean, norm.running_mean)
+    assert pool.out_channels(6) == 6 and create_pool("isqrtcov", channels=6).out_channels(6) == 21
+    # padded batch (NaN in the padding) == the valid crop, in training mode
+    valid = torch.zeros(4, 5, 5, dtype=torch.bool)
+    valid[:, :3, :4] = True
+    padded = x.clone()
+    padded[~valid[:, None].expand_as(x)] = float("nan")
+    pool.train()
+    got = pool(padded, valid)
+    torch.testing.assert_close(got, pool(x[:, :, :3, :4].contiguous()))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({}, "needs channels=C"),
+        ({"channels": 6, "reduced_channels": 0}, "reduced_channels to be an int >= 1"),
+        ({"channels": 6, "iterations": 0}, "iterations to be an int >= 1"),
+        ({"channels": 6, "iterations": 2.5}, "iterations to be an int >= 1"),
+    ],
+)
+def test_isqrtcov_arguments_are_checked_at_construction(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        create_pool("isqrtcov", **kwargs)

@@ -46,7 +46,7 @@ def test_list_shows_every_claim_with_its_published_numbers(capsys):
     assert set(CLAIMS) == {
         "article-fmnist", "nin-heads-cifar10", "overfitting-vs-data",
         "overfitting-vs-data-fmnist", "overfitting-vs-data-vgg", "cam-localization",
-        "cam-localization-fashion",
+        "cam-localization-fashion", "cam-localization-cifar",
     }  # fmt: skip
     # each record's protocol, seeds and verdicts (the default --records of a checkout)
     assert "recorded: benchmarks/results/reproduce/article-fmnist.json: protocol full" in out
@@ -146,7 +146,9 @@ def test_cam_localization_quick_scores_every_threshold(tmp_path):
         assert run["box_acc_at_0.2"] == by_t["0.2"]
 
 
-@pytest.mark.parametrize("name", ["overfitting-vs-data", "nin-heads-cifar10"])
+@pytest.mark.parametrize(
+    "name", ["overfitting-vs-data", "nin-heads-cifar10", "cam-localization-cifar"]
+)
 def test_cifar_claims_quick(tmp_path, name):
     data = write_cifar_release(tmp_path / "cifar-10-batches-py")
     out = tmp_path / "out"
@@ -156,7 +158,9 @@ def test_cifar_claims_quick(tmp_path, name):
     sizes = claim.train_sizes.get("quick", ()) or (None,)
     assert len(result["runs"]) == len(claim.rows) * len(sizes)
     assert {e["size"] for e in result["rows"]} == set(sizes)
-    if name == "nin-heads-cifar10":
+    if name == "cam-localization-cifar":  # boxes of the pasted photos, every threshold
+        assert all(len(run["box_acc_by_threshold"]) == len(THRESHOLDS) for run in result["runs"])
+    elif name == "nin-heads-cifar10":
         for run, entry in zip(result["runs"], result["rows"], strict=True):
             assert entry["ours"]["mean"] == pytest.approx(100 * (1 - run["test_acc"]))
     else:

@@ -35,6 +35,10 @@ WHEN = {
     "map": "Multihead attention pooling with one learned query, the pooling head of "
     "ViT-22B and SigLIP (timm's AttentionPoolLatent without its MLP): 4C^2 + 5C "
     "parameters; for transformer tokens as much as for CNN maps.",
+    "isqrtcov": "Second-order pooling (Li et al. 2018): how channels vary together, not "
+    "only how strong each is; fine-grained recognition. Reduce the channels first "
+    "(reduced_channels, 256 by default: 32,896 features); pool-linear heads only (the "
+    "output is d(d+1)/2 values, not one per class map).",
 }
 
 

@@ -1,10 +1,18 @@
 """Datasets (one registry) and the in-memory batch loader. Knows no model.
 
 Importing this package registers every dataset: ``shapes``, ``digits``, ``cifar10``,
-``folder``, ``mnist`` and ``fashion_mnist``.
+``cifar_canvas``, ``fashion_canvas``, ``folder``, ``mnist`` and ``fashion_mnist``.
 """
 
-from globalpool.data import cifar10, digits, fashion_canvas, folder, mnist, shapes  # noqa: F401
+from globalpool.data import (  # noqa: F401
+    cifar10,
+    cifar_canvas,
+    digits,
+    fashion_canvas,
+    folder,
+    mnist,
+    shapes,
+)
 from globalpool.data.augment import Augment
 from globalpool.data.folder import read_image
 from globalpool.data.imageset import Dataset, ImageSet, channel_stats

@@ -40,6 +40,7 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from globalpool.data.canvas import balanced_first, paste
 from globalpool.data.imageset import Dataset, ImageSet
 from globalpool.data.mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
 from globalpool.data.registry import register_dataset
@@ -54,7 +55,6 @@ ITEM = 28  # the side of a Fashion-MNIST item
 # Pixels at or above this grey level belong to the item (its mask and tight box); fainter
 # ones are the scanner's background texture (3.6% of all pixels lie in 1..15).
 MASK_LEVEL = 16
-FRAGMENT = 8  # side of a clutter fragment, as in cluttered MNIST
 
 
 def write_items_file(
@@ -117,54 +117,8 @@ def _items(path, split: str, n: int | None) -> tuple[torch.Tensor, torch.Tensor]
             f"n_{split} must be an integer in [1, {len(items)}] (the {source} {split} "
             f"items); got {n!r}"
         )
-    # round-robin over classes, each class in a seeded order: any n is near-balanced
-    g = torch.Generator().manual_seed(12345)
-    order = torch.randperm(len(items), generator=g)
-    rank = torch.empty_like(order)
-    for c in range(10):
-        members = order[labels[order] == c]
-        rank[members] = torch.arange(len(members)) * 10 + c
-    keep = torch.argsort(rank)[:n].sort().values
+    keep = balanced_first(labels, n, 10)
     return items[keep], labels[keep]
-
-
-def _place(
-    items: torch.Tensor, size: int, x_range: tuple[int, int], g: torch.Generator,
-    clutter: int, clutter_from: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
-    """Canvases (N, 1, size, size), boxes (N, 4) and masks (N, size, size) of ``items``
-    pasted with x0 in ``x_range`` (inclusive) and y0 anywhere, over ``clutter``
-    fragments cut from random other items of ``clutter_from``."""
-    n = len(items)
-    x0 = torch.randint(x_range[0], x_range[1] + 1, (n,), generator=g)
-    y0 = torch.randint(0, size - ITEM + 1, (n,), generator=g)
-    canvas = torch.zeros(n, size, size, dtype=torch.uint8)
-    rows = torch.arange(n)[:, None, None]
-    if clutter:
-        # each fragment: an 8x8 crop of a random item, at a random place on the canvas
-        k = FRAGMENT
-        src = torch.randint(0, len(clutter_from), (n, clutter), generator=g)
-        cy, cx = (torch.randint(0, ITEM - k + 1, (n, clutter), generator=g) for _ in range(2))
-        py, px = (torch.randint(0, size - k + 1, (n, clutter), generator=g) for _ in range(2))
-        offs = torch.arange(k)
-        for j in range(clutter):
-            patch = clutter_from[src[:, j, None, None], (cy[:, j, None] + offs)[:, :, None],
-                                 (cx[:, j, None] + offs)[:, None, :]]  # fmt: skip
-            ys = (py[:, j, None] + offs)[:, :, None]
-            xs = (px[:, j, None] + offs)[:, None, :]
-            canvas[rows, ys, xs] = torch.maximum(canvas[rows, ys, xs], patch)
-    offs = torch.arange(ITEM)
-    ys, xs = (y0[:, None] + offs)[:, :, None], (x0[:, None] + offs)[:, None, :]
-    canvas[rows, ys, xs] = torch.maximum(canvas[rows, ys, xs], items)
-    masks = torch.zeros(n, size, size, dtype=torch.bool)
-    masks[rows, ys, xs] = items >= MASK_LEVEL
-    filled_rows, filled_cols = masks.any(2), masks.any(1)
-    first = lambda m: m.to(torch.uint8).argmax(1)  # noqa: E731
-    last = lambda m: size - 1 - first(m.flip(1))  # noqa: E731
-    boxes = torch.stack(
-        [first(filled_cols), first(filled_rows), last(filled_cols) + 1, last(filled_rows) + 1], 1
-    ).to(torch.float32)
-    return canvas[:, None], boxes, masks
 
 
 @register_dataset(
@@ -216,7 +170,9 @@ def load_fashion_canvas(
         items, labels = _items(path, split, n)
         x_range = shifted if split == "test" and test_positions == "shifted" else seen
         g = torch.Generator().manual_seed(seed * 2 + index)
-        images, boxes, masks = _place(items, size, x_range, g, clutter, items)
+        images, boxes, masks = paste(
+            items[:, None], size, x_range, g, clutter=clutter, mask_level=MASK_LEVEL
+        )
         splits.append(ImageSet(images, labels, list(FASHION_MNIST_CLASSES), boxes, masks))
     info = {"source": "shipped items" if path is None else str(path), "size": size,
             "test_positions": test_positions, "train_x0": list(seen),

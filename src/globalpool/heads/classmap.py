@@ -59,6 +59,12 @@ class ClassMapHead(Head):
         self.kernel_size = kernel_size
         self.conv = nn.Conv2d(in_channels, num_classes, kernel_size, padding=kernel_size // 2)
         self.pool = create_pool(pool, channels=num_classes, **(pool_kwargs or {}))
+        if not getattr(self.pool, "keeps_channels", True):
+            raise ValueError(
+                f"a class-map head pools each class map to its logit, but the {pool!r} pool "
+                f"gives {self.pool.out_channels(num_classes)} values for {num_classes} maps "
+                "(it mixes channels); use it in a pool-linear head"
+            )
         self.pool_name = pool
         self.feat_mult = int(getattr(self.pool, "feat_mult", 1))
         self.num_features = num_classes  # pre_logits: the pooled class maps

@@ -1,7 +1,7 @@
 """Global pooling operators: functional forms, nn.Modules and their registry.
 
 Registered names (``list_pools()``): avg, max, avgmax, catavgmax, gem, lse, lp, mixed,
-attention, wildcat, simpool, map. This package imports nothing else of globalpool.
+attention, wildcat, simpool, map, isqrtcov. This package imports nothing else of globalpool.
 """
 
 # Import order = registration order = list_pools() order, hence no sorting.
@@ -20,12 +20,14 @@ from globalpool.pool.attention import AttentionPool
 from globalpool.pool.wildcat import WildcatPool
 from globalpool.pool.simpool import SimPool
 from globalpool.pool.map import MultiheadAttentionPool
+from globalpool.pool.covariance import CovariancePool
 
 from globalpool.pool import functional
 from globalpool.pool.base import GlobalPoolBase, compile_pools
 
 __all__ = [
     "AttentionPool",
+    "CovariancePool",
     "GeMPool",
     "GlobalAvgMaxPool",
     "GlobalAvgPool",

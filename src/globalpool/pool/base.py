@@ -27,6 +27,8 @@ class GlobalPoolBase(nn.Module):
     """
 
     feat_mult = 1
+    # the output is feat_mult blocks of one value per channel (a class-map head needs it)
+    keeps_channels = True
     pool_name = "base"
     takes_compiled = True  # the functional form has a compiled path (attention: none)
 

@@ -44,6 +44,7 @@ __all__ = [
     "avgmax_pool",
     "catavgmax_pool",
     "gem_pool",
+    "isqrtcov_pool",
     "lp_pool",
     "lse_pool",
     "map_pool",
@@ -504,3 +505,62 @@ def map_pool(
         o, out_weight.to(work), None if out_bias is None else out_bias.to(work)
     )
     return restore_layout(y.to(x.dtype), f, keepdim)
+
+
+def isqrtcov_pool(
+    x: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    *,
+    iterations: int = 5,
+    data_format: str = "channels_first",
+    keepdim: bool = False,
+) -> torch.Tensor:
+    """iSQRT-COV (Li et al., CVPR 2018): the covariance of the features over the positions,
+    normalised by its matrix square root computed by Newton-Schulz iterations.
+
+    With X (C, M) the features at a sample's M valid positions:
+    ``Sigma = X Ibar X^T``, ``Ibar = (I - 1 1^T / M) / M`` (the covariance);
+    ``A = Sigma / tr(Sigma)`` (pre-normalisation, so the iterations converge);
+    ``Y_0 = A, Z_0 = I``, ``T_k = (3I - Z_{k-1} Y_{k-1}) / 2``, ``Y_k = Y_{k-1} T_k``,
+    ``Z_k = T_k Z_{k-1}`` (``Y_N -> A^(1/2)``); ``sqrt(tr(Sigma)) Y_N`` (post-compensation);
+    the output is its upper triangle, diagonal included, row by row: C(C+1)/2 values.
+    The paper defines it on 2-D maps; 1-D and 3-D inputs take the same formula over their
+    positions. Half-precision inputs are computed in float32.
+
+    Args:
+        iterations: Newton-Schulz iterations N (>= 1; default 5).
+        Others: as :func:`avg_pool`.
+
+    Returns:
+        (N, C(C+1)/2), or with size-1 spatial dims when keepdim.
+    """
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise ValueError(f"isqrtcov expects iterations to be an int >= 1, got {iterations!r}")
+    f = flatten_spatial(x, mask, data_format, "isqrtcov")
+    t = f.t if f.dim == 2 else f.t.transpose(1, 2)  # (N, C, L)
+    work = torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype
+    t = t.to(work)
+    n, channels, length = t.shape
+    if f.mask is None:
+        centered = t - t.mean(2, keepdim=True)
+        # L from a reduction, not a Python number: exported graphs keep H and W dynamic
+        count = torch.ones_like(t[:, :1]).sum(2, keepdim=True)
+    else:
+        valid = f.mask.reshape(n, 1, length)
+        t = t.masked_fill(~valid, 0.0)  # padding may hold NaN or inf: zero it before any sum
+        count = valid.sum(2, keepdim=True).to(work)
+        centered = (t - t.sum(2, keepdim=True) / count).masked_fill(~valid, 0.0)
+    cov = centered @ centered.transpose(1, 2) / count  # (N, C, C)
+    # constant features have no covariance: their output is 0, not 0 / 0
+    trace = cov.diagonal(dim1=1, dim2=2).sum(1).clamp_min(torch.finfo(work).tiny)
+    y = cov / trace.view(n, 1, 1)
+    eye = torch.eye(channels, dtype=work, device=t.device).expand(n, channels, channels)
+    z = eye
+    for _ in range(iterations):
+        step = 0.5 * (3.0 * eye - z @ y)
+        y, z = y @ step, step @ z
+    root = y * trace.sqrt().view(n, 1, 1)
+    # the upper triangle as a gather of constant indices (ONNX has no triu_indices)
+    upper = [i * channels + j for i in range(channels) for j in range(i, channels)]
+    upper = torch.tensor(upper, dtype=torch.long, device=t.device)
+    return restore_layout(root.flatten(1)[:, upper].to(x.dtype), f, keepdim)

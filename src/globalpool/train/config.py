@@ -168,7 +168,8 @@ class TrainConfig:
     dataset: str = _setting(
         "Data",
         "shapes",
-        "dataset name: fashion_canvas, shapes, digits, cifar10, mnist, fashion_mnist or folder",
+        "dataset name: fashion_canvas, cifar_canvas, shapes, digits, cifar10, mnist, "
+        "fashion_mnist or folder",
     )
     dataset_kwargs: dict[str, Any] = _setting(  # noqa: RUF009 (a field with a factory)
         "Data", {}, "JSON object of dataset options, e.g. '{\"n_train\": 2000}'"
