@@ -47,6 +47,8 @@ def _plain(name: str, v: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         w_in, w_out, latent = _map_weights(w)
         q, k, val = w_in[:c] @ latent, w_in[c : 2 * c] @ v, w_in[2 * c :] @ v
         return w_out @ (val @ torch.softmax(q @ k / math.sqrt(c), 0))
+    if name == "stats":
+        return torch.cat([v.mean(1), v.var(1, unbiased=False).clamp(min=1e-5).sqrt()])
     if name == "isqrtcov":  # Li et al. 2018's equations, numpy (shared with the reference)
         return torch.from_numpy(isqrtcov_numpy(v.numpy()))
     return v @ torch.softmax(w @ v, 0)
@@ -111,7 +113,7 @@ def test_pool_matches_plain_formula_per_sample(case):
     else:
         inp, data_format = x, "channels_first"
     got = _apply(name, inp, mask, data_format, w)
-    width = {"catavgmax": 2 * c, "isqrtcov": c * (c + 1) // 2}.get(name, c)
+    width = {"catavgmax": 2 * c, "stats": 2 * c, "isqrtcov": c * (c + 1) // 2}.get(name, c)
     assert got.shape == (n, width)
     for i in range(n):
         values = x[i].reshape(c, -1)

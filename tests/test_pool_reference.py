@@ -130,6 +130,10 @@ def reference(name: str, x: torch.Tensor, weight: torch.Tensor | None = None) ->
         return torch.einsum("ncl,nl->nc", flat, attn)
     if name == "wildcat":  # defaults k_max = k_min = 1, alpha = 0.7: max + 0.7 * min
         return x.amax(dims) + 0.7 * x.amin(dims)
+    if name == "stats":  # numpy: mean and population std (variance floored at 1e-5)
+        flat = x.flatten(2).numpy()
+        std = np.sqrt(np.maximum(flat.var(-1), 1e-5))
+        return torch.from_numpy(np.concatenate([flat.mean(-1), std], 1))
     raise AssertionError(name)
 
 
@@ -165,6 +169,7 @@ def test_registry_names():
         "simpool",
         "map",
         "isqrtcov",
+        "stats",
     ]
 
 

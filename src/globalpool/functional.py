@@ -20,6 +20,7 @@ from globalpool.pool.functional import (
     max_pool,
     mixed_pool,
     simpool,
+    stats_pool,
     wildcat_pool,
 )
 
@@ -36,5 +37,6 @@ __all__ = [
     "max_pool",
     "mixed_pool",
     "simpool",
+    "stats_pool",
     "wildcat_pool",
 ]

@@ -1,7 +1,7 @@
 """Global pooling operators: functional forms, nn.Modules and their registry.
 
 Registered names (``list_pools()``): avg, max, avgmax, catavgmax, gem, lse, lp, mixed,
-attention, wildcat, simpool, map, isqrtcov. This package imports nothing else of globalpool.
+attention, wildcat, simpool, map, isqrtcov, stats. This package imports nothing else of globalpool.
 """
 
 # Import order = registration order = list_pools() order, hence no sorting.
@@ -21,6 +21,7 @@ from globalpool.pool.wildcat import WildcatPool
 from globalpool.pool.simpool import SimPool
 from globalpool.pool.map import MultiheadAttentionPool
 from globalpool.pool.covariance import CovariancePool
+from globalpool.pool.stats import StatisticsPool
 
 from globalpool.pool import functional
 from globalpool.pool.base import GlobalPoolBase, compile_pools
@@ -39,6 +40,7 @@ __all__ = [
     "MixedPool",
     "MultiheadAttentionPool",
     "SimPool",
+    "StatisticsPool",
     "WildcatPool",
     "compile_pools",
     "create_pool",

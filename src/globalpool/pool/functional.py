@@ -52,6 +52,7 @@ __all__ = [
     "mixed_pool",
     "normalize_data_format",
     "simpool",
+    "stats_pool",
     "wildcat_pool",
 ]
 
@@ -564,3 +565,43 @@ def isqrtcov_pool(
     upper = [i * channels + j for i in range(channels) for j in range(i, channels)]
     upper = torch.tensor(upper, dtype=torch.long, device=t.device)
     return restore_layout(root.flatten(1)[:, upper].to(x.dtype), f, keepdim)
+
+
+def stats_pool(
+    x: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    *,
+    eps: float = 1e-5,
+    data_format: str = "channels_first",
+    keepdim: bool = False,
+) -> torch.Tensor:
+    """Statistics pooling (Snyder et al. 2018, the x-vector's pooling layer): the mean and
+    the standard deviation of each channel over the (valid) positions, ``[mean, std]``.
+
+    ``std = sqrt(max(mean_s (x_s - mean)^2, eps))`` (the population variance, floored so
+    that a constant channel has a finite gradient). Half-precision inputs are reduced in
+    float32.
+
+    Args:
+        eps: the variance floor (> 0).
+        Others: as :func:`avg_pool`.
+
+    Returns:
+        (N, 2C): channels 0..C-1 the means, C..2C-1 the standard deviations (size-1
+        spatial dims kept with keepdim).
+    """
+    _positive(eps, "eps", "stats")
+    f = flatten_spatial(x, mask, data_format, "stats")
+    work = torch.float32 if f.t.dtype in (torch.float16, torch.bfloat16) else f.t.dtype
+    t = f.t.to(work)
+    if f.mask is None:
+        mean = t.mean(f.dim, keepdim=True)
+        var = (t - mean).square().mean(f.dim)
+    else:  # padding may hold NaN or inf: zero it before any sum
+        count = f.mask.sum(f.dim, keepdim=True).to(work)
+        t = t.masked_fill(~f.mask, 0.0)
+        mean = t.sum(f.dim, keepdim=True) / count
+        var = (t - mean).masked_fill(~f.mask, 0.0).square().sum(f.dim, keepdim=True) / count
+        var = var.squeeze(f.dim)
+    y = torch.cat([mean.squeeze(f.dim), var.clamp_min(eps).sqrt()], 1)
+    return restore_layout(y.to(x.dtype), f, keepdim)
