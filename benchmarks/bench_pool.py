@@ -49,7 +49,7 @@ from globalpool.pool import dispatch
 SHAPES = [(64, 512, 14, 14), (256, 2048, 7, 7)]
 OPS = [
     "avg", "max", "avgmax", "catavgmax", "gem", "lse", "lp", "mixed", "attention", "wildcat",
-    "simpool", "map", "isqrtcov",
+    "simpool", "map", "isqrtcov", "stats",
 ]  # fmt: skip
 
 
@@ -130,6 +130,10 @@ def naive(name: str, pool):
             return (y * trace.sqrt())[:, rows, cols]
 
         return isqrtcov
+    if name == "stats":  # torch's own variance: two passes and a cat
+        return lambda x: torch.cat(
+            [x.mean((2, 3)), x.var((2, 3), unbiased=False).clamp(min=pool.eps).sqrt()], 1
+        )
     raise ValueError(name)
 
 
