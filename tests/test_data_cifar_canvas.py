@@ -19,6 +19,7 @@ def test_each_image_sits_in_its_box_on_black(release):
     ds = load_dataset("cifar_canvas", path=release, size=48, n_train=60, n_test=40, seed=1)
     assert ds.train.images.shape == (60, 3, 48, 48) and ds.test.images.shape == (40, 3, 48, 48)
     assert ds.classes == source.classes
+    assert ds.train.images.stride() == torch.empty(ds.train.images.shape).stride()
     for part, original in ((ds.train, source.train), (ds.test, source.test)):
         x0, y0, x1, y1 = part.boxes.long().unbind(1)
         assert torch.all((x1 - x0 == 32) & (y1 - y0 == 32))

@@ -43,6 +43,10 @@ def test_same_seed_same_tensors_other_seed_other_positions():
         assert torch.equal(x.masks, y.masks) and torch.equal(x.labels, y.labels)
     assert torch.equal(a.train.labels, c.train.labels)  # the items are fixed
     assert not torch.equal(a.train.boxes, c.train.boxes)  # their places are not
+    # plain NCHW strides: one-channel images whose strides read as channels-last would
+    # send convolutions to other kernels (and change a training's numbers)
+    for split in (a.train, a.test):
+        assert split.images.stride() == torch.empty(split.images.shape).stride()
 
 
 def test_item_pixels_boxes_and_masks_agree():

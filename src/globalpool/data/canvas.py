@@ -78,4 +78,8 @@ def paste(
     boxes = torch.stack(
         [first(filled_cols), first(filled_rows), last(filled_cols) + 1, last(filled_rows) + 1], 1
     ).to(torch.float32)
-    return canvas.permute(0, 3, 1, 2).contiguous(), boxes, masks
+    # a fresh NCHW tensor: with one channel a permuted view would pass as channels-last
+    # (its strides say so), and convolutions would then take other kernels
+    images = torch.empty(n, channels, size, size, dtype=torch.uint8)
+    images.copy_(canvas.permute(0, 3, 1, 2))
+    return images, boxes, masks
