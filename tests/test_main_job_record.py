@@ -32,6 +32,7 @@ def _bench_main_job():
         ("main-job-wildcat-avx2.json", "classmap-avg"),
         ("main-job-simpool-avx2.json", "classmap-avg"),
         ("main-job-map-avx2.json", "classmap-avg"),
+        ("main-job-isqrtcov-stats-avx2.json", "classmap-avg"),
     ],
 )
 def test_benchmarks_page_shows_the_record(record, versus):

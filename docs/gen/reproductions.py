@@ -31,6 +31,10 @@ READS = [
     "benchmarks/results/reproduce/cam-localization.png",
     "benchmarks/results/reproduce/cam-localization-fashion.json",
     "benchmarks/results/reproduce/cam-localization-fashion.png",
+    "benchmarks/results/reproduce/overfitting-vs-data-vgg.json",
+    "benchmarks/results/reproduce/overfitting-vs-data-vgg.png",
+    "benchmarks/results/reproduce/cam-localization-cifar.json",
+    "benchmarks/results/reproduce/cam-localization-cifar.png",
 ]
 
 
@@ -44,8 +48,15 @@ def main() -> None:
         result = json.loads(record.read_text(encoding="utf-8"))
         shutil.copyfile(RESULTS / f"{name}.png", args.out / f"{name}.png")
         seeds = ", ".join(map(str, result["seeds"]))
+        commands = result.get("commands") or [result["command"]]
+        how = (
+            f"Recorded with `{commands[0]}`"
+            if len(commands) == 1
+            else "Recorded in pieces, each reusing the record before it: "
+            + "; then ".join(f"`{c}`" for c in commands)
+        )
         text = [
-            f"Recorded with `{result['command']}` (protocol **{result['protocol']}**, seeds "
+            f"{how} (protocol **{result['protocol']}**, seeds "
             f"{seeds}) on {result['cpu']}, {result['device']}: "
             f"{result['train_time_s'] / 60:.0f} min of training in all.",
             "",
