@@ -13,9 +13,29 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["FRAGMENT", "balanced_first", "paste"]
+__all__ = ["FRAGMENT", "balanced_first", "paste", "x_ranges"]
 
 FRAGMENT = 8  # side of a clutter fragment, as in cluttered MNIST
+
+
+def x_ranges(size: int, item: int, test_positions: str, seed: int) -> dict[str, tuple[int, int]]:
+    """Check the canvas arguments and give each split's range of left edges x0 (inclusive).
+
+    With ``m = size - item``: the training split and the plain test split
+    (``test_positions="seen"``) draw x0 from ``[0, m // 2]``, the shifted test split from
+    ``[m // 2 + 1, m]`` (positions training never uses); y0 is drawn from ``[0, m]``.
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or not item <= size <= 256:
+        raise ValueError(f"size must be an integer in [{item}, 256]; got {size!r}")
+    if test_positions not in ("seen", "shifted"):
+        raise ValueError(f"test_positions must be 'seen' or 'shifted'; got {test_positions!r}")
+    room = size - item
+    if test_positions == "shifted" and room < 2:
+        raise ValueError(f"test_positions='shifted' needs size >= {item + 2}; got {size}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    seen, shifted = (0, room // 2), (room // 2 + 1, room)
+    return {"train": seen, "test": shifted if test_positions == "shifted" else seen}
 
 
 def balanced_first(labels: torch.Tensor, n: int, num_classes: int, seed: int = 12345):

@@ -22,7 +22,7 @@ import os
 
 import torch
 
-from globalpool.data.canvas import balanced_first, paste
+from globalpool.data.canvas import balanced_first, paste, x_ranges
 from globalpool.data.cifar10 import CIFAR10_CLASSES, load_cifar10
 from globalpool.data.imageset import Dataset, ImageSet
 from globalpool.data.registry import register_dataset
@@ -70,29 +70,19 @@ def load_cifar_canvas(
         float32 (N, 4) boxes (x0, y0, x1, y1, pixel edges) and bool (N, size, size)
         masks, both the pasted square.
     """
-    if isinstance(size, bool) or not isinstance(size, int) or not ITEM <= size <= 256:
-        raise ValueError(f"size must be an integer in [{ITEM}, 256]; got {size!r}")
-    if test_positions not in ("seen", "shifted"):
-        raise ValueError(f"test_positions must be 'seen' or 'shifted'; got {test_positions!r}")
-    room = size - ITEM
-    if test_positions == "shifted" and room < 2:
-        raise ValueError(f"test_positions='shifted' needs size >= {ITEM + 2}; got {size}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    ranges = x_ranges(size, ITEM, test_positions, seed)
     source = load_cifar10(path)
-    seen, shifted = (0, room // 2), (room // 2 + 1, room)
     splits = []
     for index, (split, part, n) in enumerate(
         (("train", source.train, n_train), ("test", source.test, n_test))
     ):
         _check_count(n, len(part.labels), split)
         keep = torch.arange(len(part.labels)) if n is None else balanced_first(part.labels, n, 10)
-        x_range = shifted if split == "test" and test_positions == "shifted" else seen
         g = torch.Generator().manual_seed(seed * 2 + index)
-        images, boxes, masks = paste(part.images[keep], size, x_range, g)
+        images, boxes, masks = paste(part.images[keep], size, ranges[split], g)
         splits.append(ImageSet(images, part.labels[keep], list(CIFAR10_CLASSES), boxes, masks))
     info = {"source": str(path) if path is not None else "cache", "size": size,
-            "test_positions": test_positions, "train_x0": list(seen),
-            "test_x0": list(shifted if test_positions == "shifted" else seen),
-            "seed": seed, "flip_preserves_label": True}  # fmt: skip
+            "test_positions": test_positions, "train_x0": list(ranges["train"]),
+            "test_x0": list(ranges["test"]), "seed": seed,
+            "flip_preserves_label": True}  # fmt: skip
     return Dataset.from_splits("cifar_canvas", splits[0], splits[1], info)

@@ -40,7 +40,7 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from globalpool.data.canvas import balanced_first, paste
+from globalpool.data.canvas import balanced_first, paste, x_ranges
 from globalpool.data.imageset import Dataset, ImageSet
 from globalpool.data.mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
 from globalpool.data.registry import register_dataset
@@ -153,29 +153,19 @@ def load_fashion_canvas(
         float32 (N, 4) boxes (x0, y0, x1, y1, pixel edges) and bool (N, size, size)
         masks of the item's pixels.
     """
-    if isinstance(size, bool) or not isinstance(size, int) or not ITEM <= size <= 256:
-        raise ValueError(f"size must be an integer in [{ITEM}, 256]; got {size!r}")
-    if test_positions not in ("seen", "shifted"):
-        raise ValueError(f"test_positions must be 'seen' or 'shifted'; got {test_positions!r}")
-    room = size - ITEM
-    if test_positions == "shifted" and room < 2:
-        raise ValueError(f"test_positions='shifted' needs size >= {ITEM + 2}; got {size}")
+    ranges = x_ranges(size, ITEM, test_positions, seed)
     if isinstance(clutter, bool) or not isinstance(clutter, int) or not 0 <= clutter <= 64:
         raise ValueError(f"clutter must be an integer in [0, 64]; got {clutter!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
-    seen, shifted = (0, room // 2), (room // 2 + 1, room)
     splits = []
     for index, (split, n) in enumerate((("train", n_train), ("test", n_test))):
         items, labels = _items(path, split, n)
-        x_range = shifted if split == "test" and test_positions == "shifted" else seen
         g = torch.Generator().manual_seed(seed * 2 + index)
         images, boxes, masks = paste(
-            items[:, None], size, x_range, g, clutter=clutter, mask_level=MASK_LEVEL
+            items[:, None], size, ranges[split], g, clutter=clutter, mask_level=MASK_LEVEL
         )
         splits.append(ImageSet(images, labels, list(FASHION_MNIST_CLASSES), boxes, masks))
     info = {"source": "shipped items" if path is None else str(path), "size": size,
-            "test_positions": test_positions, "train_x0": list(seen),
-            "test_x0": list(shifted if test_positions == "shifted" else seen),
-            "clutter": clutter, "seed": seed, "flip_preserves_label": True}  # fmt: skip
+            "test_positions": test_positions, "train_x0": list(ranges["train"]),
+            "test_x0": list(ranges["test"]), "clutter": clutter, "seed": seed,
+            "flip_preserves_label": True}  # fmt: skip
     return Dataset.from_splits("fashion_canvas", splits[0], splits[1], info)

@@ -59,11 +59,10 @@ class Job:
         return Path(self.config.out_dir)
 
 
-def _comparable(saved: dict, config) -> dict:
-    """``saved`` (a config's JSON dict) with defaults filled in for fields added to
+def _comparable(saved: dict, defaults: dict) -> dict:
+    """``saved`` (a config's JSON dict) with ``defaults`` filled in for fields added to
     TrainConfig after it was written (the run had the behaviour of their defaults) and
     cosmetic flags dropped."""
-    defaults = json.loads(type(config)().to_json())
     saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
     return {k: v for k, v in saved.items() if k not in COSMETIC}
 
@@ -82,8 +81,9 @@ def _saved_settings(path: Path, config) -> dict | None:
 def differing_settings(saved: dict, config, ignore: tuple[str, ...] = ()) -> list[str]:
     """The fields in which ``saved`` (a config's JSON dict, as in a run's config.json)
     differs from ``config``, up to cosmetic flags and the fields in ``ignore``."""
-    old = _comparable(saved, config)
-    new = _comparable(json.loads(config.to_json()), config)
+    defaults = json.loads(type(config)().to_json())
+    old = _comparable(saved, defaults)
+    new = _comparable(json.loads(config.to_json()), defaults)
     keys = (old.keys() | new.keys()) - set(ignore)
     return sorted(k for k in keys if old.get(k) != new.get(k))
 

@@ -7,7 +7,7 @@ from torch import nn
 
 from globalpool.pool import functional as F
 from globalpool.pool.base import GlobalPoolBase
-from globalpool.pool.layout import flatten_spatial
+from globalpool.pool.layout import flatten_spatial, restore_layout
 from globalpool.pool.registry import register_pool
 
 __all__ = ["CovariancePool"]
@@ -118,16 +118,11 @@ class CovariancePool(GlobalPoolBase):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.reduce_weight is None:
             return F.isqrtcov_pool(x, mask, iterations=self.iterations, **self._kw())
-        flatten_spatial(x, mask, self.data_format, "isqrtcov")  # the pools' checks of x, mask
+        flat = flatten_spatial(x, mask, self.data_format, "isqrtcov")  # the pools' checks
         y = F.isqrtcov_pool(
             self._reduce(x, mask), mask, iterations=self.iterations, data_format="channels_last"
         )
-        if not self.keepdim:
-            return y
-        ones = (1,) * (x.ndim - 2)
-        if self.data_format == "channels_first":
-            return y.reshape(y.shape[0], y.shape[1], *ones)
-        return y.reshape(y.shape[0], *ones, y.shape[1])
+        return restore_layout(y, flat, self.keepdim)
 
     def extra_repr(self) -> str:
         return (
