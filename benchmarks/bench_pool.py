@@ -49,7 +49,7 @@ from globalpool.pool import dispatch
 SHAPES = [(64, 512, 14, 14), (256, 2048, 7, 7)]
 OPS = [
     "avg", "max", "avgmax", "catavgmax", "gem", "lse", "lp", "mixed", "attention", "wildcat",
-    "simpool", "map", "isqrtcov", "stats",
+    "simpool", "map", "isqrtcov", "stats", "gwap",
 ]  # fmt: skip
 
 
@@ -80,6 +80,13 @@ def naive(name: str, pool):
             return torch.einsum("nchw,nhw->nc", x, score.view(x.shape[0], *x.shape[2:]))
 
         return attention
+    if name == "gwap":  # as written in the paper: exp(sigmoid(score)), normalised, weighted sum
+
+        def gwap(x):
+            m = torch.sigmoid(torch.einsum("nchw,c->nhw", x, pool.weight) + pool.bias).exp()
+            return torch.einsum("nchw,nhw->nc", x, m / m.sum((1, 2), keepdim=True))
+
+        return gwap
     if name == "wildcat":  # a full sort of each map, as WILDCAT's own code does
 
         def wildcat(x):
@@ -316,7 +323,7 @@ def main(argv=None) -> int:
             x = base if layout == "NCHW" else base.contiguous(memory_format=torch.channels_last)
             for name in args.ops:
                 pool = gp.create_pool(name, channels=c)
-                if name == "attention":
+                if name in ("attention", "gwap"):
                     with torch.no_grad():
                         pool.weight.normal_(0, 0.05)
                 params = list(pool.parameters())

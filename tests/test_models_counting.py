@@ -23,6 +23,16 @@ def test_nin_published_count():
     }
 
 
+def test_nin_with_batch_norm_count():
+    # norm=True: the feature extractor's 8 convs lose their biases, each gains a
+    # BatchNorm's weight and bias (the class-map conv keeps its bias)
+    widths = (192, 160, 96, 192, 192, 192, 192, 192)
+    total = 966_986 - sum(widths) + 2 * sum(widths)
+    model = create_model("nin", 10, norm=True)
+    assert count_params(model)["total"] == total
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == len(widths)
+
+
 def test_allcnn_c_published_count():
     # Springenberg et al. 2014: "1.4M" (exactly 1,369,738 for 10 classes)
     assert count_params(create_model("allcnn_c", 10))["total"] == 1_369_738

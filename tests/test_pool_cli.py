@@ -115,6 +115,7 @@ def test_compiled_max_pools_match_eager_with_ties_in_both_layouts():
         "globalpool.pool.lp",
         "globalpool.pool.mixed",
         "globalpool.pool.attention",
+        "globalpool.pool.gwap",
         "globalpool.pool.base",
         "globalpool.pool.dispatch",
         "globalpool.pool.formulas",
@@ -128,7 +129,7 @@ def test_docstring_examples_run(module):
     assert result.attempted > 0 and result.failed == 0
 
 
-@pytest.mark.parametrize("name", ["max", "catavgmax", "gem", "lse", "mixed", "attention"])
+@pytest.mark.parametrize("name", ["max", "catavgmax", "gem", "lse", "mixed", "attention", "gwap"])
 def test_pools_trace_into_one_graph_inside_a_compiled_model(name):
     # TrainConfig.compile: the pool joins the model's graph (no data-dependent breaks)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), gp.create_pool(name, channels=4))

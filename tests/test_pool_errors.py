@@ -81,6 +81,10 @@ def test_bad_arguments():
         create_pool("mixed", alpha=1.0)
     with pytest.raises(ValueError, match=r"weight of shape \(3,\), got \(4,\)"):
         F.attention_pool(torch.ones(1, 3, 2), torch.ones(4))
+    with pytest.raises(ValueError, match="gwap pool needs channels=C"):
+        create_pool("gwap")
+    with pytest.raises(ValueError, match=r"gwap pool expects a scalar bias .* got \(2,\)"):
+        F.gwap_pool(torch.ones(1, 3, 2), torch.ones(3), torch.ones(2))
     with pytest.raises(ValueError, match="positive int"):
         create_pool("avg", channels=0)
 

@@ -22,6 +22,8 @@ def _call(name, x, mask, fmt, params):
     kw = {"data_format": fmt}
     if name == "attention":
         return F.attention_pool(x, params["weight"], mask, **kw)
+    if name == "gwap":  # the bias's gradient checked too (alpha stands in for it)
+        return F.gwap_pool(x, params["weight"], params["alpha"], mask, **kw)
     if name == "gem":
         return F.gem_pool(x, mask, p=params["p"], eps=1e-3, **kw)
     if name == "lp":

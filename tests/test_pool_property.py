@@ -51,6 +51,9 @@ def _plain(name: str, v: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return torch.cat([v.mean(1), v.var(1, unbiased=False).clamp(min=1e-5).sqrt()])
     if name == "isqrtcov":  # Li et al. 2018's equations, numpy (shared with the reference)
         return torch.from_numpy(isqrtcov_numpy(v.numpy()))
+    if name == "gwap":  # weights exp(sigmoid(w . v + b)), normalised
+        m = torch.exp(torch.sigmoid(w @ v - 0.4))
+        return v @ (m / m.sum())
     return v @ torch.softmax(w @ v, 0)
 
 
@@ -74,6 +77,8 @@ def _apply(name, x, mask, fmt, w):
              "wildcat": {"k_max": 0.3, "alpha": 0.6}}.get(name, {})  # fmt: skip
     if name == "attention":
         return F.attention_pool(x, w, mask, **kw)
+    if name == "gwap":
+        return F.gwap_pool(x, w, -0.4, mask, **kw)
     if name == "simpool":
         return F.simpool(x, *_simpool_weights(w), mask, **kw)
     if name == "map":

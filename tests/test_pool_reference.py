@@ -128,6 +128,11 @@ def reference(name: str, x: torch.Tensor, weight: torch.Tensor | None = None) ->
         flat = x.flatten(2)  # (N, C, L)
         attn = torch.softmax(torch.einsum("ncl,c->nl", flat, weight.double()), -1)
         return torch.einsum("ncl,nl->nc", flat, attn)
+    if name == "gwap":  # Qiu 2018: m = exp(sigmoid(w . x + b)), y = sum m x / sum m (numpy)
+        flat = x.flatten(2).numpy()  # (N, C, L)
+        m = np.exp(1 / (1 + np.exp(-(np.einsum("ncl,c->nl", flat, weight.detach().double().numpy())
+                                     + GWAP_BIAS))))  # fmt: skip
+        return torch.from_numpy((flat * m[:, None]).sum(-1) / m.sum(-1)[:, None])
     if name == "wildcat":  # defaults k_max = k_min = 1, alpha = 0.7: max + 0.7 * min
         return x.amax(dims) + 0.7 * x.amin(dims)
     if name == "stats":  # numpy: mean and population std (variance floored at 1e-5)
@@ -137,11 +142,17 @@ def reference(name: str, x: torch.Tensor, weight: torch.Tensor | None = None) ->
     raise AssertionError(name)
 
 
+GWAP_BIAS = 0.3
+
+
 def make_pool(name: str, channels: int, **kw):
     pool = create_pool(name, channels=channels, **kw)
-    if name == "attention":
+    if name in ("attention", "gwap"):
         with torch.no_grad():
             pool.weight.copy_(torch.linspace(-1.0, 1.0, channels))
+    if name == "gwap":
+        with torch.no_grad():
+            pool.bias.fill_(GWAP_BIAS)
     if name in ("simpool", "map"):  # a fixed, non-trivial state (the same for every layout)
         g = torch.Generator().manual_seed(3)
         with torch.no_grad():
@@ -170,6 +181,7 @@ def test_registry_names():
         "map",
         "isqrtcov",
         "stats",
+        "gwap",
     ]
 
 
@@ -276,12 +288,29 @@ def test_gem_and_lp_special_orders():
     torch.testing.assert_close(F.gem_pool(x, p=500.0), x.amax((2, 3)), atol=0.02, rtol=0)
 
 
+@pytest.mark.parametrize("fmt", ["channels_first", "channels_last"])
+def test_gwap_weight_map_is_bounded_sums_to_one_and_is_what_it_pools_with(fmt):
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 3, 4, 5, generator=g, dtype=torch.float64) * 5
+    mask = torch.ones(2, 4, 5, dtype=torch.bool)
+    mask[1, :, 3:] = False
+    pool = make_pool("gwap", 3, data_format=fmt).double()
+    inp = to_last(x) if fmt == "channels_last" else x
+    weights = pool.weight_map(inp, mask).double()  # (N, H, W)
+    assert weights.shape == (2, 4, 5) and (weights[1, :, 3:] == 0).all()
+    torch.testing.assert_close(weights.sum((1, 2)), torch.ones(2, dtype=torch.float64))
+    for sample, valid in zip(weights, mask, strict=True):  # exp(sigmoid): within a factor e
+        assert sample[valid].max() / sample[valid].min() <= math.e
+    torch.testing.assert_close(pool(inp, mask), torch.einsum("nchw,nhw->nc", x, weights))
+
+
 def test_mixed_and_attention_extremes():
     x = torch.randn(2, 3, 4, 4, dtype=torch.float64)
     torch.testing.assert_close(F.mixed_pool(x, alpha=0.0), x.mean((2, 3)))
     torch.testing.assert_close(F.mixed_pool(x, alpha=1.0), x.amax((2, 3)))
-    # a fresh attention pool is average pooling (zero scores)
+    # a fresh attention pool is average pooling (zero scores), and so is a fresh GWAP
     torch.testing.assert_close(create_pool("attention", channels=3).double()(x), x.mean((2, 3)))
+    torch.testing.assert_close(create_pool("gwap", channels=3).double()(x), x.mean((2, 3)))
 
 
 def test_catavgmax_layout_and_naive():

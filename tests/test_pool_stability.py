@@ -68,7 +68,7 @@ def test_half_precision_is_finite_and_close_to_float32(name, dtype):
     g = torch.Generator().manual_seed(5)
     x32 = torch.randn(4, 8, 7, 7, generator=g) * 4
     pool = create_pool(name, channels=8)
-    if name == "attention":
+    if name in ("attention", "gwap"):
         with torch.no_grad():
             pool.weight.copy_(torch.linspace(-0.5, 0.5, 8))
     want = pool(x32)
@@ -152,7 +152,8 @@ def test_mixed_at_alpha_zero_and_one_with_inf():
         assert F.mixed_pool(x, alpha=alpha)[0, 0] == math.inf
 
 
-def test_attention_ignores_nan_at_masked_out_positions():
+@pytest.mark.parametrize("name", ["attention", "gwap"])
+def test_learned_weights_ignore_nan_at_masked_out_positions(name):
     g = torch.Generator().manual_seed(3)
     x = torch.randn(2, 4, 3, 3, generator=g)
     mask = torch.ones(2, 3, 3, dtype=torch.bool)
@@ -160,9 +161,10 @@ def test_attention_ignores_nan_at_masked_out_positions():
     padded = x.clone()
     padded[:, :, 2, :] = math.nan
     weight = torch.randn(4, generator=g)
-    y = F.attention_pool(padded, weight, mask)
+    pool = getattr(F, f"{name}_pool")
+    y = pool(padded, weight, mask=mask)
     assert torch.isfinite(y).all()
-    want = F.attention_pool(x[:, :, :2, :], weight)  # the valid rows alone
+    want = pool(x[:, :, :2, :], weight)  # the valid rows alone
     torch.testing.assert_close(y, want)
 
 

@@ -73,6 +73,20 @@ def test_plan_of_the_article_protocol_is_the_published_one():
     }  # fmt: skip
 
 
+def test_nin_cpu_fit_protocol_keeps_nin_with_batch_norm_on_one_subset():
+    runs = plan_runs(get_claim("nin-heads-cifar10"), seeds=[0, 1], protocol="cpu-fit")
+    assert len(runs) == 3 * 2
+    configs = [r["config"] for r in runs]
+    assert {c.model for c in configs} == {"nin"}
+    assert all(c.model_kwargs == {"norm": True} and c.val_fraction == 0.0 for c in configs)
+    # one subset for every run (subset_seed left at its default), no augmentation
+    assert {c.dataset_kwargs.get("subset_seed", 0) for c in configs} == {0}
+    assert not any(c.augment or c.flip for c in configs)
+    assert {(c.head, c.head_kwargs.get("dropout")) for c in configs} == {
+        ("fc", 0.0), ("fc", 0.5), ("classmap", None)
+    }  # fmt: skip
+
+
 def test_size_sweep_sees_the_same_number_of_images_per_run():
     runs = plan_runs(get_claim("overfitting-vs-data"), seeds=[0], protocol="cpu")
     epochs = {r["size"]: r["config"].epochs for r in runs}

@@ -39,6 +39,9 @@ WHEN = {
     "only how strong each is; fine-grained recognition. Reduce the channels first "
     "(reduced_channels, 256 by default: 32,896 features); pool-linear heads only (the "
     "output is d(d+1)/2 values, not one per class map).",
+    "gwap": "Global weighted average (Qiu 2018): a learned weight map, bounded so every "
+    "position keeps a share (weights within a factor e of each other), for localization "
+    "from image labels; adds C+1 parameters. A fresh one is GAP.",
     "stats": "Sequences of any length (speech, time series; the x-vector's pooling): "
     "how strong and how variable each channel is, 2C features; pass a mask for padded "
     "batches.",

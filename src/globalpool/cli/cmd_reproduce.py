@@ -53,9 +53,8 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--protocol",
-        choices=("full", "cpu"),
-        help="full: the published schedule; cpu: the stated CPU-sized one (default: the "
-        "claim's, see --list)",
+        help="full: the published schedule; cpu, cpu-fit: stated CPU-sized ones, where the "
+        "claim has them (default: the claim's; --list names each claim's protocols)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="a seconds-long smoke test of the whole path"

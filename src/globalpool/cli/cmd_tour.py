@@ -53,12 +53,13 @@ def run(args) -> int:
     width = max(len(name) for name in list_pools())
     for name in list_pools():
         pool = create_pool(name, channels=k)
-        if name == "attention":  # a fresh attention pool equals avg; show a trained-like one
+        learned_scores = name in ("attention", "gwap")
+        if learned_scores:  # a fresh one equals avg; show a trained-like one
             with torch.no_grad():
                 pool.weight.copy_(torch.linspace(-1.0, 1.0, k))
         with torch.no_grad():
             y = pool(maps)
-        note = "  (scoring weights linspace(-1, 1, K))" if name == "attention" else ""
+        note = "  (scoring weights linspace(-1, 1, K))" if learned_scores else ""
         print(f"{name:<{width}}  -> {tuple(y.shape)}  sample 0: {_row(y[0])}{note}")
     print()
     print("catavgmax doubles the features (avg then max); avg <= lse <= max per class;")

@@ -154,6 +154,11 @@ _NIN_SGD = {
     "batch_size": 128, **_NO_AUGMENT, **_QUIET,
 }  # fmt: skip
 
+# The cpu-fit protocol: a subset and schedule that every head fits (>= 99% of its training
+# images) within about 20 minutes per run on two CPU cores (pilot in the claim's choices).
+_NIN_FIT_SUBSET = 5000
+_NIN_FIT_EPOCHS = 40
+
 NIN_HEADS = Claim(
     name="nin-heads-cifar10",
     title="NIN with an FC head, FC + dropout, or global average pooling (CIFAR-10)",
@@ -189,7 +194,17 @@ NIN_HEADS = Claim(
         "weight decay), batch 64, 10 epochs, bf16 autocast where the CPU computes bf16 "
         "natively (float32 otherwise), tested on all 10,000 test images (SGD at lr 0.05 "
         "left the network at chance on this budget): far from the published schedule, so "
-        "its errors are much higher and only the ordering is comparable",
+        "its errors are much higher and only the ordering is comparable; no head fits its "
+        "training images (kept as a record of that, labelled 'heads not trained')",
+        "cpu-fit protocol": f"a stratified {_NIN_FIT_SUBSET:,}-image training subset "
+        "(the same for every run), all of it trained on (no validation hold-out), "
+        f"{_NIN_FIT_EPOCHS} epochs, so that every head fits it; a BatchNorm after every "
+        "conv of the feature extractor (not in the paper: without it the network stays "
+        "far from fitting within a CPU budget); NIN's layers and its two dropouts "
+        "unchanged; SGD (Nesterov) lr 0.05, weight decay 1e-4, 1 warm-up epoch then "
+        "cosine, batch 128, channels-last, bf16 autocast where the CPU computes bf16 "
+        "natively; tested on all 10,000 test images; a subset, so errors are far above "
+        "the published ones and only the ordering is compared",
     },
     settings={
         "full": {**_NIN_SGD, "epochs": 120},
@@ -206,6 +221,15 @@ NIN_HEADS = Claim(
             "channels_last": True,
             "amp": "auto",
             "dataset_kwargs": {"train_subset": 4000},
+        },
+        "cpu-fit": {
+            **_NIN_SGD,
+            "model_kwargs": {"norm": True},
+            "epochs": _NIN_FIT_EPOCHS,
+            "channels_last": True,
+            "amp": "auto",
+            "val_fraction": 0.0,
+            "dataset_kwargs": {"train_subset": _NIN_FIT_SUBSET},
         },
     },
     default_protocol="cpu",

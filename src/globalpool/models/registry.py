@@ -96,7 +96,7 @@ def create_model(
         head_kwargs: extra head arguments (``hidden``, ``dropout``, ``kernel_size``).
         pool_kwargs: extra pool arguments (``p``, ``r``...).
         **kwargs: architecture arguments (e.g. ``widths`` for fastnet and vgg_small,
-            ``drop_rate`` for nin and allcnn_c).
+            ``drop_rate`` for nin and allcnn_c, ``norm`` for nin and smallgap).
 
     Returns:
         a :class:`Classifier`; ``create_model(**model.model_args)`` rebuilds it.

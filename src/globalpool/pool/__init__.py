@@ -1,7 +1,8 @@
 """Global pooling operators: functional forms, nn.Modules and their registry.
 
 Registered names (``list_pools()``): avg, max, avgmax, catavgmax, gem, lse, lp, mixed,
-attention, wildcat, simpool, map, isqrtcov, stats. This package imports nothing else of globalpool.
+attention, wildcat, simpool, map, isqrtcov, stats, gwap. This package imports nothing else
+of globalpool.
 """
 
 # Import order = registration order = list_pools() order, hence no sorting.
@@ -22,6 +23,7 @@ from globalpool.pool.simpool import SimPool
 from globalpool.pool.map import MultiheadAttentionPool
 from globalpool.pool.covariance import CovariancePool
 from globalpool.pool.stats import StatisticsPool
+from globalpool.pool.gwap import GlobalWeightedAvgPool
 
 from globalpool.pool import functional
 from globalpool.pool.base import GlobalPoolBase, compile_pools
@@ -35,6 +37,7 @@ __all__ = [
     "GlobalCatAvgMaxPool",
     "GlobalMaxPool",
     "GlobalPoolBase",
+    "GlobalWeightedAvgPool",
     "LSEPool",
     "LpPool",
     "MixedPool",

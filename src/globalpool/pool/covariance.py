@@ -79,8 +79,7 @@ class CovariancePool(GlobalPoolBase):
                 f"isqrtcov expects reduced_channels to be an int >= 1 or None, got "
                 f"{reduced_channels!r}"
             )
-        if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-            raise ValueError(f"isqrtcov expects iterations to be an int >= 1, got {iterations!r}")
+        F.check_iterations(iterations)
         super().__init__(channels, data_format=data_format, keepdim=keepdim)
         self.iterations = iterations
         reduce = reduced_channels is not None and reduced_channels < channels

@@ -44,6 +44,7 @@ __all__ = [
     "avgmax_pool",
     "catavgmax_pool",
     "gem_pool",
+    "gwap_pool",
     "isqrtcov_pool",
     "lp_pool",
     "lse_pool",
@@ -70,7 +71,10 @@ def _bounds(value) -> tuple[float, float]:
     return float(value.detach().min()), float(value.detach().max())
 
 
-def _positive(value, name: str, op: str) -> None:
+def check_positive(value, name: str, op: str) -> None:
+    """ValueError unless ``value`` (a number or a readable tensor) is finite and > 0."""
+    if isinstance(value, bool):  # True is an int to Python, not a setting
+        raise ValueError(f"{op} pool expects {name} > 0 and finite, got {value}")
     if _checkable(value):
         low = _bounds(value)[0]
         if not (math.isfinite(low) and low > 0):
@@ -177,8 +181,8 @@ def gem_pool(
         eps: lower clamp of x, > 0 (keeps the power of zeros and negatives defined).
         Others: as :func:`avg_pool`.
     """
-    _positive(p, "p", "gem")
-    _positive(eps, "eps", "gem")
+    check_positive(p, "p", "gem")
+    check_positive(eps, "eps", "gem")
     f = flatten_spatial(x, mask, data_format, "gem")
     y = run_pool("gem", f.t, f.dim, f.mask, f.count, p, float(eps), compiled=compiled)
     return restore_layout(y, f, keepdim)
@@ -203,7 +207,7 @@ def lp_pool(
         p: the order, > 0 (float or tensor).
         Others: as :func:`avg_pool`.
     """
-    _positive(p, "p", "lp")
+    check_positive(p, "p", "lp")
     f = flatten_spatial(x, mask, data_format, "lp")
     y = run_pool("lp", f.t, f.dim, f.mask, f.count, p, compiled=compiled)
     return restore_layout(y, f, keepdim)
@@ -228,7 +232,7 @@ def lse_pool(
         r: sharpness, > 0 (float or tensor).
         Others: as :func:`avg_pool`.
     """
-    _positive(r, "r", "lse")
+    check_positive(r, "r", "lse")
     f = flatten_spatial(x, mask, data_format, "lse")
     y = run_pool("lse", f.t, f.dim, f.mask, f.count, r, compiled=compiled)
     return restore_layout(y, f, keepdim)
@@ -274,11 +278,51 @@ def attention_pool(
         weight: (C,) scoring weights (the 1x1 conv kernel), same dtype as x.
         Others: as :func:`avg_pool`.
     """
-    f = flatten_spatial(x, mask, data_format, "attention")
+    return _softmax_weighted_average(x, weight, None, mask, data_format, keepdim, "attention")
+
+
+def gwap_pool(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | float = 0.0,
+    mask: torch.Tensor | None = None,
+    *,
+    data_format: str = "channels_first",
+    keepdim: bool = False,
+) -> torch.Tensor:
+    """Global weighted average pooling (GWAP, Qiu 2018, its class-agnostic module).
+
+    A 1x1 conv scores every position, a sigmoid bounds the score, and its exponential,
+    normalised over positions, weights the average:
+    ``m[n, s] = exp(sigmoid(sum_c weight[c] * x[n, c, s] + bias))``,
+    ``a = m / sum_s m`` (valid positions only), ``y[n, c] = sum_s a[n, s] * x[n, c, s]``.
+    ``a`` is ``softmax_s(sigmoid(score))``: the weights of two positions differ by at most
+    a factor e, so every position keeps a share (unlike attention pooling's softmax).
+    With ``weight = 0`` this is average pooling, whatever the bias.
+
+    Args:
+        weight: (C,) scoring weights (the 1x1 conv kernel), same dtype as x.
+        bias: the 1x1 conv's bias, a number or a 0-d / (1,) tensor.
+        Others: as :func:`avg_pool`.
+    """
+    return _softmax_weighted_average(x, weight, bias, mask, data_format, keepdim, "gwap")
+
+
+def _softmax_weighted_average(x, weight, bias, mask, data_format, keepdim, op) -> torch.Tensor:
+    """``sum_s softmax_s(g(w . x_s)) x_s``: g is the identity for attention pooling (``bias``
+    None) and ``sigmoid(. + bias)`` for GWAP."""
+    f = flatten_spatial(x, mask, data_format, op)
     channels = f.t.shape[3 - f.dim]
     if not isinstance(weight, torch.Tensor) or weight.numel() != channels:
         got = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__
-        raise ValueError(f"attention pool expects weight of shape ({channels},), got {got}")
+        raise ValueError(f"{op} pool expects weight of shape ({channels},), got {got}")
+    if bias is not None and not (
+        (isinstance(bias, torch.Tensor) and bias.numel() == 1)
+        or (isinstance(bias, (int, float)) and not isinstance(bias, bool))
+    ):
+        got = tuple(bias.shape) if isinstance(bias, torch.Tensor) else repr(bias)
+        raise ValueError(f"{op} pool expects a scalar bias (a number or one-element tensor), "
+                         f"got {got}")  # fmt: skip
     t = f.t
     work = torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype
     t = t.to(work)
@@ -290,6 +334,9 @@ def attention_pool(
         score = torch.bmm(w.expand(t.shape[0], 1, channels), t).squeeze(1)
     else:
         score = torch.matmul(t, w)
+    if bias is not None:
+        b = bias.reshape(()).to(work) if isinstance(bias, torch.Tensor) else bias
+        score = torch.sigmoid(score + b)
     if f.mask is not None:
         invalid = ~f.mask.reshape(score.shape)
         score = score.masked_fill(invalid, -math.inf)
@@ -508,6 +555,13 @@ def map_pool(
     return restore_layout(y.to(x.dtype), f, keepdim)
 
 
+def check_iterations(iterations) -> None:
+    """ValueError unless ``iterations`` is an int >= 1 (the function's and the module's
+    check of isqrtcov's Newton-Schulz iterations)."""
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise ValueError(f"isqrtcov expects iterations to be an int >= 1, got {iterations!r}")
+
+
 def isqrtcov_pool(
     x: torch.Tensor,
     mask: torch.Tensor | None = None,
@@ -535,8 +589,7 @@ def isqrtcov_pool(
     Returns:
         (N, C(C+1)/2), or with size-1 spatial dims when keepdim.
     """
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"isqrtcov expects iterations to be an int >= 1, got {iterations!r}")
+    check_iterations(iterations)
     f = flatten_spatial(x, mask, data_format, "isqrtcov")
     t = f.t if f.dim == 2 else f.t.transpose(1, 2)  # (N, C, L)
     work = torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype
@@ -590,7 +643,7 @@ def stats_pool(
         (N, 2C): channels 0..C-1 the means, C..2C-1 the standard deviations (size-1
         spatial dims kept with keepdim).
     """
-    _positive(eps, "eps", "stats")
+    check_positive(eps, "eps", "stats")
     f = flatten_spatial(x, mask, data_format, "stats")
     work = torch.float32 if f.t.dtype in (torch.float16, torch.bfloat16) else f.t.dtype
     t = f.t.to(work)

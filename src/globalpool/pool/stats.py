@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from globalpool.pool import functional as F
@@ -55,10 +53,9 @@ class StatisticsPool(GlobalPoolBase):
         data_format: str = "channels_first",
         keepdim: bool = False,
     ):
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (
-            math.isfinite(eps) and eps > 0
-        ):  # fmt: skip
+        if not isinstance(eps, (int, float)):  # a module's floor is a number, not a tensor
             raise ValueError(f"stats pool expects eps > 0 and finite, got {eps!r}")
+        F.check_positive(eps, "eps", "stats")
         super().__init__(channels, data_format=data_format, keepdim=keepdim)
         self.eps = float(eps)
 
