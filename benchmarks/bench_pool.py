@@ -323,7 +323,7 @@ def main(argv=None) -> int:
             x = base if layout == "NCHW" else base.contiguous(memory_format=torch.channels_last)
             for name in args.ops:
                 pool = gp.create_pool(name, channels=c)
-                if name in ("attention", "gwap"):
+                if isinstance(pool, gp.AttentionPool):  # attention, gwap: fresh ones are avg
                     with torch.no_grad():
                         pool.weight.normal_(0, 0.05)
                 params = list(pool.parameters())

@@ -296,7 +296,7 @@ def test_gwap_weight_map_is_bounded_sums_to_one_and_is_what_it_pools_with(fmt):
     mask[1, :, 3:] = False
     pool = make_pool("gwap", 3, data_format=fmt).double()
     inp = to_last(x) if fmt == "channels_last" else x
-    weights = pool.weight_map(inp, mask).double()  # (N, H, W)
+    weights = pool.attention_map(inp, mask).double()  # (N, H, W)
     assert weights.shape == (2, 4, 5) and (weights[1, :, 3:] == 0).all()
     torch.testing.assert_close(weights.sum((1, 2)), torch.ones(2, dtype=torch.float64))
     for sample, valid in zip(weights, mask, strict=True):  # exp(sigmoid): within a factor e

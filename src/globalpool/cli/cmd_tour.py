@@ -40,7 +40,7 @@ def _row(values: torch.Tensor) -> str:
 def run(args) -> int:
     import torch
 
-    from globalpool.pool import create_pool, list_pools
+    from globalpool.pool import AttentionPool, create_pool, list_pools
 
     n, k, h, w = args.shape
     generator = torch.Generator().manual_seed(args.seed)
@@ -53,7 +53,7 @@ def run(args) -> int:
     width = max(len(name) for name in list_pools())
     for name in list_pools():
         pool = create_pool(name, channels=k)
-        learned_scores = name in ("attention", "gwap")
+        learned_scores = isinstance(pool, AttentionPool)  # attention, gwap
         if learned_scores:  # a fresh one equals avg; show a trained-like one
             with torch.no_grad():
                 pool.weight.copy_(torch.linspace(-1.0, 1.0, k))

@@ -50,10 +50,10 @@ class AttentionPool(GlobalPoolBase):
         data_format: str = "channels_first",
         keepdim: bool = False,
     ):
-        if channels is None:
+        if channels is None:  # pool_name: this class's or a subclass's (gwap)
             raise ValueError(
-                "attention pool needs channels=C (the number of input channels) for its "
-                "1x1 scoring conv, e.g. create_pool('attention', channels=512)"
+                f"{self.pool_name} pool needs channels=C (the number of input channels) for "
+                f"its 1x1 scoring conv, e.g. create_pool('{self.pool_name}', channels=512)"
             )
         super().__init__(channels, data_format=data_format, keepdim=keepdim)
         self.weight = nn.Parameter(torch.zeros(channels))
@@ -61,12 +61,14 @@ class AttentionPool(GlobalPoolBase):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return F.attention_pool(x, self.weight, mask, **self._kw())
 
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """The score of each position before the softmax over positions, (N, *S)."""
+        equation = "nc...,c->n..." if self.data_format == "channels_first" else "n...c,c->n..."
+        return torch.einsum(equation, x, self.weight.to(x.dtype))
+
     def attention_map(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The softmax weights, (N, *S): where the pool looks."""
-        if self.data_format == "channels_first":
-            score = torch.einsum("nc...,c->n...", x, self.weight.to(x.dtype))
-        else:
-            score = torch.einsum("n...c,c->n...", x, self.weight.to(x.dtype))
+        score = self.scores(x)
         if mask is not None:
             score = score.masked_fill(~mask, float("-inf"))
         return torch.softmax(score.flatten(1).float(), 1).reshape(score.shape)

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from globalpool.pool import functional as F
-from globalpool.pool.base import GlobalPoolBase
+from globalpool.pool.attention import AttentionPool
 from globalpool.pool.registry import register_pool
 
 __all__ = ["GlobalWeightedAvgPool"]
@@ -17,7 +17,7 @@ __all__ = ["GlobalWeightedAvgPool"]
     "global weighted average (Qiu 2018): exp(sigmoid(1x1 conv)) weight map, normalised",
     "m_s = exp(sigmoid(w . x_s + b)), y_c = sum_s m_s x_{c,s} / sum_s m_s",
 )
-class GlobalWeightedAvgPool(GlobalPoolBase):
+class GlobalWeightedAvgPool(AttentionPool):
     """Global weighted average pooling, the class-agnostic GWAP module of Qiu (2018).
 
     A 1x1 conv (C -> 1, with bias) scores every position; ``exp(sigmoid(score))``,
@@ -29,6 +29,8 @@ class GlobalWeightedAvgPool(GlobalPoolBase):
     The paper's class-specific module (one weight map per class) is not implemented.
 
     ``weight`` and ``bias`` start at zero, so a fresh module is exactly average pooling.
+    It is :class:`AttentionPool` with the bias and the sigmoid added (``attention_map``
+    gives its normalised weights).
 
     Args:
         channels: number of input channels C (required).
@@ -48,8 +50,6 @@ class GlobalWeightedAvgPool(GlobalPoolBase):
         torch.Size([2, 3])
     """
 
-    takes_compiled = False  # bmm and softmax: no formula of its own to compile
-
     def __init__(
         self,
         channels: int | None = None,
@@ -57,22 +57,13 @@ class GlobalWeightedAvgPool(GlobalPoolBase):
         data_format: str = "channels_first",
         keepdim: bool = False,
     ):
-        if channels is None:
-            raise ValueError(
-                "gwap pool needs channels=C (the number of input channels) for its 1x1 "
-                "scoring conv, e.g. create_pool('gwap', channels=512)"
-            )
         super().__init__(channels, data_format=data_format, keepdim=keepdim)
-        self.weight = nn.Parameter(torch.zeros(channels))
         self.bias = nn.Parameter(torch.zeros(1))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return F.gwap_pool(x, self.weight, self.bias, mask, **self._kw())
 
-    def weight_map(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """The normalised weights, (N, *S): where the pool looks."""
-        equation = "nc...,c->n..." if self.data_format == "channels_first" else "n...c,c->n..."
-        score = torch.sigmoid(torch.einsum(equation, x, self.weight.to(x.dtype)) + self.bias)
-        if mask is not None:
-            score = score.masked_fill(~mask, float("-inf"))
-        return torch.softmax(score.flatten(1).float(), 1).reshape(score.shape)
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """``sigmoid(w . x_s + b)``, (N, *S): softmax over positions gives the normalised
+        ``exp(sigmoid(.))`` weights (:meth:`attention_map`, where the pool looks)."""
+        return torch.sigmoid(super().scores(x) + self.bias.to(x.dtype))
