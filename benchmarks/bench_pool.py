@@ -21,6 +21,11 @@ hits every column alike, and the minimum is the least disturbed run).
     python benchmarks/bench_pool.py            # full run, markdown table on stdout
     python benchmarks/bench_pool.py --quick    # fewer repeats, no compiled column
     python benchmarks/bench_pool.py --against timm --json R.json   # ratio to timm's pools
+    python benchmarks/bench_pool.py --device cuda --json R.json      # on a GPU (no plain column)
+
+On a GPU (``--device cuda``) every timing is bracketed by ``torch.cuda.synchronize()``,
+the read bandwidth is that of GPU memory, and there is no plain column (the CPU kernels
+are CPU-only: eager is the formula there).
 
 ``--against timm`` times globalpool's module and timm's (``SelectAdaptivePool2d`` for
 avg, max, avgmax, catavgmax; ``LsePlus2d`` with a fixed r = 10 for lse) side by side on
@@ -108,6 +113,7 @@ def naive(name: str, pool):
         return simpool
     if name == "map":  # torch's own multihead attention, the latent as its one query
         mha = torch.nn.MultiheadAttention(pool.channels, pool.num_heads, batch_first=True)
+        mha = mha.to(pool.latent.device)
         mha.in_proj_weight, mha.out_proj.weight = pool.in_weight, pool.out_weight
         mha.in_proj_bias, mha.out_proj.bias = pool.in_bias, pool.out_bias
 
@@ -125,10 +131,10 @@ def naive(name: str, pool):
             x = TF.relu(TF.batch_norm(x, None, None, norm.weight, norm.bias, training=True))
             n, d, m = x.shape[0], x.shape[1], x.shape[2] * x.shape[3]
             flat = x.reshape(n, d, m)
-            ibar = (torch.eye(m) - torch.full((m, m), 1.0 / m)) / m
+            ibar = (torch.eye(m, device=x.device) - 1.0 / m) / m
             sigma = flat @ ibar @ flat.transpose(1, 2)
             trace = sigma.diagonal(dim1=1, dim2=2).sum(1).view(n, 1, 1)
-            eye = torch.eye(d).expand(n, d, d)
+            eye = torch.eye(d, device=x.device).expand(n, d, d)
             y, z = sigma / trace, eye
             for _ in range(pool.iterations):
                 step = 0.5 * (3.0 * eye - z @ y)
@@ -144,13 +150,24 @@ def naive(name: str, pool):
     raise ValueError(name)
 
 
+def _no_sync() -> None:
+    pass
+
+
+# Waits for the GPU's queued work, so that a wall-clock interval covers it: set to
+# torch.cuda.synchronize by --device cuda, a no-op on the CPU.
+sync = _no_sync
+
+
 def best_ms(fn, repeats: int) -> float:
     fn()
     fn()
     times = []
     for _ in range(repeats):
+        sync()
         start = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - start)
     return min(times) * 1e3
 
@@ -191,8 +208,10 @@ def time_variants(variants: dict, x, params, repeats: int) -> dict[str, tuple[fl
         for round_ in range(repeats + 2):  # two warm-up rounds (compilation, allocator)
             for name, (fn, how, *steps) in runs.items():
                 _setting(fn, how)
+                sync()
                 start = time.perf_counter()
                 steps[i]()
+                sync()
                 if round_ >= 2:
                     best[name][i] = min(best[name][i], time.perf_counter() - start)
     for fn, *_ in runs.values():
@@ -272,8 +291,8 @@ def against_timm(repeats: int, json_path: str | None) -> int:
     return 0
 
 
-def read_bandwidth(repeats: int) -> float:
-    big = torch.ones(128 * 1024 * 1024)  # 512 MiB
+def read_bandwidth(repeats: int, device: str = "cpu") -> float:
+    big = torch.ones(128 * 1024 * 1024, device=device)  # 512 MiB
     ms = best_ms(lambda: big.sum(), repeats)
     return big.numel() * 4 / ms / 1e6
 
@@ -288,10 +307,20 @@ def main(argv=None) -> int:
     parser.add_argument("--no-plain", action="store_true", help="skip the plain-formula column")
     parser.add_argument("--json", metavar="PATH", help="also write the rows as a JSON record")
     parser.add_argument("--against", choices=("timm",), help="time against timm's pools")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--shape", type=int, nargs=4, metavar=("N", "C", "H", "W"),
+                        help="time this one shape instead of the two head-like ones")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA device here")
+    if args.device == "cuda" and args.against:
+        parser.error("--against timm times CPU cases only (the issue's table)")
+    if args.device == "cuda":
+        global sync
+        sync = torch.cuda.synchronize
     repeats = args.repeats or (3 if args.quick else 10)
     use_compile = not (args.quick or args.no_compile)
-    use_plain = not args.no_plain
+    use_plain = not args.no_plain and args.device == "cpu"
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -299,10 +328,13 @@ def main(argv=None) -> int:
         return against_timm(repeats, args.json)
     torch._dynamo.config.cache_size_limit = 64  # one graph per shape/layout/grad mode
 
-    bw = read_bandwidth(max(repeats // 2, 3))
+    bw = read_bandwidth(max(repeats // 2, 3), args.device)
+    machine = machine_line()
+    if args.device == "cuda":
+        machine = f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda}); host {machine}"
     print(
         f"bench_pool: torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"{machine_line()}, python {sys.version.split()[0]}"
+        f"{machine}, python {sys.version.split()[0]}"
     )
     print(f"machine read bandwidth (sum over 512 MiB): {bw:.1f} GB/s\n")
     head = (
@@ -315,14 +347,14 @@ def main(argv=None) -> int:
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     records = []
-    for shape in SHAPES:
+    for shape in [tuple(args.shape)] if args.shape else SHAPES:
         n, c, h, w = shape
-        base = torch.randn(n, c, h, w)
+        base = torch.randn(n, c, h, w, device=args.device)
         gb = base.numel() * base.element_size() / 1e9
         for layout in ("NCHW", "channels_last"):
             x = base if layout == "NCHW" else base.contiguous(memory_format=torch.channels_last)
             for name in args.ops:
-                pool = gp.create_pool(name, channels=c)
+                pool = gp.create_pool(name, channels=c).to(args.device)
                 if isinstance(pool, gp.AttentionPool):  # attention, gwap: fresh ones are avg
                     with torch.no_grad():
                         pool.weight.normal_(0, 0.05)
@@ -369,7 +401,8 @@ def main(argv=None) -> int:
         import json
 
         record = {"command": "python benchmarks/bench_pool.py " + " ".join(sys.argv[1:]),
-                  "date": time.strftime("%Y-%m-%d"), "machine": machine_line(),
+                  "date": time.strftime("%Y-%m-%d"), "machine": machine,
+                  "device": args.device,
                   "torch": torch.__version__, "threads": torch.get_num_threads(),
                   "read_bandwidth_gb_s": bw, "rows": records}  # fmt: skip
         text = json.dumps(record, indent=1).replace("NaN", "null")

@@ -83,6 +83,7 @@ TABLE = [
     (["speedrun"], "--target", ["x", "", "101"], "a percentage: 85, 90 or 94"),
     (["cam", "--checkpoint", "RUN", "IMAGE"], "--cmap", ["nosuch"], "unknown matplotlib colormap"),
     (["reproduce"], "--seeds", ["-1"], "an integer >= 0"),
+    (["reproduce", "nin-heads-cifar10"], "--rows", ["NIN + GMP"], "expected row(s) of nin-heads"),
 ]
 CASES = [(head, flag, value, expected) for head, flag, values, expected in TABLE
          for value in values]  # fmt: skip

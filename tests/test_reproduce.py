@@ -295,6 +295,32 @@ def test_a_protocol_runs_in_pieces_reusing_an_earlier_record(tmp_path, capsys):
     assert "records the claim 'article-fmnist'" in capsys.readouterr().err
 
 
+def test_a_protocol_runs_in_pieces_of_one_head(tmp_path, capsys):
+    """--rows trains only the rows named; the record keeps the other rows' recorded runs
+    (from --reuse-record) and leaves out rows neither named nor recorded."""
+    data = write_cifar_release(tmp_path / "cifar-10-batches-py")
+    base = ["reproduce", "nin-heads-cifar10", "--quick", "--data", str(data), "--seeds", "0"]
+    out = tmp_path / "nin"
+    assert main([*base, "--rows", "nin + gap", "--out", str(out)]) == 0
+    first = json.loads((out / "reproduce.json").read_text())
+    assert [r["row"] for r in first["runs"]] == ["NIN + GAP"]
+    assert first["verdicts"] == []  # no pair of rows yet
+    capsys.readouterr()
+    record = str(out / "reproduce.json")
+    assert main([*base, "--rows", "NIN + FC", "--out", str(out), "--reuse-record", record]) == 0
+    said = capsys.readouterr().out
+    assert said.count("reusing its scores") == 1 and said.count("left out") == 1
+    second = json.loads((out / "reproduce.json").read_text())
+    assert sorted(r["row"] for r in second["runs"]) == ["NIN + FC", "NIN + GAP"]
+    assert [r for r in second["runs"] if r["row"] == "NIN + GAP"] == first["runs"]
+    assert {(v["better"], v["worse"]) for v in second["verdicts"]} == {("NIN + GAP", "NIN + FC")}
+    assert len([d for d in out.iterdir() if d.is_dir()]) == 2  # FC + dropout never trained
+    # a row the claim does not have is a one-line error (exit 2)
+    assert main([*base, "--rows", "NIN + GMP", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "expected row(s) of nin-heads-cifar10" in err and "'NIN + GMP'" in err
+
+
 def test_a_recorded_run_with_other_settings_is_not_reused():
     from globalpool.experiment.reproduce import _recorded_run
 

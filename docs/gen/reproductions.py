@@ -1,8 +1,9 @@
 """Reproductions: the recorded results of ``globalpool reproduce`` (no training here).
 
-Each claim's table and figure come from ``benchmarks/results/reproduce/<name>.json`` and
-``<name>.png``, written by the command shown on the page (see BENCHMARKS.md); the build
-only formats them, so it takes a second.
+Each record's table and figure come from ``benchmarks/results/reproduce/<record>.json`` and
+``<record>.png``, written by the command shown on the page (see BENCHMARKS.md); the build
+only formats them, so it takes a second. A claim's default protocol is recorded as
+``<claim>.json``; another protocol of it as ``<claim>-<protocol>.json`` (its own section).
 """
 
 from __future__ import annotations
@@ -35,14 +36,21 @@ READS = [
     "benchmarks/results/reproduce/overfitting-vs-data-vgg.png",
     "benchmarks/results/reproduce/cam-localization-cifar.json",
     "benchmarks/results/reproduce/cam-localization-cifar.png",
+    "benchmarks/results/reproduce/nin-heads-cifar10-cpu-fit.json",
+    "benchmarks/results/reproduce/nin-heads-cifar10-cpu-fit.png",
 ]
+# Every record named above gets a page section, each claim without one a placeholder.
+RECORDS = [r.rsplit("/", 1)[1].removesuffix(".json") for r in READS if r.endswith(".json")]
 
 
 def main() -> None:
     args = parse_args("reproductions")
     for name in CLAIMS:
+        if name not in RECORDS:
+            write(args, f"{name}.md", f"*No recorded result of `{name}` yet.*")
+    for name in RECORDS:
         record = RESULTS / f"{name}.json"
-        if not record.is_file():
+        if not record.is_file():  # a protocol whose pieces are still running
             write(args, f"{name}.md", f"*No recorded result of `{name}` yet.*")
             continue
         result = json.loads(record.read_text(encoding="utf-8"))

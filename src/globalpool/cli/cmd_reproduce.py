@@ -75,6 +75,14 @@ def register(subparsers) -> None:
         "their recorded scores and are not trained again, so a long protocol runs in pieces "
         "(a seed at a time) and the new record holds them all",
     )
+    parser.add_argument(
+        "--rows",
+        nargs="+",
+        metavar="ROW",
+        help="train only these rows (labels as --list shows them, e.g. 'NIN + GAP'); the "
+        "others' runs come from --reuse-record where it holds them, else they are left out "
+        "(a protocol in pieces of one head each)",
+    )
     add_threads_flag(parser)
     parser.set_defaults(func=run)
 
@@ -134,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
     reproduce(
         claim,
         seeds=args.seeds,
+        rows=args.rows,
         protocol=args.protocol,
         quick=args.quick,
         data=args.data,

@@ -8,7 +8,8 @@ train-test gap without dropout or augmentation) and, for the localization claim,
 test boxes at every map threshold. A protocol too long for one sitting runs in pieces (a
 seed at a time): ``reuse`` names an earlier ``reproduce.json`` whose runs with the same
 settings (each run keeps its full config) are taken as they are, not trained again, so
-the record grows by the runs asked for. Then ``out_dir`` gets:
+the record grows by the runs asked for; ``rows`` trains only some rows (a head at a time)
+and keeps the others' recorded runs. Then ``out_dir`` gets:
 
 - ``reproduce.json``: the claim, the protocol, every run and per row (and size) the mean,
   standard deviation, min and max over seeds;
@@ -40,7 +41,7 @@ from globalpool.experiment.heads import parse_head
 from globalpool.experiment.runs import Job, differing_settings, run_dir, run_or_reuse
 from globalpool.train import TrainConfig
 
-__all__ = ["THRESHOLDS", "plan_runs", "read_record", "reproduce"]
+__all__ = ["THRESHOLDS", "pick_rows", "plan_runs", "read_record", "reproduce"]
 
 # Map thresholds of the MaxBoxAcc sweep (Choe et al. 2020 use a finer grid on ILSVRC).
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
@@ -418,10 +419,25 @@ def _figure(result: dict):
     return fig
 
 
+def pick_rows(claim: Claim, rows: Sequence[str] | None) -> list[str] | None:
+    """The row labels of ``claim`` that ``rows`` names (case-insensitive), in the claim's
+    order; None for all of them."""
+    if rows is None:
+        return None
+    labels = {label.lower(): label for label in claim.rows}
+    unknown = [r for r in rows if r.lower() not in labels]
+    if unknown or not rows:
+        raise ValueError(f"expected row(s) of {claim.name} ({', '.join(map(repr, claim.rows))}); "
+                         f"got {', '.join(map(repr, unknown)) or 'none'}")  # fmt: skip
+    picked = {labels[r.lower()] for r in rows}
+    return [label for label in claim.rows if label in picked]
+
+
 def reproduce(
     claim: Claim,
     *,
     seeds: Sequence[int] = (0,),
+    rows: Sequence[str] | None = None,
     protocol: str | None = None,
     quick: bool = False,
     data: str | None = None,
@@ -439,6 +455,9 @@ def reproduce(
     with the same settings (row, size, seed and every TrainConfig field but ``out_dir``)
     keeps its recorded scores instead of training again.
 
+    ``rows``: train only these rows (labels of ``claim.rows``); the other rows' runs come
+    from ``reuse`` where it holds them, else they are left out of the record.
+
     Returns:
         the dict written to ``reproduce.json``.
     """
@@ -446,6 +465,7 @@ def reproduce(
     runs = plan_runs(claim, seeds=seeds, protocol=protocol, quick=quick, data=data,
                      out_dir=out_dir, overrides=overrides)  # fmt: skip
     protocol = protocol or claim.default_protocol
+    wanted = pick_rows(claim, rows)
     earlier = read_record(reuse, claim) if reuse is not None else None
     started = time.perf_counter()
     data_cache = _DataCache()
@@ -457,6 +477,9 @@ def reproduce(
             f", {run['size']:,} images" if run["size"] is not None else ""
         ) + f", seed {run['seed']}"  # fmt: skip
         record = _recorded_run(earlier, run) if earlier is not None else None
+        if record is None and wanted is not None and run["row"] not in wanted:
+            log(f"{what}: not among --rows and not recorded: left out")
+            continue
         if record is not None:
             log(f"{what}: recorded in {reuse} with these settings, reusing its scores")
         else:
