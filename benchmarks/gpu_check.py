@@ -33,7 +33,6 @@ runs it, so that the script cannot rot; its numbers mean nothing).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import pickle
@@ -78,7 +77,9 @@ def join_data(folder: Path, sha256: str | None) -> Path:
     if not target.exists():
         raise SystemExit(f"gpu_check: expected {ARCHIVE} or its parts in {folder}; found neither")
     if sha256:
-        digest = hashlib.sha256(target.read_bytes()).hexdigest()
+        from globalpool.pretrained import sha256_of
+
+        digest = sha256_of(target)
         if digest != sha256:
             raise SystemExit(f"gpu_check: expected sha256 {sha256} of {target}, got {digest} "
                              "(a part missing?)")  # fmt: skip

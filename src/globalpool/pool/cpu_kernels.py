@@ -194,9 +194,9 @@ def row_mean(t: torch.Tensor, dim: int, mask=None, count=None) -> torch.Tensor:
     if dim == 1 and t.dtype in _BLAS_DTYPES and t.is_contiguous() and t.shape[2] >= 1024:
         # (N, L, C) rows summed by a batched vector-matrix product: 1.4-2.0x faster than
         # t.mean with 1,024-2,048 channels, 0.68-1.04x with 64-512 (AMD EPYC, 2 threads;
-        # benchmarks/results/bench-row-mean.json). Not in the
-        # (N, C, L) layout, where an mv was 1.6-6x slower than t.mean on the AMD EPYC,
-        # nor for a gradient (its backward was up to 1.5x slower).
+        # benchmarks/results/bench-row-mean.json). Not in the (N, C, L) layout, where an
+        # mv was 1.6-6x slower than t.mean on the AMD EPYC, nor for a gradient (its
+        # backward was up to 1.5x slower).
         length = t.shape[1]
         sums = torch.matmul(t.new_ones(1, length), t)
         return sums.view(t.shape[0], t.shape[2]).div_(length)
