@@ -33,7 +33,8 @@ ResNet-50's last map (64x2048x7x7) and a small one (256x64x8x8), in NCHW and NHW
 (timm's ``input_fmt="NHWC"``, globalpool's ``data_format="channels_last"``), forward and
 forward+backward, interleaved, best of the rounds; it checks that both give the same
 values and prints timm's time / globalpool's (above 1: globalpool faster). timm is a
-benchmark dependency only.
+benchmark dependency only. With ``--shape``, that shape alone: a tiny one (8x64x2x2)
+measures what each call costs besides its arithmetic.
 """
 
 from __future__ import annotations
@@ -219,11 +220,25 @@ def time_variants(variants: dict, x, params, repeats: int) -> dict[str, tuple[fl
     return {name: (fwd * 1e3, fwd_bwd * 1e3) for name, (fwd, fwd_bwd) in best.items()}
 
 
+def forward_ops(fn, x) -> list[str]:
+    """The ATen ops that one forward call of ``fn`` (under no_grad) runs at its top level,
+    in order: what a profile shows of whether two pools end in the same kernels."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn(x)
+    events = [e for e in prof.events() if e.name.startswith("aten::")]
+    nested = {
+        id(e) for e in events if e.cpu_parent is not None and e.cpu_parent.name.startswith("aten::")
+    }
+    return [e.name.removeprefix("aten::") for e in events if id(e) not in nested]
+
+
 TIMM_OPS = ("avg", "max", "avgmax", "catavgmax", "lse")
 TIMM_SHAPES = [(64, 2048, 7, 7), (256, 64, 8, 8)]
 
 
-def against_timm(repeats: int, json_path: str | None) -> int:
+def against_timm(repeats: int, json_path: str | None, shapes=TIMM_SHAPES) -> int:
     """globalpool's pools against timm's, case by case (see the module docstring)."""
     import json
 
@@ -239,7 +254,7 @@ def against_timm(repeats: int, json_path: str | None) -> int:
           "| f+b timm ms | f+b timm/gp |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")
     rows = []
-    for shape in TIMM_SHAPES:
+    for shape in shapes:
         base = torch.randn(*shape)
         for layout in ("NCHW", "NHWC"):
             x = base if layout == "NCHW" else base.permute(0, 2, 3, 1).contiguous()
@@ -269,6 +284,8 @@ def against_timm(repeats: int, json_path: str | None) -> int:
                         "fb_timm_ms": bt,
                         "fwd_ratio": ft / fg,
                         "fb_ratio": bt / bg,
+                        "fwd_ops_gp": forward_ops(ours, x),
+                        "fwd_ops_timm": forward_ops(theirs, x),
                     }
                 )
                 print(f"| {'x'.join(map(str, shape))} | {name} | {layout} | {fg:.3f} | "
@@ -291,6 +308,48 @@ def against_timm(repeats: int, json_path: str | None) -> int:
     return 0
 
 
+def timm_table(path: str, times: bool = False) -> str:
+    """The markdown table of an ``--against timm`` record: timm's time / globalpool's per
+    case (bold below 1.0), or with ``times`` each case's two times in microseconds."""
+    import json
+
+    with open(path, encoding="utf-8") as fh:
+        rows = json.load(fh)["rows"]
+    cases = [(lay, step) for lay in ("NCHW", "NHWC") for step in ("fwd", "fb")]
+    names = {"fwd": "fwd", "fb": "f+b"}
+    if times:
+        head = [f"{lay} {names[step]} gp / timm µs" for lay, step in cases]
+    else:
+        head = [f"{lay} {names[step]}" for lay, step in cases]
+    lines = ["| shape | op | " + " | ".join(head) + " |", "|:--|:--|" + "--:|" * len(cases)]
+    keys = dict.fromkeys((tuple(r["shape"]), r["op"]) for r in rows)
+    by_case = {(tuple(r["shape"]), r["op"], r["layout"]): r for r in rows}
+    behind = 0
+    for shape, op in keys:
+        cells = []
+        for lay, step in cases:
+            row = by_case[shape, op, lay]
+            ratio = row[f"{step}_ratio"]
+            behind += ratio < 1.0
+            if times:
+                gp_us, timm_us = row[f"{step}_gp_ms"] * 1e3, row[f"{step}_timm_ms"] * 1e3
+                cells.append(f"{gp_us:.1f} / {timm_us:.1f}")
+            else:
+                cells.append(f"**{ratio:.2f}**" if ratio < 1.0 else f"{ratio:.2f}")
+        lines.append(f"| {'x'.join(map(str, shape))} | {op} | " + " | ".join(cells) + " |")
+    total = len(keys) * len(cases)
+    lines.append(f"\n{total - behind} of {total} cases at or above 1.0.")
+    slow = [r for r in rows if r["fwd_ratio"] < 1.0 and "fwd_ops_gp" in r]
+    if slow and not times:
+        lines.append("\nThe ATen ops of each forward behind timm's (profiled, top level):\n")
+        lines.append("| shape | op | layout | globalpool | timm |\n|:--|:--|:--|:--|:--|")
+        for r in slow:
+            shape = "x".join(map(str, r["shape"]))
+            gp_ops, timm_ops = ", ".join(r["fwd_ops_gp"]), ", ".join(r["fwd_ops_timm"])
+            lines.append(f"| {shape} | {r['op']} | {r['layout']} | {gp_ops} | {timm_ops} |")
+    return "\n".join(lines)
+
+
 def read_bandwidth(repeats: int, device: str = "cpu") -> float:
     big = torch.ones(128 * 1024 * 1024, device=device)  # 512 MiB
     ms = best_ms(lambda: big.sum(), repeats)
@@ -310,7 +369,14 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--shape", type=int, nargs=4, metavar=("N", "C", "H", "W"),
                         help="time this one shape instead of the two head-like ones")  # fmt: skip
+    parser.add_argument("--timm-table", metavar="RECORD",
+                        help="print the table of an --against timm record and stop")  # fmt: skip
+    parser.add_argument("--times", action="store_true",
+                        help="with --timm-table: times in microseconds, not ratios")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.timm_table:
+        print(timm_table(args.timm_table, args.times))
+        return 0
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device here")
     if args.device == "cuda" and args.against:
@@ -325,7 +391,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     if args.against == "timm":
-        return against_timm(repeats, args.json)
+        return against_timm(repeats, args.json, [tuple(args.shape)] if args.shape else TIMM_SHAPES)
     torch._dynamo.config.cache_size_limit = 64  # one graph per shape/layout/grad mode
 
     bw = read_bandwidth(max(repeats // 2, 3), args.device)

@@ -171,7 +171,8 @@ class _RowMean(torch.autograd.Function):
 
     t.mean's own backward divides an expanded gradient: in bench_pool.py's forward+backward
     "kernel speedup vs plain" column (AMD EPYC, 2 threads, three runs) this is 1.28-1.54x
-    faster at 64x512x14x14 and 1.03-1.37x at 256x2048x7x7 in NCHW, level in channels-last.
+    faster at 64x512x14x14 and 1.03-1.37x at 256x2048x7x7 in NCHW, level in channels-last,
+    so :func:`row_mean` uses it for the (N, C, L) layout only.
     """
 
     @staticmethod
@@ -190,7 +191,9 @@ def row_mean(t: torch.Tensor, dim: int, mask=None, count=None) -> torch.Tensor:
     if mask is not None:
         return torch.where(mask, t, 0.0).sum(dim) / count
     if torch.is_grad_enabled() and t.requires_grad:
-        return _RowMean.apply(t, dim)
+        # (N, L, C): t.mean's own backward, which _RowMean only matched there and which
+        # needs no Python call (bench_pool.py --against timm, avg NHWC forward+backward)
+        return _RowMean.apply(t, dim) if dim == 2 else t.mean(dim)
     if dim == 1 and t.dtype in _BLAS_DTYPES and t.is_contiguous() and t.shape[2] >= 1024:
         # (N, L, C) rows summed by a batched vector-matrix product: 1.4-2.0x faster than
         # t.mean with 1,024-2,048 channels, 0.68-1.04x with 64-512 (AMD EPYC, 2 threads;
@@ -228,7 +231,14 @@ class _AvgAndMax(torch.autograd.Function):
 def avg_and_max(t: torch.Tensor, dim: int, mask=None, count=None):
     """``(mean, max)`` over ``dim`` of the valid positions; the max's gradient goes to the
     first maximal position, and the backward pass writes dx once for both."""
-    return _AvgAndMax.apply(t, dim, mask, count)
+    if torch.is_grad_enabled() and t.requires_grad:
+        return _AvgAndMax.apply(t, dim, mask, count)
+    # No backward to share: the two reductions alone (an autograd.Function's own call
+    # costs about 5 us, as much as both reductions of a small map).
+    avg = row_mean(t, dim, mask, count)
+    if mask is not None:
+        t = t.masked_fill(~mask, -math.inf)
+    return avg, t.amax(dim)
 
 
 class _PowerMean(torch.autograd.Function):
@@ -361,11 +371,16 @@ def _lme_forward(t, rv, dim, invalid, count):
     top = t.new_empty(rows, dtype=work).unsqueeze(dim)  # max of x, per row
     total = t.new_empty(rows, dtype=work)  # sum of exp(r * (x - top))
     for a, b in spans:
-        z = z_buf[: b - a].copy_(t[a:b])
-        if invalid is not None:
-            z.masked_fill_(invalid[a:b], -math.inf)
-        torch.amax(z, dim, keepdim=True, out=top[a:b])
-        torch.sum(z.sub_(top[a:b]).mul_(rv).exp_(), dim, out=total[a:b])
+        if invalid is None and work == t.dtype:  # x itself: no copy into the buffer
+            torch.amax(t[a:b], dim, keepdim=True, out=top[a:b])
+            z = torch.sub(t[a:b], top[a:b], out=z_buf[: b - a])
+        else:
+            z = z_buf[: b - a].copy_(t[a:b])
+            if invalid is not None:
+                z.masked_fill_(invalid[a:b], -math.inf)
+            torch.amax(z, dim, keepdim=True, out=top[a:b])
+            z.sub_(top[a:b])
+        torch.sum(z.mul_(rv).exp_(), dim, out=total[a:b])
     n = count.to(work) if count is not None else float(t.shape[dim])
     mean = total / n
     spread = mean.log() / rv  # y - top
@@ -459,7 +474,7 @@ def _max(t, dim, mask, count):
 
 def _avgmax(t, dim, mask, count):
     avg, top = avg_and_max(t, dim, mask, count)
-    return 0.5 * (avg + top)
+    return (avg + top).mul_(0.5)
 
 
 def _catavgmax(t, dim, mask, count):

@@ -33,6 +33,7 @@ import torch
 
 from globalpool.pool.cpu_kernels import KERNELS
 from globalpool.pool.formulas import FORMULAS, avg, max_
+from globalpool.pool.layout import in_graph
 
 __all__ = [
     "KERNEL_BEATS_COMPILED",
@@ -60,11 +61,6 @@ _compiled: dict[str, Callable] = {}
 _failed: set[str] = set()
 
 
-def _in_graph() -> bool:
-    """Whether the call is being traced (ONNX / TorchScript export) or compiled."""
-    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
-
-
 def _compiled_form(name: str) -> Callable:
     fn = _compiled.get(name)
     if fn is None:
@@ -78,7 +74,7 @@ def implementation(name: str, t: torch.Tensor, *, needs_grad: bool, compiled: bo
     Returns the CPU kernel, the formula, or the compiled formula, by the rules of the
     module docstring. ``needs_grad``: whether autograd will differentiate this call.
     """
-    if _in_graph():
+    if in_graph():
         return FORMULAS[name]
     on_cpu = t.device.type == "cpu"
     kernel_wins = on_cpu and (
@@ -96,10 +92,15 @@ def run_pool(name: str, *args, compiled: bool = False) -> torch.Tensor:
 
     ``args``: ``(t, dim, mask, count, *hyper-parameters)``, as ``formulas.FORMULAS`` take.
     """
+    if not compiled:
+        # The eager path in as few steps as possible: on a small map this call's own
+        # Python work is a visible part of the time (bench_pool.py --against timm).
+        kernel = KERNELS.get(name) if args[0].is_cpu and not in_graph() else None
+        return (kernel or FORMULAS[name])(*args)
     needs_grad = torch.is_grad_enabled() and any(
         isinstance(a, torch.Tensor) and a.requires_grad for a in args
     )
-    fn = implementation(name, args[0], needs_grad=needs_grad, compiled=compiled)
+    fn = implementation(name, args[0], needs_grad=needs_grad, compiled=True)
     if fn is FORMULAS.get(name) or fn is KERNELS.get(name):
         return fn(*args)
     try:

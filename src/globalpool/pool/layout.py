@@ -18,6 +18,7 @@ __all__ = [
     "as_float",
     "flatten_spatial",
     "host_readable",
+    "in_graph",
     "normalize_data_format",
     "restore_layout",
 ]
@@ -33,7 +34,8 @@ _FORMATS = {
     "ndhwc": "channels_last",
 }
 
-_FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_CANONICAL = ("channels_first", "channels_last")
+_FLOATS = frozenset((torch.float16, torch.bfloat16, torch.float32, torch.float64))
 
 
 def normalize_data_format(data_format: str) -> str:
@@ -72,7 +74,9 @@ def flatten_spatial(x: torch.Tensor, mask: torch.Tensor | None, data_format: str
         ValueError: wrong rank, an empty spatial dim, a mask of the wrong shape, or a
             sample whose mask has no valid position.
     """
-    fmt = normalize_data_format(data_format)
+    # The checks run on every call: each is kept to a few hundred nanoseconds, since on a
+    # small map they cost as much as the reduction itself (bench_pool.py --against timm).
+    fmt = data_format if data_format in _CANONICAL else normalize_data_format(data_format)
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{op} pool expects a torch.Tensor, got {type(x).__name__}")
     if x.dtype not in _FLOATS:
@@ -86,15 +90,17 @@ def flatten_spatial(x: torch.Tensor, mask: torch.Tensor | None, data_format: str
             f"(a 3-D to 5-D tensor, data_format={fmt!r}), got {x.ndim}-D shape {tuple(x.shape)}"
         )
     n = x.shape[0]
-    spatial = tuple(x.shape[2:]) if fmt == "channels_first" else tuple(x.shape[1:-1])
-    if any(s == 0 for s in spatial):
+    spatial = x.shape[2:] if fmt == "channels_first" else x.shape[1:-1]
+    if 0 in spatial:
         raise ValueError(
             f"{op} pool needs non-empty spatial dims; got shape {tuple(x.shape)} "
-            f"(spatial dims {spatial}, data_format={fmt!r})"
+            f"(spatial dims {tuple(spatial)}, data_format={fmt!r})"
         )
-    length = 1
-    for s in spatial:
-        length *= s
+    # A product of the sizes, not spatial.numel(): a traced export records the sizes as
+    # graph values (dynamic H, W), which numel() would freeze into a constant.
+    length = spatial[0]
+    for s in spatial[1:]:
+        length = length * s
 
     # Pick the 3-D view that needs no copy: (N, C, L) or (N, L, C). The permuted view is
     # made only when x is not contiguous (each view costs microseconds on a small map).
@@ -135,13 +141,19 @@ def flatten_spatial(x: torch.Tensor, mask: torch.Tensor | None, data_format: str
     return Flat(t, dim, flat_mask, count, length, tuple(x.shape), fmt)
 
 
+def in_graph() -> bool:
+    """Whether the call is being recorded into a graph rather than run eagerly: traced
+    (TorchScript, and the TorchScript ONNX exporter, which traces), compiled, or exported
+    (``torch.export`` and the dynamo ONNX exporter set the compiling flag)."""
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()
+
+
 def host_readable(t: torch.Tensor) -> bool:
     """Whether ``t`` can be read on the host for a check without a device sync or a graph
     break: a CPU tensor, in eager mode. Checks of other values are skipped (on an
     accelerator an all-False mask row pools to NaN or -inf; exported graphs check masks
     themselves, see ``deploy.export``)."""
-    in_graph = torch.jit.is_tracing() or torch.compiler.is_compiling()
-    return t.device.type == "cpu" and not in_graph
+    return t.device.type == "cpu" and not in_graph()
 
 
 def _check_not_empty(valid: torch.Tensor, op: str) -> None:
