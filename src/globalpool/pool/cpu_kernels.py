@@ -206,15 +206,21 @@ def row_mean(t: torch.Tensor, dim: int, mask=None, count=None) -> torch.Tensor:
     return t.mean(dim)
 
 
+def _mean_and_max(t, dim, mask, count):
+    """``(mean, max, t)`` over ``dim`` of the valid positions, ``t`` with its invalid
+    positions at -inf (what the max was taken over)."""
+    avg = row_mean(t, dim, mask, count)
+    if mask is not None:
+        t = t.masked_fill(~mask, -math.inf)
+    return avg, t.amax(dim), t
+
+
 class _AvgAndMax(torch.autograd.Function):
     """(mean, max) over ``dim``; one backward pass writes dx for both (see _max_grad)."""
 
     @staticmethod
     def forward(ctx, t, dim, mask, count):
-        avg = row_mean(t, dim, mask, count)
-        if mask is not None:
-            t = t.masked_fill(~mask, -math.inf)
-        top = t.amax(dim)
+        avg, top, t = _mean_and_max(t, dim, mask, count)
         ctx.save_for_backward(t, top, mask, count)
         ctx.dim = dim
         return avg, top
@@ -235,10 +241,7 @@ def avg_and_max(t: torch.Tensor, dim: int, mask=None, count=None):
         return _AvgAndMax.apply(t, dim, mask, count)
     # No backward to share: the two reductions alone (an autograd.Function's own call
     # costs about 5 us, as much as both reductions of a small map).
-    avg = row_mean(t, dim, mask, count)
-    if mask is not None:
-        t = t.masked_fill(~mask, -math.inf)
-    return avg, t.amax(dim)
+    return _mean_and_max(t, dim, mask, count)[:2]
 
 
 class _PowerMean(torch.autograd.Function):

@@ -68,23 +68,25 @@ def _compiled_form(name: str) -> Callable:
     return fn
 
 
+def _eager(name: str, t: torch.Tensor) -> Callable:
+    """The eager implementation: the CPU kernel for a CPU tensor outside a graph, else
+    the formula."""
+    kernel = KERNELS.get(name) if t.is_cpu and not in_graph() else None
+    return kernel or FORMULAS[name]
+
+
 def implementation(name: str, t: torch.Tensor, *, needs_grad: bool, compiled: bool = False):
     """The function that pools a call of ``name`` on the flat view ``t``.
 
     Returns the CPU kernel, the formula, or the compiled formula, by the rules of the
     module docstring. ``needs_grad``: whether autograd will differentiate this call.
     """
-    if in_graph():
-        return FORMULAS[name]
-    on_cpu = t.device.type == "cpu"
-    kernel_wins = on_cpu and (
+    kernel_wins = t.is_cpu and (
         name in KERNEL_BEATS_COMPILED or (needs_grad and name in KERNEL_BEATS_COMPILED_WITH_GRAD)
     )
-    if compiled and name not in _failed and not kernel_wins:
+    if compiled and not in_graph() and name not in _failed and not kernel_wins:
         return _compiled_form(name)
-    if on_cpu and name in KERNELS:
-        return KERNELS[name]
-    return FORMULAS[name]
+    return _eager(name, t)
 
 
 def run_pool(name: str, *args, compiled: bool = False) -> torch.Tensor:
@@ -93,10 +95,10 @@ def run_pool(name: str, *args, compiled: bool = False) -> torch.Tensor:
     ``args``: ``(t, dim, mask, count, *hyper-parameters)``, as ``formulas.FORMULAS`` take.
     """
     if not compiled:
-        # The eager path in as few steps as possible: on a small map this call's own
-        # Python work is a visible part of the time (bench_pool.py --against timm).
-        kernel = KERNELS.get(name) if args[0].is_cpu and not in_graph() else None
-        return (kernel or FORMULAS[name])(*args)
+        # Straight to the eager implementation, without the gradient scan below: on a
+        # small map this call's own Python work is a visible part of the time
+        # (bench_pool.py --against timm).
+        return _eager(name, args[0])(*args)
     needs_grad = torch.is_grad_enabled() and any(
         isinstance(a, torch.Tensor) and a.requires_grad for a in args
     )
