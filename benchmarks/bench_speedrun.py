@@ -25,9 +25,12 @@ Usage:
         --data ../shared/data/cifar10-jpg.tar.gz --recipe cifar10-85 --width-divisor 4
     python benchmarks/bench_speedrun.py --airbench airbench94.py --data cifar10-jpg.tar.gz \\
         --device cuda --recipe cifar10-94 --airbench-runs 5 -- --amp bf16
+    python benchmarks/bench_speedrun.py --table benchmarks/results/speedrun/RECORD.json
 Arguments after ``--`` go to the recipe as ``globalpool train`` flags. ``--globalpool-result
 runs/X/speedrun.json`` takes a finished ``globalpool speedrun`` instead of rerunning it
-(same machine and data, one after the other, never at the same time).
+(same machine and data, one after the other, never at the same time). ``--table`` prints
+the records' CPU, commands and table as BENCHMARKS.md shows them (records of
+``globalpool speedrun`` or of this script), and trains nothing.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -223,6 +227,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
+    if argv[:1] == ["--table"]:
+        from globalpool.experiment.speedrun import records_text
+
+        print(records_text([json.loads(Path(p).read_text(encoding="utf-8")) for p in argv[1:]]))
+        return 0
+    command = shlex.join(["python", "benchmarks/bench_speedrun.py", *sys.argv[1:]])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--airbench", help="path of airbench's legacy/airbench94.py")
     parser.add_argument("--data", required=True, help="CIFAR-10 (e.g. cifar10-jpg.tar.gz)")
@@ -250,7 +260,10 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    result: dict = {"device": args.device, "threads": args.threads, "torch": torch.__version__}
+    from globalpool.machine import isa_caps, machine_line
+
+    result: dict = {"device": args.device, "threads": args.threads, "torch": torch.__version__,
+                    "cpu": machine_line(), "isa_caps": isa_caps(), "command": command}  # fmt: skip
     if args.device == "cuda":
         result["gpu"] = torch.cuda.get_device_name()
     if args.airbench:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from globalpool.cli.cmd_train import given_config_flags
     from globalpool.cli.main import build_parser
+    from globalpool.machine import isa_caps, machine_line
     from globalpool.train import train
     from globalpool.train.presets import get_recipe
 
@@ -100,7 +102,11 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         out.mkdir(parents=True, exist_ok=True)
-        (out / "tune.json").write_text(json.dumps({"recipe": recipe.name, "rows": rows}, indent=2))
+        record = {
+            "recipe": recipe.name, "rows": rows, "cpu": machine_line(), "isa_caps": isa_caps(),
+            "command": shlex.join(["python", "benchmarks/tune_recipe.py", *sys.argv[1:]]),
+        }  # fmt: skip
+        (out / "tune.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"\nranked by validation accuracy with TTA ({recipe.name}):")
     for row in sorted(rows, key=lambda r: -(r["val_acc_tta"] or r["val_acc"])):
         tta = row["val_acc_tta"] or row["val_acc"]

@@ -15,7 +15,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from globalpool.cli.main import main
-from globalpool.experiment.speedrun import aggregate, time_to_target
+from globalpool.experiment.speedrun import (
+    aggregate,
+    record_commands,
+    records_table,
+    records_text,
+    time_to_target,
+)
 from globalpool.models.fastnet import FastNet
 from globalpool.train import TrainConfig, train
 from globalpool.train.checkpoint import read_safetensors
@@ -260,6 +266,7 @@ def test_speedrun_cli_end_to_end(tmp_path, capsys):
         assert entry["time_to_result_s"] == pytest.approx(s["train_clock_s"] + s["final_eval_s"])
         assert s["config"]["pool"] == "lse" and s["config"]["tta"] == "flip-translate"
     assert (out / "accuracy_vs_time.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert result["cpu"] and isinstance(result["isa_caps"], dict) and result["torch"]
     assert "| seed | test acc |" in (out / "speedrun.md").read_text()
     # Adding a seed later reuses the finished ones (same settings) and trains the new one.
     before = (out / "seed0" / "summary.json").read_bytes()
@@ -279,6 +286,64 @@ def test_speedrun_cli_list_and_errors(capsys):
     assert "--seeds" in capsys.readouterr().err
     assert main(["speedrun"]) == 2
     assert "give --target" in capsys.readouterr().err
+
+
+def _speedrun_record(accs_tta, accs, times, *, caps=None):
+    return {
+        "recipe": "cifar10-85", "target": 0.85, "budget_s": 360.0,
+        "settings": {"epochs": 6, "amp": "none"}, "cpu": "Some CPU, 2 logical cores",
+        "isa_caps": caps or {}, "command": "globalpool speedrun --target 85 --seeds 0 1",
+        "per_seed": [{"test_acc_tta": a, "test_acc": b, "time_to_result_s": t}
+                     for a, b, t in zip(accs_tta, accs, times, strict=True)],
+    }  # fmt: skip
+
+
+def test_records_table_formats_hand_made_records():
+    """Mean ± sample sd and each seed, the time's range, and a seed counted as reaching
+    the target only when it is also within the budget (the second one is over it)."""
+    record = _speedrun_record([0.9010, 0.8990], [0.88, 0.87], [300.0, 400.0])
+    row = records_table([record]).splitlines()[2]
+    sd = 100 * np.std([0.9010, 0.8990], ddof=1)
+    assert (
+        f"90.00 ± {sd:.2f}% (90.10, 89.90)" in row
+        and f"87.50 ± {100 * np.std([0.88, 0.87], ddof=1):.2f}%" in row
+    )
+    assert f"350 ± {np.std([300.0, 400.0], ddof=1):.0f} s (300-400)" in row
+    assert (
+        row.startswith("| globalpool cifar10-85, 6 epochs, float32 | 2 |") and "| 1 of 2 |" in row
+    )
+    assert "reaching 85% in 6 min" in records_table([record]).splitlines()[0]
+    bench = {
+        "airbench": {"device": "cpu", "width_divisor": 4, "runs": [
+            {"test_acc_tta": 0.8882, "time_to_result_s": 250.6,
+             "curve": [{"train_clock_s": 1.0, "test_acc": 0.5},
+                       {"train_clock_s": 2.0, "test_acc": 0.8719}]}]},
+        "globalpool": record, "target": 0.85, "budget_s": 360.0,
+        "command": "python benchmarks/bench_speedrun.py --globalpool-result X",
+    }  # fmt: skip
+    lines = records_table([bench]).splitlines()
+    airbench = "| airbench94, widths/4, float32 | 1 run | 88.82% | 87.19% (last epoch) | 251 s |"
+    assert lines[2] == airbench + " 1 of 1 |"
+    assert lines[3] == row
+    capped = _speedrun_record([0.9], [0.88], [300.0], caps={"ATEN_CPU_CAPABILITY": "avx2"})
+    assert record_commands(capped) == [
+        "ATEN_CPU_CAPABILITY=avx2 globalpool speedrun --target 85 --seeds 0 1"
+    ]
+    bench["globalpool"] = capped
+    assert record_commands(bench) == [
+        "ATEN_CPU_CAPABILITY=avx2 globalpool speedrun --target 85 --seeds 0 1",
+        "ATEN_CPU_CAPABILITY=avx2 python benchmarks/bench_speedrun.py --globalpool-result X",
+    ]
+
+
+SPEEDRUN_RECORDS = sorted((ROOT / "benchmarks" / "results" / "speedrun").glob("*.json"))
+
+
+@pytest.mark.parametrize("record", SPEEDRUN_RECORDS, ids=lambda p: p.stem)
+def test_benchmarks_page_shows_each_speedrun_record(record):
+    """BENCHMARKS.md formats the speedrun records (CPU, commands, table), pasting nothing."""
+    text = records_text([json.loads(record.read_text())])
+    assert text in (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8"), record.name
 
 
 # ------------------------------------------------------------------ the benchmarks

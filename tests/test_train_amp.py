@@ -26,10 +26,42 @@ CPU = torch.device("cpu")
     ],
 )
 def test_native_bf16_reads_the_cpu_flags(flags, native):
-    assert machine.native_bf16("cpu", frozenset(flags)) is native
+    assert machine.native_bf16("cpu", frozenset(flags), caps={}) is native
+
+
+@pytest.mark.parametrize(
+    "caps, native",
+    [
+        ({"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}, False),  # emulated AVX2
+        ({"ONEDNN_MAX_CPU_ISA": "avx512_core"}, False),
+        ({"DNNL_MAX_CPU_ISA": "AVX2"}, False),
+        ({"ATEN_CPU_CAPABILITY": "avx512"}, True),
+        ({"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}, True),
+        ({}, True),
+    ],
+)
+def test_an_instruction_set_cap_below_bf16_answers_as_the_emulated_cpu(caps, native):
+    """ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 on a CPU with AVX512-BF16 emulates
+    an AVX2-only one: `amp: auto` must then pick float32, as it would there."""
+    assert machine.native_bf16("cpu", frozenset({"avx2", "avx512_bf16"}), caps=caps) is native
+
+
+def test_machine_line_names_the_caps_in_the_environment(monkeypatch):
+    for name in machine.ISA_CAP_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
+    assert machine.isa_caps() == {} and "capped" not in machine.machine_line()
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    line = machine.machine_line()
+    assert line.endswith(
+        "no native bf16, instruction set capped by ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2"
+    ), line
 
 
 def test_auto_is_float32_on_a_cpu_without_native_bf16(monkeypatch):
+    for name in machine.ISA_CAP_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
     assert resolve_amp("auto", CPU) == "none"
     monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))

@@ -86,31 +86,6 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence], align: str = "") -
     return "\n".join(lines)
 
 
-def markdown_sections(path: Path) -> list[tuple[int, str, str]]:
-    """(level, title, body) of every ``#`` heading of a Markdown file, in order; the body
-    runs to the next heading of the same or a higher level."""
-    if not path.is_file():
-        return []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    heads = []
-    fence = False
-    for i, line in enumerate(lines):
-        if line.startswith("```"):
-            fence = not fence
-        m = None if fence else re.match(r"^(#{1,6})\s+(.*?)\s*#*\s*$", line)
-        if m:
-            heads.append((i, len(m.group(1)), m.group(2)))
-    out = []
-    for j, (i, level, title) in enumerate(heads):
-        end = len(lines)
-        for k, lvl, _ in heads[j + 1 :]:
-            if lvl <= level:
-                end = k
-                break
-        out.append((level, title, "\n".join(lines[i + 1 : end]).strip("\n")))
-    return out
-
-
 def shift_headings(text: str, to_level: int) -> str:
     """Shift every heading so the shallowest one sits at ``to_level`` (outside fences)."""
     levels = []

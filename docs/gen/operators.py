@@ -1,12 +1,21 @@
 """Operators: every pool of the registry (summary, formula, when to use it), a live
-``globalpool tour``, and the measured speed recorded in BENCHMARKS.md."""
+``globalpool tour``, and the measured speed against timm, formatted from its records."""
 
 from __future__ import annotations
 
-from _common import ROOT, console, markdown_sections, md_table, parse_args, run_cli, write
+import importlib.util
+import json
+
+from _common import ROOT, console, md_table, parse_args, run_cli, write
 
 DEPENDS: list[str] = []
-READS = ["BENCHMARKS.md"]
+# A literal list (docs/hooks.py reads it without running the script): the speed records
+# this page formats, in this order.
+READS = [
+    "benchmarks/results/bench-pool-vs-timm-epyc-2.json",
+    "benchmarks/results/bench-pool-vs-timm-epyc-avx2.json",
+    "benchmarks/bench_pool.py",
+]
 
 # Advice per registered pool. The build fails when the registry gains a pool that has no
 # entry here, so the page cannot silently fall behind the code.
@@ -85,27 +94,7 @@ def main() -> None:
     command, output = run_cli(["tour", "--seed", "0"])
     write(args, "tour.md", console(command, output))
 
-    found = [
-        (title, body)
-        for level, title, body in markdown_sections(ROOT / "BENCHMARKS.md")
-        if "bench_pool" in title.lower() and level >= 2
-    ]
-    if found:
-        from _common import shift_headings
-
-        title, body = found[0]
-        text = (
-            f'From the section "{title}" of `BENCHMARKS.md` (repository root), as recorded '
-            "there with its command and machine:\n\n" + shift_headings(body, 3)
-        )
-    else:
-        text = (
-            '!!! note "Not recorded yet"\n'
-            "    `BENCHMARKS.md` has no pooling-speed section yet. Measure it with\n"
-            "    `python benchmarks/bench_pool.py`; this page includes the first section\n"
-            "    of `BENCHMARKS.md` whose title mentions pooling."
-        )
-    write(args, "speed.md", text)
+    write(args, "speed.md", recorded_speed())
 
     import contextlib
     import io
@@ -118,6 +107,40 @@ def main() -> None:
         "in_code.md",
         f"```python\n{IN_CODE}```\n\nprints\n\n```text\n{printed.getvalue()}```",
     )
+
+
+def recorded_speed() -> str:
+    """Each pool against timm's, case by case, formatted from the ``--against timm``
+    records in ``READS`` by the same function as ``bench_pool.py --timm-table``."""
+    spec = importlib.util.spec_from_file_location("bench_pool", ROOT / READS[-1])
+    bench_pool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_pool)
+    parts = [
+        "timm's time divided by globalpool's for the pools both have (above 1: globalpool "
+        "faster), forward and forward+backward, channels-first and channels-last, at "
+        "ResNet-50's last map and at a small one; median of interleaved repeats. "
+        '`BENCHMARKS.md` (section "Pooling operators") has the other measurements: '
+        "the CPU kernels against the plain formula, and `torch.compile`.",
+    ]
+    for name in READS[:-1]:
+        path = ROOT / name
+        record = json.loads(path.read_text(encoding="utf-8"))
+        caps = " ".join(f"{k}={v}" for k, v in (record.get("cpu_isa_env") or {}).items())
+        # Records made before machine_line named the caps say them only in cpu_isa_env.
+        capped = caps and "capped" not in record["machine"]
+        how = f", instruction set capped by {caps} (an AVX2-only CPU emulated)" if capped else ""
+        parts += [
+            "",
+            f"`{name}`: {record['machine']}{how}; torch {record['torch']}, timm "
+            f"{record['timm']}, {record['threads']} threads; {record['date']}.",
+            "",
+            "```bash",
+            (caps + " " if caps else "") + record["command"],
+            "```",
+            "",
+            bench_pool.timm_table(str(path)),
+        ]
+    return "\n".join(parts)
 
 
 if __name__ == "__main__":

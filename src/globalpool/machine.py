@@ -11,7 +11,21 @@ import functools
 import os
 import platform
 
-__all__ = ["cpu_flags", "cpu_name", "machine_line", "memory_available", "native_bf16"]
+__all__ = [
+    "cpu_flags", "cpu_name", "isa_caps", "machine_line", "memory_available", "native_bf16",
+]  # fmt: skip
+
+# Environment variables that cap the instruction set torch uses below what the CPU has
+# (how an AVX2-only CPU is emulated on a newer one): ATen's vector kernels and oneDNN's.
+ISA_CAP_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+# Caps under which bf16 has no fast path: ATen levels without AVX-512, oneDNN levels
+# before AVX512_CORE_BF16 (its bf16 dot products start there).
+_CAPS_WITHOUT_BF16 = {
+    "ATEN_CPU_CAPABILITY": {"default", "avx2"},
+    "ONEDNN_MAX_CPU_ISA": {"sse41", "avx", "avx2", "avx2_vnni", "avx2_vnni_2", "avx512_core",
+                           "avx512_core_vnni"},
+}  # fmt: skip
+_CAPS_WITHOUT_BF16["DNNL_MAX_CPU_ISA"] = _CAPS_WITHOUT_BF16["ONEDNN_MAX_CPU_ISA"]
 
 
 @functools.cache
@@ -42,7 +56,18 @@ def cpu_flags() -> frozenset[str]:
     return frozenset((info.get("flags") or info.get("Features") or "").split())
 
 
-def native_bf16(device: str = "cpu", flags: frozenset[str] | None = None) -> bool:
+def isa_caps() -> dict[str, str]:
+    """The instruction-set caps set in this process's environment (``ATEN_CPU_CAPABILITY``,
+    ``ONEDNN_MAX_CPU_ISA``, ``DNNL_MAX_CPU_ISA``), e.g. ``{"ATEN_CPU_CAPABILITY": "avx2"}``
+    when an AVX2-only CPU is emulated; empty when torch uses all the CPU has."""
+    return {name: os.environ[name] for name in ISA_CAP_VARIABLES if os.environ.get(name)}
+
+
+def native_bf16(
+    device: str = "cpu",
+    flags: frozenset[str] | None = None,
+    caps: dict[str, str] | None = None,
+) -> bool:
     """Whether ``device`` computes bfloat16 natively, so bf16 autocast can be faster.
 
     CUDA: compute capability 8.0 or newer (Ampere on). CPU: AMX tiles (``amx_bf16``),
@@ -52,19 +77,28 @@ def native_bf16(device: str = "cpu", flags: frozenset[str] | None = None) -> boo
     Args:
         device: ``cpu`` or ``cuda`` (a ``torch.device`` string).
         flags: the CPU flags to judge (default: this CPU's, from :func:`cpu_flags`).
+        caps: instruction-set caps (default: this process's, from :func:`isa_caps`); a
+            cap below bf16 (e.g. ``ONEDNN_MAX_CPU_ISA=AVX2``) makes the CPU answer False,
+            as the CPU it emulates would.
     """
     if str(device).startswith("cuda"):
         import torch
 
         return torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8
     flags = cpu_flags() if flags is None else flags
+    caps = isa_caps() if caps is None else caps
+    if any(caps.get(name, "").lower() in low for name, low in _CAPS_WITHOUT_BF16.items()):
+        return False
     return bool(flags & {"amx_bf16", "avx512_bf16", "bf16"})
 
 
 def machine_line() -> str:
-    """One line naming the CPU, its core count and its bf16 support, for beside a timing."""
+    """One line naming the CPU, its core count and its bf16 support, for beside a timing;
+    instruction-set caps in the environment (an emulated older CPU) are named too."""
     bf16 = "native bf16" if native_bf16("cpu") else "no native bf16"
-    return f"{cpu_name()}, {os.cpu_count()} logical cores, {bf16}"
+    caps = " ".join(f"{name}={value}" for name, value in isa_caps().items())
+    capped = f", instruction set capped by {caps}" if caps else ""
+    return f"{cpu_name()}, {os.cpu_count()} logical cores, {bf16}{capped}"
 
 
 def _read_int(path: str) -> int | None:

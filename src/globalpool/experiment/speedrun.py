@@ -27,11 +27,13 @@ from globalpool.analysis.render import new_figure, save_figure
 from globalpool.analysis.stats import describe
 from globalpool.atomic import atomic_write_text
 from globalpool.experiment.runs import Job, run_or_reuse
+from globalpool.machine import isa_caps, machine_line
 from globalpool.train.metrics import read_metrics
 from globalpool.train.presets import Recipe
 
 __all__ = [
-    "accuracy_vs_time_figure", "aggregate", "curve_from_rows", "speedrun", "time_to_target",
+    "accuracy_vs_time_figure", "aggregate", "curve_from_rows", "record_commands",
+    "records_table", "records_text", "speedrun", "time_to_target",
 ]  # fmt: skip
 
 
@@ -98,6 +100,116 @@ def accuracy_vs_time_figure(curves: dict[str, dict], target: float, budget_s: fl
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return fig
+
+
+def _torch_version() -> str:
+    import torch
+
+    return torch.__version__
+
+
+def _pct(values: Sequence[float]) -> str:
+    """``90.08 ± 0.22% (89.93, 90.33, 89.98)``: mean ± sd over runs, then each run."""
+    d = describe(values)
+    if d["n"] == 0:
+        return "n/a"
+    each = f" ({', '.join(f'{100 * v:.2f}' for v in values)})" if d["n"] > 1 else ""
+    spread = f" ± {100 * d['std']:.2f}" if d["n"] > 1 else ""
+    return f"{100 * d['mean']:.2f}{spread}%{each}"
+
+
+def _seconds(values: Sequence[float]) -> str:
+    """``256 ± 21 s (232-269)``: mean ± sd over runs, then the range."""
+    d = describe(values)
+    if d["n"] == 1:
+        return f"{d['mean']:,.0f} s"
+    return f"{d['mean']:,.0f} ± {d['std']:,.0f} s ({d['min']:,.0f}-{d['max']:,.0f})"
+
+
+def _within(accs: Sequence[float], times: Sequence[float], target: float, budget_s: float):
+    hits = sum(1 for a, t in zip(accs, times, strict=True) if a >= target and t <= budget_s)
+    return f"{hits} of {len(accs)}"
+
+
+def _speedrun_row(record: dict) -> list[str]:
+    per_seed = record["per_seed"]
+    settings = record["settings"]
+    precision = {"none": "float32", "bf16": "bf16 autocast"}.get(settings["amp"], settings["amp"])
+    final = [s["test_acc_tta"] if s["test_acc_tta"] is not None else s["test_acc"]
+             for s in per_seed]  # fmt: skip
+    times = [s["time_to_result_s"] for s in per_seed]
+    return [
+        f"globalpool {record['recipe']}, {settings['epochs']} epochs, {precision}",
+        str(len(per_seed)),
+        _pct([s["test_acc_tta"] for s in per_seed if s["test_acc_tta"] is not None]),
+        _pct([s["test_acc"] for s in per_seed]),
+        _seconds(times),
+        _within(final, times, record["target"], record["budget_s"]),
+    ]
+
+
+def _airbench_row(bench: dict) -> list[str]:
+    airbench = bench["airbench"]
+    runs = airbench["runs"]
+    precision = "float32" if airbench["device"] == "cpu" else "float16"
+    accs = [r["test_acc_tta"] for r in runs]
+    times = [r["time_to_result_s"] for r in runs]
+    return [
+        f"airbench94, widths/{airbench['width_divisor']}, {precision}",
+        f"{len(runs)} run{'s' if len(runs) > 1 else ''}",
+        _pct(accs),
+        _pct([r["curve"][-1]["test_acc"] for r in runs]) + " (last epoch)",
+        _seconds(times),
+        _within(accs, times, bench["target"], bench["budget_s"]),
+    ]
+
+
+def records_table(records: Sequence[dict]) -> str:
+    """A markdown table of speedrun records, one row per recipe run over seeds.
+
+    Args:
+        records: ``speedrun.json`` of ``globalpool speedrun`` (one row) or
+            ``bench_speedrun.json`` of ``benchmarks/bench_speedrun.py`` (airbench94's row,
+            then the globalpool recipe's beside it).
+
+    Returns:
+        columns: run, seeds, test accuracy with and without test-time augmentation (mean
+        ± sd over seeds, then each seed), time to result (mean ± sd, range) and how many
+        seeds reached the target within the budget (both together).
+    """
+    rows = []
+    for record in records:
+        if "airbench" in record:
+            rows.append(_airbench_row(record))
+        speedrun_record = record.get("globalpool", record)
+        if "per_seed" in speedrun_record:
+            rows.append(_speedrun_row(speedrun_record))
+    first = next(r.get("globalpool", r) for r in records)
+    reaching = f"reaching {100 * first['target']:.0f}% in {first['budget_s'] / 60:.0f} min"
+    header = ["run", "seeds", "test acc, with TTA", "test acc, no TTA", "time to result",
+              reaching]  # fmt: skip
+    return markdown_table(header, rows)
+
+
+def record_commands(record: dict) -> list[str]:
+    """The commands that wrote ``record`` (a speedrun or bench_speedrun record), with the
+    instruction-set caps it ran under as environment variables before each."""
+    caps = record.get("isa_caps") or record.get("globalpool", {}).get("isa_caps") or {}
+    prefix = "".join(f"{name}={value} " for name, value in caps.items())
+    commands = [c for c in (record.get("globalpool", {}).get("command"), record.get("command"))
+                if c]  # fmt: skip
+    return [prefix + c for c in commands]
+
+
+def records_text(records: Sequence[dict]) -> str:
+    """Speedrun records as BENCHMARKS.md and the guide show them: the CPU, the commands
+    (with the instruction-set caps they ran under), then :func:`records_table`."""
+    cpus = sorted({r.get("cpu") or r.get("globalpool", {}).get("cpu") or "?" for r in records})
+    commands = [c for r in records for c in record_commands(r)]
+    return "\n".join([
+        f"Machine: {'; '.join(cpus)}.", "", "```bash", *commands, "```", "",
+        records_table(records),
+    ])  # fmt: skip
 
 
 def _markdown(result: dict) -> str:
@@ -219,6 +331,9 @@ def speedrun(
         "hardware": recipe.hardware,
         "settings": recipe.config(**(overrides or {})).to_dict(),
         "device": device,
+        "cpu": machine_line(),
+        "isa_caps": isa_caps(),
+        "torch": _torch_version(),
         "seeds": [int(s) for s in seeds],
         "command": command,
         "per_seed": per_seed,

@@ -128,8 +128,12 @@ RECIPES: dict[str, Recipe] = {
     for r in (
         Recipe(
             "cifar10-85",
-            "fastnet (32, 64, 128), whitening stem, log-sum-exp pool, 10 epochs",
-            {**_CIFAR, "model_kwargs": {"stem": "whiten"}, "pool": "lse", "epochs": 10},
+            "fastnet (32, 64, 128), whitening stem, log-sum-exp pool, 5 epochs",
+            # 5 epochs since 2026-12-07 (10 before): chosen on the official validation split
+            # in float32 with AVX2 only (emulated): 87.66% with TTA in 203 s of training
+            # clock, 6 epochs 89.16% in 254 s; the shorter keeps the 6 minutes on a slower
+            # AVX2-only CPU (the took 55 s an epoch). BENCHMARKS.md has the runs.
+            {**_CIFAR, "model_kwargs": {"stem": "whiten"}, "pool": "lse", "epochs": 5},
             target=0.85, budget_s=6 * 60, hardware="2 CPU cores",
         ),
         Recipe(
