@@ -9,17 +9,22 @@ also give the recipe's expected training time (images per run / images/s).
     python benchmarks/bench_amp.py --recipe cifar10-94
     python benchmarks/bench_amp.py --recipe cifar10-90 --rounds 5
     python benchmarks/bench_amp.py --recipe cifar10-94 --profile 12   # + where a step's time goes
+    python benchmarks/bench_amp.py --recipe cifar10-94 --precisions float32 --profile 15 \
+        --json R.json   # float32 only (bf16 is slow where it is emulated), as a JSON record
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
+import sys
 import time
 
 import torch
 from torch import nn
 
-from globalpool.machine import machine_line, native_bf16
+from globalpool.machine import isa_caps, machine_line, native_bf16
 from globalpool.models import create_model
 from globalpool.train.presets import get_recipe, list_recipes
 
@@ -41,13 +46,22 @@ def make_step(model: nn.Module, batch: int, amp: bool):
     return step
 
 
-def profile_step(step, top: int) -> str:
-    """torch.profiler's table of one ``step``: the ``top`` ops by self CPU time."""
+PRECISIONS = {"float32": False, "bf16 autocast": True}
+
+
+def profile_step(step, top: int) -> tuple[str, list[dict]]:
+    """torch.profiler on one ``step``: its table of the ``top`` ops by self CPU time, and
+    the same ops as dicts (name, calls, self CPU ms, share of the step's self CPU time)."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         step()
-    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top)
+    averages = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in averages) or 1.0
+    ops = sorted(averages, key=lambda e: -e.self_cpu_time_total)[:top]
+    rows = [{"op": e.key, "calls": e.count, "self_cpu_ms": e.self_cpu_time_total / 1e3,
+             "share": e.self_cpu_time_total / total} for e in ops]  # fmt: skip
+    return averages.table(sort_by="self_cpu_time_total", row_limit=top), rows
 
 
 def main(argv=None) -> int:
@@ -61,14 +75,20 @@ def main(argv=None) -> int:
         "--profile", type=int, default=0, metavar="N",
         help="after timing, print the N ops with the most self CPU time in one step of each",
     )  # fmt: skip
+    parser.add_argument(
+        "--precisions", nargs="+", default=list(PRECISIONS), choices=list(PRECISIONS),
+        metavar="P", help="which to time: float32, 'bf16 autocast' (default both)",
+    )  # fmt: skip
+    parser.add_argument("--json", metavar="PATH", help="also write the results as a record")
     args = parser.parse_args(argv)
+    command = shlex.join(["python", "benchmarks/bench_amp.py", *sys.argv[1:]])
     if args.threads:
         torch.set_num_threads(args.threads)
     config = get_recipe(args.recipe).config()
     batch = args.batch_size or config.batch_size
     torch.manual_seed(0)
     steps = {}
-    for name, amp in (("float32", False), ("bf16 autocast", True)):
+    for name, amp in ((n, PRECISIONS[n]) for n in args.precisions):
         model = create_model(
             config.model, 10, head=config.head, pool=config.pool,
             head_kwargs=config.head_kwargs, pool_kwargs=config.pool_kwargs,
@@ -92,14 +112,29 @@ def main(argv=None) -> int:
           f"{'bf16' if native_bf16('cpu') else 'float32'} here")  # fmt: skip
     print("| precision | s per step | images/s | recipe's training passes at this speed |")
     print("|---|--:|--:|--:|")
+    rows = []
     for name, seconds in best.items():
         rate = batch / seconds
         eta = f"{images / rate / 60:.0f} min" if images else "-"
         print(f"| {name} | {seconds:.3f} | {rate:.0f} | {eta} |")
-    ratio = best["bf16 autocast"] / best["float32"]
-    print(f"\nbf16 autocast step time / float32 step time: {ratio:.2f}")
+        rows.append({"precision": name, "s_per_step": seconds, "images_per_s": rate,
+                     "training_passes_min": images / rate / 60 if images else None})  # fmt: skip
+    if len(best) == 2:
+        ratio = best["bf16 autocast"] / best["float32"]
+        print(f"\nbf16 autocast step time / float32 step time: {ratio:.2f}")
+    profiles = {}
     for name, step in steps.items() if args.profile else ():
-        print(f"\none step, {name}, ops by self CPU time:\n{profile_step(step, args.profile)}")
+        table, profiles[name] = profile_step(step, args.profile)
+        print(f"\none step, {name}, ops by self CPU time:\n{table}")
+    if args.json:
+        record = {
+            "command": command, "date": time.strftime("%Y-%m-%d"), "machine": machine_line(),
+            "isa_caps": isa_caps(), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "recipe": args.recipe, "batch": batch,
+            "rounds": args.rounds, "steps": args.steps, "rows": rows, "profiles": profiles,
+        }  # fmt: skip
+        with open(args.json, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, indent=1) + "\n")
     return 0
 
 

@@ -447,3 +447,22 @@ def test_the_recipes_page_command_is_the_94_recipe():
     assert {k: v for k, v in by_hand.items() if k not in reporting} == {
         k: v for k, v in recipe.items() if k not in reporting
     }
+
+
+def test_bench_amp_writes_a_profile_record(tmp_path):
+    """bench_amp --json: the timed precisions and one step's top ops, each op's share of the
+    step's self CPU time in (0, 1], sorted from the largest."""
+    bench = _load_script("bench_amp")
+    path = tmp_path / "amp.json"
+    argv = ["--recipe", "cifar10-85", "--batch-size", "8", "--rounds", "1", "--steps", "1",
+            "--precisions", "float32", "--profile", "3", "--json", str(path)]  # fmt: skip
+    assert bench.main(argv) == 0
+    record = json.loads(path.read_text())
+    assert [r["precision"] for r in record["rows"]] == ["float32"] and record["batch"] == 8
+    assert record["rows"][0]["images_per_s"] == pytest.approx(8 / record["rows"][0]["s_per_step"])
+    ops = record["profiles"]["float32"]
+    assert len(ops) == 3 and all(0 < op["share"] <= 1 and op["calls"] >= 1 for op in ops)
+    assert [op["self_cpu_ms"] for op in ops] == sorted(
+        (op["self_cpu_ms"] for op in ops), reverse=True
+    )
+    assert record["machine"] and isinstance(record["isa_caps"], dict)
