@@ -11,6 +11,7 @@ also give the recipe's expected training time (images per run / images/s).
     python benchmarks/bench_amp.py --recipe cifar10-94 --profile 12   # + where a step's time goes
     python benchmarks/bench_amp.py --recipe cifar10-94 --precisions float32 --profile 15 \
         --json R.json   # float32 only (bf16 is slow where it is emulated), as a JSON record
+    python benchmarks/bench_amp.py --table R.json   # a record as BENCHMARKS.md shows it
 """
 
 from __future__ import annotations
@@ -64,7 +65,37 @@ def profile_step(step, top: int) -> tuple[str, list[dict]]:
     return averages.table(sort_by="self_cpu_time_total", row_limit=top), rows
 
 
+def record_table(record: dict) -> str:
+    """A ``--json`` record as BENCHMARKS.md shows it: machine and command, the step time
+    per precision, then each profiled step's top ops by self CPU time."""
+    caps = "".join(f"{k}={v} " for k, v in record["isa_caps"].items())
+    lines = [
+        f"Machine: {record['machine']}; torch {record['torch']}, {record['threads']} "
+        f"threads; {record['date']}.", "", "```bash", caps + record["command"], "```", "",
+        f"| {record['recipe']}, batch {record['batch']} | s per step | images/s "
+        "| the recipe's training passes at this speed |", "|---|--:|--:|--:|",
+    ]  # fmt: skip
+    for row in record["rows"]:
+        passes = (
+            "-" if row["training_passes_min"] is None else f"{row['training_passes_min']:.0f} min"
+        )
+        lines.append(f"| {row['precision']} | {row['s_per_step']:.3f} | "
+                     f"{row['images_per_s']:.0f} | {passes} |")  # fmt: skip
+    for precision, ops in record["profiles"].items():
+        lines += ["", f"| one step, {precision}: op | calls | self CPU ms | share of the step |",
+                  "|---|--:|--:|--:|"]  # fmt: skip
+        lines += [f"| `{op['op']}` | {op['calls']} | {op['self_cpu_ms']:.1f} | "
+                  f"{100 * op['share']:.1f}% |" for op in ops]  # fmt: skip
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--table"]:
+        for path in argv[1:]:
+            with open(path, encoding="utf-8") as fh:
+                print(record_table(json.load(fh)))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipe", default="cifar10-94", choices=list_recipes())
     parser.add_argument("--batch-size", type=int, default=None, help="default: the recipe's")

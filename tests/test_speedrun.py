@@ -466,3 +466,17 @@ def test_bench_amp_writes_a_profile_record(tmp_path):
         (op["self_cpu_ms"] for op in ops), reverse=True
     )
     assert record["machine"] and isinstance(record["isa_caps"], dict)
+    table = bench.record_table(record)
+    assert f"| float32 | {record['rows'][0]['s_per_step']:.3f} |" in table
+    assert all(f"| `{op['op']}` | {op['calls']} |" in table for op in ops)
+
+
+def test_benchmarks_page_shows_the_amp_profile_records():
+    """Each bench_amp record kept in benchmarks/results is shown in BENCHMARKS.md as
+    --table prints it."""
+    bench = _load_script("bench_amp")
+    page = (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8")
+    records = sorted((ROOT / "benchmarks" / "results").glob("amp-profile-*.json"))
+    assert records
+    for path in records:
+        assert bench.record_table(json.loads(path.read_text())) in page, path.name
