@@ -15,6 +15,7 @@ DEPENDS: list[str] = []
 READS = [
     "benchmarks/results/speedrun/cifar10-85-avx2.json",
     "benchmarks/results/speedrun/cifar10-90-avx2.json",
+    "benchmarks/results/speedrun/cifar10-94-float32-avx2.json",
 ]
 
 

@@ -265,7 +265,8 @@ class TrainConfig:
         "Speed",
         "none",
         "mixed precision: none, auto (bf16 where the device computes it natively, else "
-        "float32; recorded as amp_used), bf16 (CPU or CUDA) or fp16 (CUDA)",
+        "float32, an instruction-set cap such as ONEDNN_MAX_CPU_ISA=AVX2 counting as the "
+        "CPU it emulates; recorded as amp_used), bf16 (CPU or CUDA) or fp16 (CUDA)",
     )
     channels_last: bool = _setting("Speed", False, "channels-last memory format")
     compile: bool = _setting(
