@@ -25,7 +25,7 @@ import time
 import torch
 from torch import nn
 
-from globalpool.machine import isa_caps, machine_line, native_bf16
+from globalpool.machine import caps_prefix, isa_caps, machine_line, native_bf16
 from globalpool.models import create_model
 from globalpool.train.presets import get_recipe, list_recipes
 
@@ -68,7 +68,7 @@ def profile_step(step, top: int) -> tuple[str, list[dict]]:
 def record_table(record: dict) -> str:
     """A ``--json`` record as BENCHMARKS.md shows it: machine and command, the step time
     per precision, then each profiled step's top ops by self CPU time."""
-    caps = "".join(f"{k}={v} " for k, v in record["isa_caps"].items())
+    caps = caps_prefix(record["isa_caps"])
     lines = [
         f"Machine: {record['machine']}; torch {record['torch']}, {record['threads']} "
         f"threads; {record['date']}.", "", "```bash", caps + record["command"], "```", "",

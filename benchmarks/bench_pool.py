@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 
@@ -49,7 +48,7 @@ import torch
 import torch.nn.functional as TF
 
 import globalpool.pool as gp
-from globalpool.machine import machine_line
+from globalpool.machine import isa_caps, machine_line
 from globalpool.pool import dispatch
 
 SHAPES = [(64, 512, 14, 14), (256, 2048, 7, 7)]
@@ -294,8 +293,7 @@ def against_timm(repeats: int, json_path: str | None, shapes=TIMM_SHAPES) -> int
     if json_path:
         record = {"command": "python benchmarks/bench_pool.py " + " ".join(sys.argv[1:]),
                   "date": time.strftime("%Y-%m-%d"), "machine": machine_line(),
-                  "cpu_isa_env": {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY",
-                                  "ONEDNN_MAX_CPU_ISA") if k in os.environ},
+                  "cpu_isa_env": isa_caps(),
                   "torch": torch.__version__, "timm": timm.__version__,
                   "threads": torch.get_num_threads(), "repeats": repeats, "rows": rows}  # fmt: skip
         with open(json_path, "w", encoding="utf-8") as fh:

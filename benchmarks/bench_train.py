@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     from globalpool.data import Augment, Loader, load_dataset, train_val_split
-    from globalpool.machine import machine_line
+    from globalpool.machine import isa_caps, machine_line
     from globalpool.models import create_model
     from globalpool.train import TrainConfig, train
     from globalpool.train.distributed import resolve_device
@@ -333,11 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     pairs = [p / b for p, b in zip(wall_ips["project"], wall_ips["bare"], strict=True)]
     result = {
         "command": "python benchmarks/bench_train.py " + " ".join(argv or sys.argv[1:]),
-        "cpu_isa_env": {
-            k: os.environ[k]
-            for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
-            if k in os.environ
-        },  # AVX2-only emulation, when set
+        "cpu_isa_env": isa_caps(),  # AVX2-only emulation, when set
         "claim": args.claim,
         "main_job": args.main_job,
         "dataset": config.dataset,

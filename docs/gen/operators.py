@@ -8,6 +8,8 @@ import json
 
 from _common import ROOT, console, md_table, parse_args, run_cli, write
 
+from globalpool.machine import caps_prefix
+
 DEPENDS: list[str] = []
 # A literal list (docs/hooks.py reads it without running the script): the speed records
 # this page formats, in this order.
@@ -125,7 +127,8 @@ def recorded_speed() -> str:
     for name in READS[:-1]:
         path = ROOT / name
         record = json.loads(path.read_text(encoding="utf-8"))
-        caps = " ".join(f"{k}={v}" for k, v in (record.get("cpu_isa_env") or {}).items())
+        prefix = caps_prefix(record.get("cpu_isa_env") or {})
+        caps = prefix.strip()
         # Records made before machine_line named the caps say them only in cpu_isa_env.
         capped = caps and "capped" not in record["machine"]
         how = f", instruction set capped by {caps} (an AVX2-only CPU emulated)" if capped else ""
@@ -135,7 +138,7 @@ def recorded_speed() -> str:
             f"{record['timm']}, {record['threads']} threads; {record['date']}.",
             "",
             "```bash",
-            (caps + " " if caps else "") + record["command"],
+            prefix + record["command"],
             "```",
             "",
             bench_pool.timm_table(str(path)),

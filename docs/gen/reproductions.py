@@ -14,7 +14,7 @@ import shutil
 from _common import ROOT, parse_args, write
 
 from globalpool.experiment.claims import CLAIMS
-from globalpool.experiment.reproduce import TRAINED, markdown_table, verdicts_table
+from globalpool.experiment.reproduce import markdown_table, verdicts_text
 
 DEPENDS: list[str] = []
 RESULTS = ROOT / "benchmarks" / "results" / "reproduce"
@@ -70,10 +70,7 @@ def main() -> None:
             "",
             markdown_table(result),
             "",
-            f"Verdicts (Welch's t over the seeds at p < 0.05; a head below {100 * TRAINED:.0f}% "
-            "training accuracy in any seed gets none):",
-            "",
-            verdicts_table(result),
+            verdicts_text(result),
             "",
             f"Published figures: {result['published_note']}.",
             "",

@@ -12,7 +12,8 @@ import os
 import platform
 
 __all__ = [
-    "cpu_flags", "cpu_name", "isa_caps", "machine_line", "memory_available", "native_bf16",
+    "caps_prefix", "cpu_flags", "cpu_name", "isa_caps", "machine_line", "memory_available",
+    "native_bf16",
 ]  # fmt: skip
 
 # Environment variables that cap the instruction set torch uses below what the CPU has
@@ -63,6 +64,13 @@ def isa_caps() -> dict[str, str]:
     return {name: os.environ[name] for name in ISA_CAP_VARIABLES if os.environ.get(name)}
 
 
+def caps_prefix(caps: dict[str, str]) -> str:
+    """``caps`` as environment assignments before a command, e.g.
+    ``"ATEN_CPU_CAPABILITY=avx2 "`` (empty for no caps), so a recorded command reruns
+    under the caps it ran under."""
+    return "".join(f"{name}={value} " for name, value in caps.items())
+
+
 def native_bf16(
     device: str = "cpu",
     flags: frozenset[str] | None = None,
@@ -96,7 +104,7 @@ def machine_line() -> str:
     """One line naming the CPU, its core count and its bf16 support, for beside a timing;
     instruction-set caps in the environment (an emulated older CPU) are named too."""
     bf16 = "native bf16" if native_bf16("cpu") else "no native bf16"
-    caps = " ".join(f"{name}={value}" for name, value in isa_caps().items())
+    caps = caps_prefix(isa_caps()).strip()
     capped = f", instruction set capped by {caps}" if caps else ""
     return f"{cpu_name()}, {os.cpu_count()} logical cores, {bf16}{capped}"
 

@@ -278,6 +278,15 @@ def _recorded_run(record: dict, run: dict) -> dict | None:
     return None
 
 
+def verdicts_text(result: dict) -> str:
+    """:func:`verdicts_table` under one line stating the rule that gave the verdicts, as
+    the guide's pages show a record's verdicts."""
+    return (
+        f"Verdicts (Welch's t over the seeds at p < 0.05; a head below {100 * TRAINED:.0f}% "
+        f"training accuracy in any seed gets none):\n\n{verdicts_table(result)}"
+    )
+
+
 def verdicts_table(result: dict) -> str:
     """The verdicts of a result (a ``reproduce.json`` record) as a Markdown table, as in
     ``reproduce.md``: recomputed from its runs by :func:`claim_verdicts`, so a record

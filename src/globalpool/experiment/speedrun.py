@@ -27,7 +27,7 @@ from globalpool.analysis.render import new_figure, save_figure
 from globalpool.analysis.stats import describe
 from globalpool.atomic import atomic_write_text
 from globalpool.experiment.runs import Job, run_or_reuse
-from globalpool.machine import isa_caps, machine_line
+from globalpool.machine import caps_prefix, isa_caps, machine_line
 from globalpool.train.metrics import read_metrics
 from globalpool.train.presets import Recipe
 
@@ -195,7 +195,7 @@ def record_commands(record: dict) -> list[str]:
     """The commands that wrote ``record`` (a speedrun or bench_speedrun record), with the
     instruction-set caps it ran under as environment variables before each."""
     caps = record.get("isa_caps") or record.get("globalpool", {}).get("isa_caps") or {}
-    prefix = "".join(f"{name}={value} " for name, value in caps.items())
+    prefix = caps_prefix(caps)
     commands = [c for c in (record.get("globalpool", {}).get("command"), record.get("command"))
                 if c]  # fmt: skip
     return [prefix + c for c in commands]
