@@ -15,7 +15,7 @@ from globalpool.cli.main import main
 from globalpool.data import load_dataset, normalize
 from globalpool.deploy import load
 from globalpool.experiment.claims import CLAIMS, get_claim
-from globalpool.experiment.reproduce import THRESHOLDS, plan_runs
+from globalpool.experiment.reproduce import THRESHOLDS, plan_runs, record_header
 from test_data_cifar import py2_pickle
 from test_data_mnist import write_release as write_idx_release
 
@@ -51,6 +51,7 @@ def test_list_shows_every_claim_with_its_published_numbers(capsys):
     # each record's protocol, seeds and verdicts (the default --records of a checkout)
     assert "recorded: benchmarks/results/reproduce/article-fmnist.json: protocol full" in out
     assert "heads not trained" in out
+    assert "NIN + GAP better than NIN + FC on test error (%): reproduced, p = 1.1e-05" in out
 
 
 def test_unknown_claim_and_protocol_are_one_line_errors(capsys):
@@ -254,13 +255,30 @@ RECORDS = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "r
 
 
 @pytest.mark.parametrize("record", sorted(RECORDS.glob("*.json")), ids=lambda p: p.stem)
-def test_benchmarks_page_shows_each_records_verdicts(record):
-    """BENCHMARKS.md formats the records: each one's verdicts, as the rule gives them."""
-    from globalpool.experiment.reproduce import verdicts_table
+def test_benchmarks_page_shows_each_record(record):
+    """BENCHMARKS.md formats the records: each one's commands, protocol, CPU and training
+    time, its table and its verdicts as the rule gives them, nothing typed by hand."""
+    from globalpool.experiment.reproduce import markdown_table, verdicts_table
 
-    table = verdicts_table(json.loads(record.read_text()))
+    result = json.loads(record.read_text())
     page = (record.parents[3] / "BENCHMARKS.md").read_text(encoding="utf-8")
-    assert table in page, f"BENCHMARKS.md does not show the verdicts of {record.name}"
+    for part, text in [("commands and protocol line", record_header(result)),
+                       ("table", markdown_table(result)),
+                       ("verdicts", verdicts_table(result))]:  # fmt: skip
+        assert text in page, f"BENCHMARKS.md does not show the {part} of {record.name}"
+
+
+def test_record_header_names_commands_cpu_and_time():
+    result = {"command": "globalpool reproduce x", "protocol": "cpu", "seeds": [0, 1],
+              "cpu": "Some CPU, 2 logical cores", "device": "cpu (2 threads)",
+              "train_time_s": 1830.0}  # fmt: skip
+    assert record_header(result) == (
+        "```bash\nglobalpool reproduce x\n```\n\nProtocol **cpu**, seeds 0, 1; Some CPU, 2 "
+        "logical cores; cpu (2 threads); 30 min of training in all."
+    )
+    pieces = record_header({**result, "commands": ["a", "b"]})
+    assert pieces.startswith("```bash\n# in pieces: each command reuses the record the one "
+                             "before wrote\na\nb\n```")  # fmt: skip
 
 
 def test_a_protocol_runs_in_pieces_reusing_an_earlier_record(tmp_path, capsys):

@@ -14,7 +14,7 @@ import shutil
 from _common import ROOT, parse_args, write
 
 from globalpool.experiment.claims import CLAIMS
-from globalpool.experiment.reproduce import markdown_table, verdicts_text
+from globalpool.experiment.reproduce import markdown_table, record_header, verdicts_text
 
 DEPENDS: list[str] = []
 RESULTS = ROOT / "benchmarks" / "results" / "reproduce"
@@ -55,18 +55,8 @@ def main() -> None:
             continue
         result = json.loads(record.read_text(encoding="utf-8"))
         shutil.copyfile(RESULTS / f"{name}.png", args.out / f"{name}.png")
-        seeds = ", ".join(map(str, result["seeds"]))
-        commands = result.get("commands") or [result["command"]]
-        how = (
-            f"Recorded with `{commands[0]}`"
-            if len(commands) == 1
-            else "Recorded in pieces, each reusing the record before it: "
-            + "; then ".join(f"`{c}`" for c in commands)
-        )
         text = [
-            f"{how} (protocol **{result['protocol']}**, seeds "
-            f"{seeds}) on {result['cpu']}, {result['device']}: "
-            f"{result['train_time_s'] / 60:.0f} min of training in all.",
+            record_header(result),
             "",
             markdown_table(result),
             "",

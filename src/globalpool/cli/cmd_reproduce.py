@@ -105,7 +105,7 @@ def _records(folder: str) -> list[dict]:
 
 def _list(records_dir: str) -> None:
     from globalpool.experiment.claims import CLAIMS
-    from globalpool.experiment.reproduce import METRIC_NAMES, claim_verdicts
+    from globalpool.experiment.reproduce import METRIC_NAMES, claim_verdicts, score_name
 
     records = _records(records_dir)
 
@@ -125,7 +125,8 @@ def _list(records_dir: str) -> None:
                 size = "" if v["size"] is None else f" at {v['size']:,} images"
                 tested = v["p"] is not None and v["verdict"] != "heads not trained"
                 p = f", p = {v['p']:.2g}" if tested else ""
-                print(f"    {v['better']} better than {v['worse']} ({v['score']}){size}: "
+                what = score_name(v, claim.metric)
+                print(f"    {v['better']} better than {v['worse']} on {what}{size}: "
                       f"{v['verdict']}{p}")  # fmt: skip
 
 

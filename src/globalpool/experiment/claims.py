@@ -485,7 +485,7 @@ CAM_LOCALIZATION_CIFAR = replace(
         "what the map must cover); 10 classes; the last maps are 8x8",
         "network": "smallgap (RGB input) with a BatchNorm after every conv; FC head "
         "flatten 32x8x8 -> 64 -> 10; WILDCAT (Durand et al. 2017) k = 1, alpha 0.7 beside",
-        "training": "SGD (Nesterov) lr 0.03, 1 warm-up epoch then cosine, 60 epochs, batch "
+        "training": "SGD (Nesterov) lr 0.03, 1 warm-up epoch then cosine, 90 epochs, batch "
         "64, no augmentation, no validation split",
     },
     settings={
@@ -493,7 +493,7 @@ CAM_LOCALIZATION_CIFAR = replace(
             **CAM_LOCALIZATION_FASHION.settings["full"].settings,
             "dataset": "cifar_canvas",
             "dataset_kwargs": {"n_train": 1500, "n_test": 1000, "size": 64},
-            "epochs": 60,
+            "epochs": 90,
         },
     },
     data_kind="cifar10",

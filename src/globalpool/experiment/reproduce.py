@@ -278,12 +278,33 @@ def _recorded_run(record: dict, run: dict) -> dict | None:
     return None
 
 
+def record_line(result: dict) -> str:
+    """One sentence naming how a record was measured (protocol, seeds, CPU, device and the
+    summed training time), as BENCHMARKS.md and the guide print it above its table."""
+    seeds = ", ".join(map(str, result["seeds"]))
+    return (
+        f"Protocol **{result['protocol']}**, seeds {seeds}; {result['cpu']}; "
+        f"{result['device']}; {result['train_time_s'] / 60:.0f} min of training in all."
+    )
+
+
+def record_header(result: dict) -> str:
+    """The commands that wrote a record (a bash block; several where it was run in pieces,
+    each reusing the record before it) above its :func:`record_line`: how BENCHMARKS.md
+    and the guide open a record's section."""
+    commands = result.get("commands") or [result["command"]]
+    pieces = "# in pieces: each command reuses the record the one before wrote\n"
+    block = (pieces if len(commands) > 1 else "") + "\n".join(commands)
+    return f"```bash\n{block}\n```\n\n{record_line(result)}"
+
+
 def verdicts_text(result: dict) -> str:
     """:func:`verdicts_table` under one line stating the rule that gave the verdicts, as
     the guide's pages show a record's verdicts."""
     return (
-        f"Verdicts (Welch's t over the seeds at p < 0.05; a head below {100 * TRAINED:.0f}% "
-        f"training accuracy in any seed gets none):\n\n{verdicts_table(result)}"
+        f"Verdicts (Welch's t over the seeds at p < {ALPHA}; a head below "
+        f"{100 * TRAINED:.0f}% training accuracy in any seed gets none):\n\n"
+        f"{verdicts_table(result)}"
     )
 
 
@@ -294,7 +315,7 @@ def verdicts_table(result: dict) -> str:
 
     rows = []
     for v in claim_verdicts(get_claim(result["name"]), result["runs"]):
-        what = "train - test gap" if v["score"] == "gap" else METRIC_NAMES[result["metric"]]
+        what = score_name(v, result["metric"])
         untested = v["p"] is None or v["verdict"] == "heads not trained"
         p = "–" if untested else f"{v['p']:.2g}"
         size = "" if v["size"] is None else f"{v['size']:,}"
@@ -314,6 +335,12 @@ METRIC_NAMES = {
     "test_error": "test error (%)",
     "max_box_acc": "MaxBoxAcc (%)",
 }
+
+
+def score_name(verdict: dict, metric: str) -> str:
+    """What a verdict of :func:`claim_verdicts` compares: the train - test gap or the
+    claim's metric (``metric`` as in ``Claim.metric``), named for a reader."""
+    return "train - test gap" if verdict["score"] == "gap" else METRIC_NAMES[metric]
 
 
 def _ms(s: dict, digits: int = 2) -> str:
@@ -364,10 +391,7 @@ def _markdown(result: dict) -> str:
         "",
         markdown_table(result),
         "",
-        f"Verdicts (Welch's t over seeds at p < {ALPHA}; a head below {100 * TRAINED:.0f}% "
-        "training accuracy in any seed gets none):",
-        "",
-        verdicts_table(result),
+        verdicts_text(result),
         "",
         f"Published figures: {result['published_note']}.",
         "",
