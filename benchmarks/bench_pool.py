@@ -28,7 +28,9 @@ the read bandwidth is that of GPU memory, and there is no plain column (the CPU 
 are CPU-only: eager is the formula there).
 
 ``--against timm`` times globalpool's module and timm's (``SelectAdaptivePool2d`` for
-avg, max, avgmax, catavgmax; ``LsePlus2d`` with a fixed r = 10 for lse) side by side on
+avg, max, avgmax, catavgmax; ``LsePlus2d`` with a fixed r = 10 for lse; ``SimPool2d``
+for simpool, one head; ``AttentionPoolLatent`` without its MLP for map, 8 heads; the
+same weights in both) side by side on
 ResNet-50's last map (64x2048x7x7) and a small one (256x64x8x8), in NCHW and NHWC data
 (timm's ``input_fmt="NHWC"``, globalpool's ``data_format="channels_last"``), forward and
 forward+backward, interleaved, best of the rounds; it checks that both give the same
@@ -185,21 +187,25 @@ CPU_KERNELS = dispatch.KERNELS
 def time_variants(variants: dict, x, params, repeats: int) -> dict[str, tuple[float, float]]:
     """{name: (forward ms under no_grad, forward+backward ms)} for each ``(fn, how)``.
 
-    The variants are timed in turns, round by round, and each keeps its fastest round, so
-    a slow spell of this shared host hits all of them alike instead of one column.
+    The backward pass takes the gradients of x and of ``params`` (a list shared by every
+    variant, or a dict of one list per variant name, for variants with parameters of
+    their own). The variants are timed in turns, round by round, and each keeps its
+    fastest round, so a slow spell of this shared host hits all of them alike instead of
+    one column.
     """
     xr = x.detach().requires_grad_()
-    inputs = [xr, *[p for p in params if p.requires_grad]]
     runs = {}
     for name, (fn, how) in variants.items():
         _setting(fn, how)
         grad_out = torch.ones_like(fn(x).detach())
+        own = params[name] if isinstance(params, dict) else params
+        inputs = [xr, *[p for p in own if p.requires_grad]]
 
         def fwd(fn=fn):
             with torch.no_grad():
                 fn(x)
 
-        def fwd_bwd(fn=fn, grad_out=grad_out):
+        def fwd_bwd(fn=fn, grad_out=grad_out, inputs=inputs):
             torch.autograd.grad(fn(xr), inputs, grad_out)
 
         runs[name] = (fn, how, fwd, fwd_bwd)
@@ -233,8 +239,52 @@ def forward_ops(fn, x) -> list[str]:
     return [e.name.removeprefix("aten::") for e in events if id(e) not in nested]
 
 
-TIMM_OPS = ("avg", "max", "avgmax", "catavgmax", "lse")
+TIMM_OPS = ("avg", "max", "avgmax", "catavgmax", "lse", "simpool", "map")
 TIMM_SHAPES = [(64, 2048, 7, 7), (256, 64, 8, 8)]
+MAP_HEADS = 8  # timm's AttentionPoolLatent default (ViT-style heads)
+
+
+def timm_pool(name: str, layout: str, ours):
+    """timm's counterpart of globalpool's pool ``ours`` on ``layout`` input, holding the
+    same weights: ``(callable, timm module)``. timm's NCHW-only pools get the permute a
+    user would write; ``AttentionPoolLatent`` (tokens (N, L, C)) gets the flatten, and
+    its MLP block is dropped, as globalpool's ``map`` is the attention alone."""
+    from timm.layers import AttentionPoolLatent, SelectAdaptivePool2d, SimPool2d
+    from timm.layers.other_pool import LsePlus2d
+
+    if name in ("avg", "max", "avgmax", "catavgmax"):
+        module = SelectAdaptivePool2d(pool_type=name, flatten=True, input_fmt=layout)
+        return module, module
+    if name == "lse":
+        module = LsePlus2d(r=10.0, r_learnable=False, flatten=True)
+    elif name == "simpool":
+        module = SimPool2d(ours.channels, num_heads=ours.num_heads).to(ours.query_weight.dtype)
+        module.norm.eps = 1e-6  # globalpool's layer-norm epsilon (timm's default 1e-5)
+        with torch.no_grad():
+            module.q.weight.copy_(ours.query_weight)
+            module.k.weight.copy_(ours.key_weight)
+            module.norm.weight.copy_(ours.norm_weight)
+            module.norm.bias.copy_(ours.norm_bias)
+    elif name == "map":
+        c = ours.channels
+        module = AttentionPoolLatent(c, num_heads=ours.num_heads).to(ours.latent.dtype)
+        module.mlp = None
+        with torch.no_grad():
+            module.latent.copy_(ours.latent.view(1, 1, c))
+            module.q.weight.copy_(ours.in_weight[:c])
+            module.q.bias.copy_(ours.in_bias[:c])
+            module.kv.weight.copy_(ours.in_weight[c:])
+            module.kv.bias.copy_(ours.in_bias[c:])
+            module.proj.weight.copy_(ours.out_weight)
+            module.proj.bias.copy_(ours.out_bias)
+        if layout == "NHWC":
+            return (lambda t: module(t.flatten(1, 2))), module
+        return (lambda t: module(t.flatten(2).transpose(1, 2))), module
+    else:
+        raise ValueError(name)
+    if layout == "NHWC":
+        return (lambda t: module(t.permute(0, 3, 1, 2))), module
+    return module, module
 
 
 def against_timm(repeats: int, json_path: str | None, shapes=TIMM_SHAPES) -> int:
@@ -244,8 +294,6 @@ def against_timm(repeats: int, json_path: str | None, shapes=TIMM_SHAPES) -> int
     from globalpool.models.vision_compat import import_timm
 
     timm = import_timm()
-    from timm.layers import SelectAdaptivePool2d
-    from timm.layers.other_pool import LsePlus2d
 
     print(f"bench_pool --against timm: torch {torch.__version__}, timm {timm.__version__}, "
           f"{torch.get_num_threads()} threads, {machine_line()}")  # fmt: skip
@@ -259,18 +307,21 @@ def against_timm(repeats: int, json_path: str | None, shapes=TIMM_SHAPES) -> int
             x = base if layout == "NCHW" else base.permute(0, 2, 3, 1).contiguous()
             fmt = "channels_first" if layout == "NCHW" else "channels_last"
             for name in TIMM_OPS:
-                kw = {"r": 10.0, "learn_r": False} if name == "lse" else {}
+                torch.manual_seed(0)
+                kw = {
+                    "lse": {"r": 10.0, "learn_r": False},
+                    "simpool": {"channels": shape[1]},
+                    "map": {"channels": shape[1], "num_heads": MAP_HEADS},
+                }.get(name, {})
                 ours = gp.create_pool(name, data_format=fmt, **kw)
-                if name == "lse":
-                    theirs = LsePlus2d(r=10.0, r_learnable=False, flatten=True)
-                    if layout == "NHWC":  # LsePlus2d is NCHW only: permute, as a user would
-                        lse = theirs
-                        theirs = lambda t, lse=lse: lse(t.permute(0, 3, 1, 2))  # noqa: E731
-                else:
-                    theirs = SelectAdaptivePool2d(pool_type=name, flatten=True, input_fmt=layout)
-                torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
+                theirs, module = timm_pool(name, layout, ours)
+                # the attention pools sum over C in another order (reassociated): 1e-4
+                tol = 1e-4 if name in ("simpool", "map") else 1e-5
+                with torch.no_grad():
+                    torch.testing.assert_close(ours(x), theirs(x), rtol=tol, atol=tol)
+                params = {"gp": list(ours.parameters()), "timm": list(module.parameters())}
                 times = time_variants({"gp": (ours, "eager"), "timm": (theirs, "eager")}, x,
-                                      list(ours.parameters()), repeats)  # fmt: skip
+                                      params, repeats)  # fmt: skip
                 (fg, bg), (ft, bt) = times["gp"], times["timm"]
                 rows.append(
                     {
@@ -339,13 +390,53 @@ def timm_table(path: str, times: bool = False) -> str:
     lines.append(f"\n{total - behind} of {total} cases at or above 1.0.")
     slow = [r for r in rows if r["fwd_ratio"] < 1.0 and "fwd_ops_gp" in r]
     if slow and not times:
-        lines.append("\nThe ATen ops of each forward behind timm's (profiled, top level):\n")
-        lines.append("| shape | op | layout | globalpool | timm |\n|:--|:--|:--|:--|:--|")
+        lines.append("\nThe ATen ops of each forward behind timm's (profiled, top level; "
+                     "same kernels: the same computing ops, views aside):\n")  # fmt: skip
+        lines.append("| shape | op | layout | globalpool | timm | same kernels |\n"
+                     "|:--|:--|:--|:--|:--|:--|")  # fmt: skip
         for r in slow:
             shape = "x".join(map(str, r["shape"]))
             gp_ops, timm_ops = ", ".join(r["fwd_ops_gp"]), ", ".join(r["fwd_ops_timm"])
-            lines.append(f"| {shape} | {r['op']} | {r['layout']} | {gp_ops} | {timm_ops} |")
+            same = "yes" if same_kernels(r["fwd_ops_gp"], r["fwd_ops_timm"]) else "no"
+            lines.append(f"| {shape} | {r['op']} | {r['layout']} | {gp_ops} | {timm_ops} "
+                         f"| {same} |")  # fmt: skip
     return "\n".join(lines)
+
+
+def naive_table(path: str, ops: list[str] | None = None) -> str:
+    """The markdown table of a record of the plain run (``--json`` without ``--against``):
+    each pool's forward and forward+backward time beside its naive PyTorch expression's
+    (naive time / globalpool's: above 1, globalpool faster), for ``ops`` (default all)."""
+    import json
+
+    with open(path, encoding="utf-8") as fh:
+        rows = json.load(fh)["rows"]
+    lines = ["| shape | pool | layout | fwd ms | naive fwd ms | fwd naive / ours | f+b ms "
+             "| naive f+b ms | f+b naive / ours |",
+             "|:--|:--|:--|--:|--:|--:|--:|--:|--:|"]  # fmt: skip
+    for r in rows:
+        if ops and r["op"] not in ops:
+            continue
+        shape = "x".join(map(str, r["shape"]))
+        lines.append(
+            f"| {shape} | {r['op']} | {r['layout']} | {r['fwd_ms']:.1f} | "
+            f"{r['fwd_naive_ms']:.1f} | {r['fwd_naive_ms'] / r['fwd_ms']:.2f}x | "
+            f"{r['fb_ms']:.1f} | {r['fb_naive_ms']:.1f} | {r['fb_naive_ms'] / r['fb_ms']:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+# Ops that only relabel a tensor's memory (or return it unchanged): no arithmetic
+VIEW_OPS = frozenset({"reshape", "view", "flatten", "permute", "squeeze", "unsqueeze",
+                      "transpose", "expand", "as_strided", "slice", "select", "to",
+                      "contiguous", "detach", "alias"})  # fmt: skip
+
+
+def same_kernels(ops_a: list[str], ops_b: list[str]) -> bool:
+    """Whether two forwards (:func:`forward_ops` lists) run the same computing ATen ops in
+    the same order once the view ops are left out: then a gap between their times is the
+    per-call work around the kernels (or noise), not the arithmetic."""
+    return [o for o in ops_a if o not in VIEW_OPS] == [o for o in ops_b if o not in VIEW_OPS]
 
 
 def read_bandwidth(repeats: int, device: str = "cpu") -> float:
@@ -367,11 +458,17 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--shape", type=int, nargs=4, metavar=("N", "C", "H", "W"),
                         help="time this one shape instead of the two head-like ones")  # fmt: skip
+    parser.add_argument("--naive-table", metavar="RECORD",
+                        help="print the table (ours beside naive) of a record and stop; "
+                        "with --ops, those pools only")  # fmt: skip
     parser.add_argument("--timm-table", metavar="RECORD",
                         help="print the table of an --against timm record and stop")  # fmt: skip
     parser.add_argument("--times", action="store_true",
                         help="with --timm-table: times in microseconds, not ratios")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.naive_table:
+        print(naive_table(args.naive_table, args.ops))
+        return 0
     if args.timm_table:
         print(timm_table(args.timm_table, args.times))
         return 0

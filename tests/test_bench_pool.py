@@ -6,6 +6,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -31,7 +33,80 @@ def test_timm_table_formats_the_records_ratios_and_counts_the_cases_behind(tmp_p
     table = _bench_pool().timm_table(str(record))
     assert "| 2x3x4x4 | avg | 2.00 | 1.00 | **0.50** | 1.20 |" in table
     assert "3 of 4 cases at or above 1.0." in table
-    assert table.endswith("| 2x3x4x4 | avg | NHWC | view, mean | mean |")  # the case behind
+    assert table.endswith("| 2x3x4x4 | avg | NHWC | view, mean | mean | yes |")  # behind
     times = _bench_pool().timm_table(str(record), times=True)
     cells = "1000.0 / 2000.0 | 1000.0 / 1000.0 | 2000.0 / 1000.0 | 500.0 / 600.0"
     assert f"| 2x3x4x4 | avg | {cells} |" in times
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("name", ["avg", "max", "avgmax", "catavgmax", "lse", "simpool", "map"])
+def test_against_timm_pairs_each_pool_with_timms_holding_the_same_weights(name, layout):
+    """The pairs --against timm times compute the same function: equal outputs and input
+    gradients in float64 (timm's own code is the independent reference here)."""
+    import torch
+
+    from globalpool.models.vision_compat import import_timm
+    from globalpool.pool import create_pool
+
+    import_timm()
+    bench = _bench_pool()
+    torch.manual_seed(0)
+    n, c, h, w = 3, 16, 5, 4
+    kw = {
+        "lse": {"r": 10.0, "learn_r": False},
+        "simpool": {"channels": c},
+        "map": {"channels": c, "num_heads": 4},
+    }.get(name, {})
+    fmt = "channels_first" if layout == "NCHW" else "channels_last"
+    ours = create_pool(name, data_format=fmt, **kw).double()
+    if name in ("simpool", "map"):  # away from the initial values: biases, norms not trivial
+        with torch.no_grad():
+            for p in ours.parameters():
+                p.add_(0.3 * torch.randn_like(p))
+    theirs, module = bench.timm_pool(name, layout, ours)
+    module.double()
+    x = torch.randn(n, c, h, w, dtype=torch.float64)
+    x = x if layout == "NCHW" else x.permute(0, 2, 3, 1).contiguous()
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ya, yb = ours(xa), theirs(xb)
+    torch.testing.assert_close(ya, yb, rtol=1e-10, atol=1e-10)
+    g = torch.randn_like(ya)
+    (ga,), (gb,) = torch.autograd.grad(ya, xa, g), torch.autograd.grad(yb, xb, g)
+    torch.testing.assert_close(ga, gb, rtol=1e-9, atol=1e-10)
+
+
+def test_same_kernels_ignores_views_only():
+    same_kernels = _bench_pool().same_kernels
+    assert same_kernels(["reshape", "mean"], ["mean"])
+    assert same_kernels(["reshape", "mean", "amax", "cat"], ["mean", "amax", "cat"])
+    assert not same_kernels(["reshape", "amax", "sub", "exp_", "sum"], ["amax", "sub", "exp"])
+    assert not same_kernels(["amax", "mean"], ["mean", "amax"])  # order counts
+
+
+def test_benchmarks_page_shows_the_current_records_as_the_tables_print_them():
+    """BENCHMARKS.md formats the speed records the guide's operators page reads (against
+    timm) and the attention pools' record (against their naive forms), pasting nothing."""
+    import re
+
+    bench = _bench_pool()
+    page = (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8")
+    source = (ROOT / "docs" / "gen" / "operators.py").read_text(encoding="utf-8")
+    records = re.findall(r'"(benchmarks/results/bench-pool-vs-timm[^"]*\.json)"', source)
+    assert len(records) == 2
+    for record in records:
+        assert bench.timm_table(str(ROOT / record)) in page, record
+    family = ROOT / "benchmarks" / "results" / "bench-pool-attention-family-2.json"
+    assert bench.naive_table(str(family), ["simpool", "map"]) in page
+
+
+def test_naive_table_formats_times_and_ratios(tmp_path):
+    record = tmp_path / "r.json"
+    rows = [{"shape": [2, 8, 3, 3], "op": "map", "layout": "NCHW", "fwd_ms": 2.0,
+             "fwd_naive_ms": 30.0, "fb_ms": 4.0, "fb_naive_ms": 10.0},
+            {"shape": [2, 8, 3, 3], "op": "avg", "layout": "NCHW", "fwd_ms": 1.0,
+             "fwd_naive_ms": 1.0, "fb_ms": 1.0, "fb_naive_ms": 1.0}]  # fmt: skip
+    record.write_text(json.dumps({"rows": rows}))
+    table = _bench_pool().naive_table(str(record), ["map"])
+    row = "| 2x8x3x3 | map | NCHW | 2.0 | 30.0 | 15.00x | 4.0 | 10.0 | 2.50x |"
+    assert table.splitlines()[2:] == [row]

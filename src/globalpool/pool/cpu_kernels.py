@@ -362,10 +362,10 @@ def _lme_forward(t, rv, dim, invalid, count):
     """Forward of :class:`_LogMeanExp`: ``(y, spread, top, total)`` in the work dtype.
 
     Shifted by the per-row max of x (not of r * x, which overflows for r * x > 3.4e38):
-    z = r * (x - top) <= 0, total = sum exp(z), y = top + log(total / n) / r. Rows close to
-    average pooling (total / n > 1/2: r * (top - x) small) take log1p of the mean of
-    expm1(z) instead, which keeps the digits that 1 + tiny loses (r = 1e-8 gives the mean,
-    not the max). A row whose max is +inf pools to +inf.
+    z = r * (x - top) <= 0, total = sum exp(z), y = top + log(total / n) / r. For r < 1,
+    rows close to average pooling (total / n > 1/2: r * (top - x) small) take log1p of
+    the mean of expm1(z) instead, which keeps the digits that 1 + tiny loses (r = 1e-8
+    gives the mean, not the max). A row whose max is +inf pools to +inf.
     """
     work = _work_dtype(t.dtype)
     spans, step = _blocks(t)
@@ -387,8 +387,11 @@ def _lme_forward(t, rv, dim, invalid, count):
     n = count.to(work) if count is not None else float(t.shape[dim])
     mean = total / n
     spread = mean.log() / rv  # y - top
-    near = mean > 0.5
-    if bool(near.any()):
+    # log's ~6e-8 error divided by r >= 1 stays within y's own rounding (as in
+    # formulas.log_mean_exp_shifted); below 1 it is blown up, so there rows near the mean
+    # take log1p of the mean of expm1(z).
+    near = mean > 0.5 if rv < 1.0 else None
+    if near is not None and bool(near.any()):
         m1 = t.new_empty(rows, dtype=work)  # sum of expm1(z) over the valid positions
         for a, b in spans:
             z = z_buf[: b - a].copy_(t[a:b]).sub_(top[a:b]).mul_(rv).expm1_()
@@ -396,9 +399,9 @@ def _lme_forward(t, rv, dim, invalid, count):
                 z.masked_fill_(invalid[a:b], 0.0)
             torch.sum(z, dim, out=m1[a:b])
         spread = torch.where(near, torch.log1p(m1 / n) / rv, spread)
-    y = top.squeeze(dim) + spread
+    top_row = top.squeeze(dim)
     # A row whose max is +inf pools to +inf; one of only -inf (log 0 in GeM) to -inf.
-    y = torch.where(torch.isinf(top.squeeze(dim)), top.squeeze(dim), y)
+    y = torch.where(torch.isinf(top_row), top_row, top_row + spread)
     return y, spread, top, total
 
 

@@ -478,8 +478,10 @@ def simpool(
         None if norm_bias is None else norm_bias.to(work), eps,
     )  # fmt: skip
     q = (query @ query_weight.to(work).T).view(n, num_heads, d)
-    k = (z @ key_weight.to(work).T).view(n, length, num_heads, d)
-    score = torch.einsum("nhd,nlhd->nhl", q, k) / math.sqrt(d)
+    # q_h . (Wk_h z_s) = (Wk_h^T q_h) . z_s: project the one query back through Wk
+    # instead of every position into keys (N C^2 multiply-adds instead of N L C^2)
+    u = torch.einsum("nhd,hdc->nhc", q, key_weight.to(work).view(num_heads, d, channels))
+    score = torch.einsum("nhc,nlc->nhl", u, z) / math.sqrt(d)
     if valid is not None:
         score = score.masked_fill(~valid[:, None, :], -math.inf)
     attn = torch.softmax(score, dim=2)
@@ -540,15 +542,22 @@ def map_pool(
     if valid is not None:  # padding may hold NaN or inf: zero it before the projections
         t = t.masked_fill(~valid[..., None], 0.0)
     wq, wk, wv = in_weight.to(work).chunk(3, dim=0)
-    bq, bk, bv = (None, None, None) if in_bias is None else in_bias.to(work).chunk(3)
+    bq, _, bv = (None, None, None) if in_bias is None else in_bias.to(work).chunk(3)
+    # Reassociated so that no position is projected (N H L C multiply-adds instead of
+    # N L C^2): q_h . (Wk_h x_s + bk_h) = (Wk_h^T q_h) . x_s + a constant of the head,
+    # which the softmax drops; and as the weights sum to 1 over s,
+    # sum_s a_hs (Wv_h x_s + bv_h) = Wv_h (sum_s a_hs x_s) + bv_h.
     q = torch.nn.functional.linear(latent.to(work), wq, bq).view(num_heads, d)
-    k = torch.nn.functional.linear(t, wk, bk).view(n, length, num_heads, d)
-    v = torch.nn.functional.linear(t, wv, bv).view(n, length, num_heads, d)
-    score = torch.einsum("hd,nlhd->nhl", q, k) / math.sqrt(d)
+    u = torch.einsum("hd,hdc->hc", q, wk.view(num_heads, d, channels))
+    score = torch.einsum("hc,nlc->nhl", u, t) / math.sqrt(d)
     if valid is not None:
         score = score.masked_fill(~valid[:, None, :], -math.inf)
     attn = torch.softmax(score, dim=2)
-    o = torch.einsum("nhl,nlhd->nhd", attn, v).reshape(n, channels)
+    pooled = torch.einsum("nhl,nlc->nhc", attn, t)  # each head's weighted mean of x
+    o = torch.einsum("nhc,hdc->nhd", pooled, wv.view(num_heads, d, channels))
+    if bv is not None:
+        o = o + bv.view(num_heads, d)
+    o = o.reshape(n, channels)
     y = torch.nn.functional.linear(
         o, out_weight.to(work), None if out_bias is None else out_bias.to(work)
     )

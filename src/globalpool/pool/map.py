@@ -25,7 +25,10 @@ class MultiheadAttentionPool(GlobalPoolBase):
     2023) and SigLIP (Zhai et al. 2023), and timm's ``AttentionPoolLatent``.
 
     The attention alone: the layer norm and MLP that those heads add after it are left to
-    the head or network around the pool. Initialised as ``nn.MultiheadAttention`` is
+    the head or network around the pool. No position is projected: the query is carried
+    back through the key projection and the values are projected after pooling (the same
+    function), so a call costs about N (H L C + C^2) multiply-adds, not N L C^2 as
+    ``nn.MultiheadAttention`` or timm's ``AttentionPoolLatent`` compute it. Initialised as ``nn.MultiheadAttention`` is
     (Xavier-uniform projections, zero biases), the query from a normal of std C^-1/2.
 
     Args:

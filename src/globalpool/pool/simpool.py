@@ -27,7 +27,9 @@ class SimPool(GlobalPoolBase):
     features, each position's key ``Wk`` times its layer-normed features, the values the
     layer-normed features themselves; the output is their attention-weighted mean (or,
     with ``gamma``, generalised mean). The projections are initialised as ``nn.Linear``'s
-    (no bias), the LayerNorm as identity.
+    (no bias), the LayerNorm as identity. The keys are never formed: the query is carried
+    back through ``Wk`` instead (the same scores), so a call costs about N (H L C + C^2)
+    multiply-adds, not the N L C^2 of projecting every position.
 
     Args:
         channels: number of input channels C (required).
