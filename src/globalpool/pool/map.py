@@ -28,8 +28,9 @@ class MultiheadAttentionPool(GlobalPoolBase):
     the head or network around the pool. No position is projected: the query is carried
     back through the key projection and the values are projected after pooling (the same
     function), so a call costs about N (H L C + C^2) multiply-adds, not N L C^2 as
-    ``nn.MultiheadAttention`` or timm's ``AttentionPoolLatent`` compute it. Initialised as ``nn.MultiheadAttention`` is
-    (Xavier-uniform projections, zero biases), the query from a normal of std C^-1/2.
+    ``nn.MultiheadAttention`` or timm's ``AttentionPoolLatent`` compute it. Initialised
+    as ``nn.MultiheadAttention`` is (Xavier-uniform projections, zero biases), the query
+    from a normal of std C^-1/2.
 
     Args:
         channels: number of input channels C (required).
