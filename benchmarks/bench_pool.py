@@ -239,6 +239,23 @@ def forward_ops(fn, x) -> list[str]:
     return [e.name.removeprefix("aten::") for e in events if id(e) not in nested]
 
 
+_NODE = "autograd::engine::evaluate_function: "
+
+
+def backward_nodes(fn, x) -> list[str]:
+    """The autograd nodes that one backward pass through ``fn`` (the gradient of x) runs,
+    in order, profiled; AccumulateGrad left out: what a profile shows of whether two
+    pools' backwards end in the same kernels."""
+    from torch.profiler import ProfilerActivity, profile
+
+    xr = x.detach().requires_grad_()
+    y = fn(xr)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        torch.autograd.grad(y, xr, torch.ones_like(y))
+    names = [e.name.removeprefix(_NODE) for e in prof.events() if e.name.startswith(_NODE)]
+    return [n for n in names if "AccumulateGrad" not in n]
+
+
 TIMM_OPS = ("avg", "max", "avgmax", "catavgmax", "lse", "simpool", "map")
 TIMM_SHAPES = [(64, 2048, 7, 7), (256, 64, 8, 8)]
 MAP_HEADS = 8  # timm's AttentionPoolLatent default (ViT-style heads)
@@ -336,6 +353,8 @@ def against_timm(repeats: int, json_path: str | None, shapes=TIMM_SHAPES) -> int
                         "fb_ratio": bt / bg,
                         "fwd_ops_gp": forward_ops(ours, x),
                         "fwd_ops_timm": forward_ops(theirs, x),
+                        "bwd_nodes_gp": backward_nodes(ours, x),
+                        "bwd_nodes_timm": backward_nodes(theirs, x),
                     }
                 )
                 print(f"| {'x'.join(map(str, shape))} | {name} | {layout} | {fg:.3f} | "
@@ -400,6 +419,18 @@ def timm_table(path: str, times: bool = False) -> str:
             same = "yes" if same_kernels(r["fwd_ops_gp"], r["fwd_ops_timm"]) else "no"
             lines.append(f"| {shape} | {r['op']} | {r['layout']} | {gp_ops} | {timm_ops} "
                          f"| {same} |")  # fmt: skip
+    slow_fb = [r for r in rows if r["fb_ratio"] < 1.0 and "bwd_nodes_gp" in r]
+    if slow_fb and not times:
+        lines.append("\nThe autograd nodes of each backward behind timm's (profiled; same "
+                     "kernels: the same nodes, view nodes aside):\n")  # fmt: skip
+        lines.append("| shape | op | layout | globalpool | timm | same kernels |\n"
+                     "|:--|:--|:--|:--|:--|:--|")  # fmt: skip
+        for r in slow_fb:
+            shape = "x".join(map(str, r["shape"]))
+            gp_nodes, timm_nodes = r["bwd_nodes_gp"], r["bwd_nodes_timm"]
+            same = "yes" if same_kernels(gp_nodes, timm_nodes) else "no"
+            lines.append(f"| {shape} | {r['op']} | {r['layout']} | {', '.join(gp_nodes)} | "
+                         f"{', '.join(timm_nodes)} | {same} |")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -430,13 +461,20 @@ def naive_table(path: str, ops: list[str] | None = None) -> str:
 VIEW_OPS = frozenset({"reshape", "view", "flatten", "permute", "squeeze", "unsqueeze",
                       "transpose", "expand", "as_strided", "slice", "select", "to",
                       "contiguous", "detach", "alias"})  # fmt: skip
+# Their backward nodes (the gradient viewed back): no arithmetic either
+VIEW_NODES = frozenset({"ViewBackward0", "ReshapeAliasBackward0", "UnsafeViewBackward0",
+                        "PermuteBackward0", "TransposeBackward0", "SqueezeBackward1",
+                        "SqueezeBackward0", "UnsqueezeBackward0", "ExpandBackward0",
+                        "AliasBackward0", "ToCopyBackward0"})  # fmt: skip
 
 
 def same_kernels(ops_a: list[str], ops_b: list[str]) -> bool:
-    """Whether two forwards (:func:`forward_ops` lists) run the same computing ATen ops in
-    the same order once the view ops are left out: then a gap between their times is the
-    per-call work around the kernels (or noise), not the arithmetic."""
-    return [o for o in ops_a if o not in VIEW_OPS] == [o for o in ops_b if o not in VIEW_OPS]
+    """Whether two forwards (:func:`forward_ops` lists) or two backwards
+    (:func:`backward_nodes` lists) run the same computing ops in the same order once the
+    view ops and nodes are left out: then a gap between their times is the per-call work
+    around the kernels (or noise), not the arithmetic."""
+    views = VIEW_OPS | VIEW_NODES
+    return [o for o in ops_a if o not in views] == [o for o in ops_b if o not in views]
 
 
 def read_bandwidth(repeats: int, device: str = "cpu") -> float:
