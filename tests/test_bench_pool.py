@@ -82,6 +82,9 @@ def test_same_kernels_ignores_views_only():
     assert same_kernels(["reshape", "mean", "amax", "cat"], ["mean", "amax", "cat"])
     assert not same_kernels(["reshape", "amax", "sub", "exp_", "sum"], ["amax", "sub", "exp"])
     assert not same_kernels(["amax", "mean"], ["mean", "amax"])  # order counts
+    # backward nodes: the view's node is no arithmetic, another reduction's is
+    assert same_kernels(["MeanBackward1", "ViewBackward0"], ["MeanBackward1"])
+    assert not same_kernels(["MeanBackward1"], ["AdaptiveAvgPool2DBackward0"])
 
 
 def test_benchmarks_page_shows_the_current_records_as_the_tables_print_them():
