@@ -407,31 +407,33 @@ def timm_table(path: str, times: bool = False) -> str:
         lines.append(f"| {'x'.join(map(str, shape))} | {op} | " + " | ".join(cells) + " |")
     total = len(keys) * len(cases)
     lines.append(f"\n{total - behind} of {total} cases at or above 1.0.")
-    slow = [r for r in rows if r["fwd_ratio"] < 1.0 and "fwd_ops_gp" in r]
-    if slow and not times:
-        lines.append("\nThe ATen ops of each forward behind timm's (profiled, top level; "
-                     "same kernels: the same computing ops, views aside):\n")  # fmt: skip
-        lines.append("| shape | op | layout | globalpool | timm | same kernels |\n"
-                     "|:--|:--|:--|:--|:--|:--|")  # fmt: skip
-        for r in slow:
-            shape = "x".join(map(str, r["shape"]))
-            gp_ops, timm_ops = ", ".join(r["fwd_ops_gp"]), ", ".join(r["fwd_ops_timm"])
-            same = "yes" if same_kernels(r["fwd_ops_gp"], r["fwd_ops_timm"]) else "no"
-            lines.append(f"| {shape} | {r['op']} | {r['layout']} | {gp_ops} | {timm_ops} "
-                         f"| {same} |")  # fmt: skip
-    slow_fb = [r for r in rows if r["fb_ratio"] < 1.0 and "bwd_nodes_gp" in r]
-    if slow_fb and not times:
-        lines.append("\nThe autograd nodes of each backward behind timm's (profiled; same "
-                     "kernels: the same nodes, view nodes aside):\n")  # fmt: skip
-        lines.append("| shape | op | layout | globalpool | timm | same kernels |\n"
-                     "|:--|:--|:--|:--|:--|:--|")  # fmt: skip
-        for r in slow_fb:
-            shape = "x".join(map(str, r["shape"]))
-            gp_nodes, timm_nodes = r["bwd_nodes_gp"], r["bwd_nodes_timm"]
-            same = "yes" if same_kernels(gp_nodes, timm_nodes) else "no"
-            lines.append(f"| {shape} | {r['op']} | {r['layout']} | {', '.join(gp_nodes)} | "
-                         f"{', '.join(timm_nodes)} | {same} |")  # fmt: skip
+    if not times:
+        lines += _profiled_behind(
+            rows, "fwd", "fwd_ops", "The ATen ops of each forward behind timm's (profiled, "
+            "top level; same kernels: the same computing ops, views aside):")  # fmt: skip
+        lines += _profiled_behind(
+            rows, "fb", "bwd_nodes", "The autograd nodes of each backward behind timm's "
+            "(profiled; same kernels: the same nodes, view nodes aside):")  # fmt: skip
     return "\n".join(lines)
+
+
+def _profiled_behind(rows: list[dict], step: str, key: str, caption: str) -> list[str]:
+    """Lines of the table of the cases whose ``step`` ("fwd" or "fb") is behind timm's,
+    with the profiled ``<key>_gp`` / ``<key>_timm`` lists of each and whether they run the
+    same kernels (:func:`same_kernels`); none when no such case or no profile."""
+    behind = [r for r in rows if r[f"{step}_ratio"] < 1.0 and f"{key}_gp" in r]
+    if not behind:
+        return []
+    lines = [f"\n{caption}\n",
+             "| shape | op | layout | globalpool | timm | same kernels |\n"
+             "|:--|:--|:--|:--|:--|:--|"]  # fmt: skip
+    for r in behind:
+        ours, theirs = r[f"{key}_gp"], r[f"{key}_timm"]
+        same = "yes" if same_kernels(ours, theirs) else "no"
+        shape = "x".join(map(str, r["shape"]))
+        lines.append(f"| {shape} | {r['op']} | {r['layout']} | {', '.join(ours)} | "
+                     f"{', '.join(theirs)} | {same} |")  # fmt: skip
+    return lines
 
 
 def naive_table(path: str, ops: list[str] | None = None) -> str:
