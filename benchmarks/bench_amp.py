@@ -6,11 +6,18 @@ measures: one SGD step (forward, backward, update) of the recipe's model on rand
 fastest round, so a slow spell of a shared machine hits both alike. The images/s of each
 also give the recipe's expected training time (images per run / images/s).
 
+``--variants`` times other variants of the step beside them, each one of the config's
+"Speed" settings changed from the recipe's (``VARIANTS``): NCHW memory instead of
+channels-last, the whole model under torch.compile; what the float32 step on a CPU
+without native bf16 could gain from a setting, measured in one run.
+
     python benchmarks/bench_amp.py --recipe cifar10-94
     python benchmarks/bench_amp.py --recipe cifar10-90 --rounds 5
     python benchmarks/bench_amp.py --recipe cifar10-94 --profile 12   # + where a step's time goes
     python benchmarks/bench_amp.py --recipe cifar10-94 --precisions float32 --profile 15 \
         --json R.json   # float32 only (bf16 is slow where it is emulated), as a JSON record
+    python benchmarks/bench_amp.py --recipe cifar10-94 --variants float32 "float32, NCHW" \
+        "float32, compiled"   # the float32 step beside two other Speed settings
     python benchmarks/bench_amp.py --table R.json   # a record as BENCHMARKS.md shows it
 """
 
@@ -30,9 +37,12 @@ from globalpool.models import create_model
 from globalpool.train.presets import get_recipe, list_recipes
 
 
-def make_step(model: nn.Module, batch: int, amp: bool):
-    """A closure running one training step of ``model`` on a fixed random batch."""
-    x = torch.randn(batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+def make_step(model: nn.Module, batch: int, amp: bool, channels_last: bool = True):
+    """A closure running one training step of ``model`` on a fixed random batch
+    (N, 3, 32, 32), in channels-last memory or NCHW."""
+    x = torch.randn(batch, 3, 32, 32)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch,))
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, nesterov=True)
     loss_fn = nn.CrossEntropyLoss()
@@ -47,7 +57,15 @@ def make_step(model: nn.Module, batch: int, amp: bool):
     return step
 
 
-PRECISIONS = {"float32": False, "bf16 autocast": True}
+# Each variant: bf16 autocast or not, and the config's Speed settings channels_last and
+# compile (the recipes' own: channels-last, not compiled).
+VARIANTS = {
+    "float32": {"amp": False, "channels_last": True, "compile": False},
+    "bf16 autocast": {"amp": True, "channels_last": True, "compile": False},
+    "float32, NCHW": {"amp": False, "channels_last": False, "compile": False},
+    "float32, compiled": {"amp": False, "channels_last": True, "compile": True},
+}
+PRECISIONS = ["float32", "bf16 autocast"]  # the default pair
 
 
 def profile_step(step, top: int) -> tuple[str, list[dict]]:
@@ -67,7 +85,8 @@ def profile_step(step, top: int) -> tuple[str, list[dict]]:
 
 def record_table(record: dict) -> str:
     """A ``--json`` record as BENCHMARKS.md shows it: machine and command, the step time
-    per precision, then each profiled step's top ops by self CPU time."""
+    per variant (beside float32's, and with the first step's time, when several were
+    timed), then each profiled step's top ops by self CPU time."""
     caps = caps_prefix(record["isa_caps"])
     lines = [
         f"Machine: {record['machine']}; torch {record['torch']}, {record['threads']} "
@@ -75,12 +94,19 @@ def record_table(record: dict) -> str:
         f"| {record['recipe']}, batch {record['batch']} | s per step | images/s "
         "| the recipe's training passes at this speed |", "|---|--:|--:|--:|",
     ]  # fmt: skip
+    base = {row["precision"]: row["s_per_step"] for row in record["rows"]}.get("float32")
+    compared = len(record["rows"]) > 1 and base is not None
+    if compared:  # a run of variants: each beside float32, and its first (compiling) step
+        lines[-2] += " step time / float32's | first step s |"
+        lines[-1] += "--:|--:|"
     for row in record["rows"]:
         passes = (
             "-" if row["training_passes_min"] is None else f"{row['training_passes_min']:.0f} min"
         )
         lines.append(f"| {row['precision']} | {row['s_per_step']:.3f} | "
                      f"{row['images_per_s']:.0f} | {passes} |")  # fmt: skip
+        if compared:
+            lines[-1] += f" {row['s_per_step'] / base:.2f} | {row['first_step_s']:.1f} |"
     for precision, ops in record["profiles"].items():
         lines += ["", f"| one step, {precision}: op | calls | self CPU ms | share of the step |",
                   "|---|--:|--:|--:|"]  # fmt: skip
@@ -99,7 +125,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipe", default="cifar10-94", choices=list_recipes())
     parser.add_argument("--batch-size", type=int, default=None, help="default: the recipe's")
-    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per precision")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per variant")
     parser.add_argument("--steps", type=int, default=3, help="steps per round")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument(
@@ -107,8 +133,9 @@ def main(argv=None) -> int:
         help="after timing, print the N ops with the most self CPU time in one step of each",
     )  # fmt: skip
     parser.add_argument(
-        "--precisions", nargs="+", default=list(PRECISIONS), choices=list(PRECISIONS),
-        metavar="P", help="which to time: float32, 'bf16 autocast' (default both)",
+        "--variants", "--precisions", dest="variants", nargs="+", default=PRECISIONS,
+        choices=list(VARIANTS), metavar="V",
+        help=f"which to time, of {', '.join(map(repr, VARIANTS))} (default the first two)",
     )  # fmt: skip
     parser.add_argument("--json", metavar="PATH", help="also write the results as a record")
     args = parser.parse_args(argv)
@@ -119,15 +146,24 @@ def main(argv=None) -> int:
     batch = args.batch_size or config.batch_size
     torch.manual_seed(0)
     steps = {}
-    for name, amp in ((n, PRECISIONS[n]) for n in args.precisions):
+    warmup_s = {}
+    for name in args.variants:
+        variant = VARIANTS[name]
         model = create_model(
             config.model, 10, head=config.head, pool=config.pool,
             head_kwargs=config.head_kwargs, pool_kwargs=config.pool_kwargs,
             **config.model_kwargs,
-        ).to(memory_format=torch.channels_last)  # fmt: skip
+        )  # fmt: skip
+        if variant["channels_last"]:
+            model.to(memory_format=torch.channels_last)
         model.train()
-        steps[name] = make_step(model, batch, amp)
-        steps[name]()  # warm-up: allocator, oneDNN primitive creation
+        steps[name] = make_step(
+            torch.compile(model) if variant["compile"] else model, batch, variant["amp"],
+            variant["channels_last"],
+        )  # fmt: skip
+        start = time.perf_counter()
+        steps[name]()  # warm-up: allocator, oneDNN primitive creation, compilation
+        warmup_s[name] = time.perf_counter() - start
     best = dict.fromkeys(steps, float("inf"))
     for _ in range(args.rounds):
         for name, step in steps.items():
@@ -149,10 +185,12 @@ def main(argv=None) -> int:
         eta = f"{images / rate / 60:.0f} min" if images else "-"
         print(f"| {name} | {seconds:.3f} | {rate:.0f} | {eta} |")
         rows.append({"precision": name, "s_per_step": seconds, "images_per_s": rate,
-                     "training_passes_min": images / rate / 60 if images else None})  # fmt: skip
-    if len(best) == 2:
-        ratio = best["bf16 autocast"] / best["float32"]
-        print(f"\nbf16 autocast step time / float32 step time: {ratio:.2f}")
+                     "training_passes_min": images / rate / 60 if images else None,
+                     "first_step_s": warmup_s[name]})  # fmt: skip
+    if "float32" in best:
+        for name in best.keys() - {"float32"}:
+            print(f"\n{name} step time / float32 step time: "
+                  f"{best[name] / best['float32']:.2f}")  # fmt: skip
     profiles = {}
     for name, step in steps.items() if args.profile else ():
         table, profiles[name] = profile_step(step, args.profile)

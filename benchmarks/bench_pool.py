@@ -184,14 +184,15 @@ def _setting(pool, how: str):
 CPU_KERNELS = dispatch.KERNELS
 
 
-def time_variants(variants: dict, x, params, repeats: int) -> dict[str, tuple[float, float]]:
-    """{name: (forward ms under no_grad, forward+backward ms)} for each ``(fn, how)``.
+def time_rounds(variants: dict, x, params, repeats: int) -> dict[str, tuple[list, list]]:
+    """{name: (forward seconds per round under no_grad, forward+backward seconds per
+    round)} for each ``(fn, how)``: ``repeats`` rounds each, after two warm-up rounds.
 
     The backward pass takes the gradients of x and of ``params`` (a list shared by every
     variant, or a dict of one list per variant name, for variants with parameters of
-    their own). The variants are timed in turns, round by round, and each keeps its
-    fastest round, so a slow spell of this shared host hits all of them alike instead of
-    one column.
+    their own). The variants are timed in turns, round by round, so a slow spell of this
+    shared host hits all of them alike instead of one column, and in the reverse order
+    every other round, so that none always runs first (after another's writes).
     """
     xr = x.detach().requires_grad_()
     runs = {}
@@ -209,20 +210,61 @@ def time_variants(variants: dict, x, params, repeats: int) -> dict[str, tuple[fl
             torch.autograd.grad(fn(xr), inputs, grad_out)
 
         runs[name] = (fn, how, fwd, fwd_bwd)
-    best = {name: [math.inf, math.inf] for name in runs}
+    rounds = {name: ([], []) for name in runs}
     for i in range(2):  # all forward rounds first: a backward's writes evict x from cache
         for round_ in range(repeats + 2):  # two warm-up rounds (compilation, allocator)
-            for name, (fn, how, *steps) in runs.items():
+            # every other round in reverse order: no variant always runs first
+            order = list(runs.items()) if round_ % 2 == 0 else list(runs.items())[::-1]
+            for name, (fn, how, *steps) in order:
                 _setting(fn, how)
                 sync()
                 start = time.perf_counter()
                 steps[i]()
                 sync()
                 if round_ >= 2:
-                    best[name][i] = min(best[name][i], time.perf_counter() - start)
+                    rounds[name][i].append(time.perf_counter() - start)
     for fn, *_ in runs.values():
         _setting(fn, "eager")
-    return {name: (fwd * 1e3, fwd_bwd * 1e3) for name, (fwd, fwd_bwd) in best.items()}
+    return rounds
+
+
+def time_variants(variants: dict, x, params, repeats: int) -> dict[str, tuple[float, float]]:
+    """{name: (forward ms under no_grad, forward+backward ms)} for each ``(fn, how)``:
+    the fastest of the rounds of :func:`time_rounds` (the least disturbed run)."""
+    rounds = time_rounds(variants, x, params, repeats)
+    return {name: (min(fwd) * 1e3, min(fb) * 1e3) for name, (fwd, fb) in rounds.items()}
+
+
+def speed_verdict(ours_s: list[float], theirs_s: list[float]) -> dict:
+    """Whether globalpool's rounds are faster than timm's: the project's one rule
+    (``analysis.stats.verdict``, Welch's t-test, p < ALPHA) on the log times, so that
+    the test compares ratios and a rare slow round weighs less. ``holds``: globalpool
+    faster; ``reversed``: slower; ``not separated``."""
+    from globalpool.analysis.stats import verdict
+
+    result = verdict([math.log(t) for t in theirs_s], [math.log(t) for t in ours_s],
+                     a_higher_claimed=True)  # fmt: skip
+    return {"verdict": result["verdict"], "p": result["p"]}
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc's malloc keep freed memory for reuse (``mallopt``): blocks up to 32 MiB
+    come from the heap instead of fresh ``mmap`` pages, and freed memory is not handed
+    back to the system below 1 GiB. Without it a round whose 4 MiB gradient happens to get
+    new pages pays ~1,000 page faults, ~1 ms, on a 0.2 ms forward+backward (small-map
+    rounds swung 5x between median and fastest); with it both sides of a comparison reuse
+    memory, and the rounds time the operators. False where the C library has no mallopt
+    or refuses the values (not glibc)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's <malloc.h>
+    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 1 << 30))
 
 
 def forward_ops(fn, x) -> list[str]:
@@ -304,8 +346,11 @@ def timm_pool(name: str, layout: str, ours):
     return module, module
 
 
-def against_timm(repeats: int, json_path: str | None, shapes=TIMM_SHAPES) -> int:
-    """globalpool's pools against timm's, case by case (see the module docstring)."""
+def against_timm(
+    repeats: int, json_path: str | None, shapes=TIMM_SHAPES, kept_memory: bool = False
+) -> int:
+    """globalpool's pools against timm's, case by case (see the module docstring);
+    ``kept_memory``: whether :func:`keep_freed_memory` is in force (recorded)."""
     import json
 
     from globalpool.models.vision_compat import import_timm
@@ -313,7 +358,8 @@ def against_timm(repeats: int, json_path: str | None, shapes=TIMM_SHAPES) -> int
     timm = import_timm()
 
     print(f"bench_pool --against timm: torch {torch.__version__}, timm {timm.__version__}, "
-          f"{torch.get_num_threads()} threads, {machine_line()}")  # fmt: skip
+          f"{torch.get_num_threads()} threads, {machine_line()}"
+          + (", malloc keeps freed memory" if kept_memory else ""))  # fmt: skip
     print("| shape | op | layout | fwd gp ms | fwd timm ms | fwd timm/gp | f+b gp ms "
           "| f+b timm ms | f+b timm/gp |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")
@@ -337,9 +383,11 @@ def against_timm(repeats: int, json_path: str | None, shapes=TIMM_SHAPES) -> int
                 with torch.no_grad():
                     torch.testing.assert_close(ours(x), theirs(x), rtol=tol, atol=tol)
                 params = {"gp": list(ours.parameters()), "timm": list(module.parameters())}
-                times = time_variants({"gp": (ours, "eager"), "timm": (theirs, "eager")}, x,
-                                      params, repeats)  # fmt: skip
-                (fg, bg), (ft, bt) = times["gp"], times["timm"]
+                rounds = time_rounds({"gp": (ours, "eager"), "timm": (theirs, "eager")}, x,
+                                     params, repeats)  # fmt: skip
+                (fwd_gp, fb_gp), (fwd_timm, fb_timm) = rounds["gp"], rounds["timm"]
+                fg, bg, ft, bt = (min(r) * 1e3 for r in (fwd_gp, fb_gp, fwd_timm, fb_timm))
+                fwd_test, fb_test = speed_verdict(fwd_gp, fwd_timm), speed_verdict(fb_gp, fb_timm)
                 rows.append(
                     {
                         "shape": list(shape),
@@ -351,6 +399,19 @@ def against_timm(repeats: int, json_path: str | None, shapes=TIMM_SHAPES) -> int
                         "fb_timm_ms": bt,
                         "fwd_ratio": ft / fg,
                         "fb_ratio": bt / bg,
+                        "fwd_verdict": fwd_test["verdict"],
+                        "fwd_p": fwd_test["p"],
+                        "fb_verdict": fb_test["verdict"],
+                        "fb_p": fb_test["p"],
+                        "rounds_ms": {
+                            key: [t * 1e3 for t in r]
+                            for key, r in (
+                                ("fwd_gp", fwd_gp),
+                                ("fwd_timm", fwd_timm),
+                                ("fb_gp", fb_gp),
+                                ("fb_timm", fb_timm),
+                            )
+                        },
                         "fwd_ops_gp": forward_ops(ours, x),
                         "fwd_ops_timm": forward_ops(theirs, x),
                         "bwd_nodes_gp": backward_nodes(ours, x),
@@ -358,31 +419,53 @@ def against_timm(repeats: int, json_path: str | None, shapes=TIMM_SHAPES) -> int
                     }
                 )
                 print(f"| {'x'.join(map(str, shape))} | {name} | {layout} | {fg:.3f} | "
-                      f"{ft:.3f} | {ft / fg:.2f} | {bg:.3f} | {bt:.3f} | {bt / bg:.2f} |",
-                      flush=True)  # fmt: skip
+                      f"{ft:.3f} | {ft / fg:.2f} ({fwd_test['verdict']}) | {bg:.3f} | "
+                      f"{bt:.3f} | {bt / bg:.2f} ({fb_test['verdict']}) |", flush=True)  # fmt: skip
     if json_path:
         record = {"command": "python benchmarks/bench_pool.py " + " ".join(sys.argv[1:]),
                   "date": time.strftime("%Y-%m-%d"), "machine": machine_line(),
                   "cpu_isa_env": isa_caps(),
                   "torch": torch.__version__, "timm": timm.__version__,
-                  "threads": torch.get_num_threads(), "repeats": repeats, "rows": rows}  # fmt: skip
+                  "threads": torch.get_num_threads(), "repeats": repeats,
+                  "malloc_keeps_freed_memory": kept_memory, "rows": rows}  # fmt: skip
         with open(json_path, "w", encoding="utf-8") as fh:
             fh.write(json.dumps(record, indent=1) + "\n")
-    behind = [r for r in rows if min(r["fwd_ratio"], r["fb_ratio"]) < 1.0]
-    print(f"\n{len(rows) * 2 - sum((r['fwd_ratio'] < 1) + (r['fb_ratio'] < 1) for r in rows)} "
-          f"of {len(rows) * 2} cases at or above timm; behind: "
-          + (", ".join(f"{r['op']} {r['layout']} {'x'.join(map(str, r['shape']))}"
-                       for r in behind) or "none"))  # fmt: skip
+    behind = [f"{r['op']} {r['layout']} {step} {'x'.join(map(str, r['shape']))}"
+              for r in rows for step in ("fwd", "fb") if _behind(r, step)]  # fmt: skip
+    print(
+        f"\n{len(rows) * 2 - len(behind)} of {len(rows) * 2} cases not behind timm by "
+        f"the test; behind: {', '.join(behind) or 'none'}"
+    )
     return 0
+
+
+# How a cell of timm_table shows the test of its case (records with rounds).
+_VERDICT_MARK = {"holds": "{}", "not separated": "_{}_", "reversed": "**{}**"}
+
+
+def _behind(row: dict, step: str) -> bool:
+    """Whether ``step`` of a case is behind timm's: by the test where the record has one
+    (separated, slower), else by the ratio of the fastest rounds (below 1.0)."""
+    if f"{step}_verdict" in row:
+        return row[f"{step}_verdict"] == "reversed"
+    return row[f"{step}_ratio"] < 1.0
 
 
 def timm_table(path: str, times: bool = False) -> str:
     """The markdown table of an ``--against timm`` record: timm's time / globalpool's per
-    case (bold below 1.0), or with ``times`` each case's two times in microseconds."""
+    case (fastest rounds), or with ``times`` each case's two times in microseconds.
+
+    A record with each case's rounds (since 2026-12-07, evening) also marks the test of
+    each (:func:`speed_verdict`): bold where globalpool is slower, italics where the test
+    does not separate the two, plain where globalpool is faster; an older record bolds
+    the ratios below 1.0.
+    """
     import json
 
     with open(path, encoding="utf-8") as fh:
-        rows = json.load(fh)["rows"]
+        record = json.load(fh)
+    rows = record["rows"]
+    tested = "fwd_verdict" in rows[0]
     cases = [(lay, step) for lay in ("NCHW", "NHWC") for step in ("fwd", "fb")]
     names = {"fwd": "fwd", "fb": "f+b"}
     if times:
@@ -392,21 +475,33 @@ def timm_table(path: str, times: bool = False) -> str:
     lines = ["| shape | op | " + " | ".join(head) + " |", "|:--|:--|" + "--:|" * len(cases)]
     keys = dict.fromkeys((tuple(r["shape"]), r["op"]) for r in rows)
     by_case = {(tuple(r["shape"]), r["op"], r["layout"]): r for r in rows}
-    behind = 0
+    below = 0
+    verdicts = {"holds": 0, "not separated": 0, "reversed": 0}
     for shape, op in keys:
         cells = []
         for lay, step in cases:
             row = by_case[shape, op, lay]
             ratio = row[f"{step}_ratio"]
-            behind += ratio < 1.0
+            below += ratio < 1.0
+            if tested:
+                verdicts[row[f"{step}_verdict"]] += 1
             if times:
                 gp_us, timm_us = row[f"{step}_gp_ms"] * 1e3, row[f"{step}_timm_ms"] * 1e3
                 cells.append(f"{gp_us:.1f} / {timm_us:.1f}")
+            elif tested:
+                cells.append(_VERDICT_MARK[row[f"{step}_verdict"]].format(f"{ratio:.2f}"))
             else:
                 cells.append(f"**{ratio:.2f}**" if ratio < 1.0 else f"{ratio:.2f}")
         lines.append(f"| {'x'.join(map(str, shape))} | {op} | " + " | ".join(cells) + " |")
     total = len(keys) * len(cases)
-    lines.append(f"\n{total - behind} of {total} cases at or above 1.0.")
+    lines.append(f"\n{total - below} of {total} cases at or above 1.0.")
+    if tested:
+        lines[-1] += (
+            f" Welch's t-test on the log times of each case's {record['repeats']} rounds "
+            f"(p < 0.05): globalpool faster in {verdicts['holds']}, slower in "
+            f"{verdicts['reversed']} (bold), not separated in {verdicts['not separated']} "
+            "(italics)."
+        )
     if not times:
         lines += _profiled_behind(
             rows, "fwd", "fwd_ops", "The ATen ops of each forward behind timm's (profiled, "
@@ -418,22 +513,52 @@ def timm_table(path: str, times: bool = False) -> str:
 
 
 def _profiled_behind(rows: list[dict], step: str, key: str, caption: str) -> list[str]:
-    """Lines of the table of the cases whose ``step`` ("fwd" or "fb") is behind timm's,
-    with the profiled ``<key>_gp`` / ``<key>_timm`` lists of each and whether they run the
-    same kernels (:func:`same_kernels`); none when no such case or no profile."""
-    behind = [r for r in rows if r[f"{step}_ratio"] < 1.0 and f"{key}_gp" in r]
+    """Lines of the table of the cases whose ``step`` ("fwd" or "fb") is behind timm's
+    (:func:`_behind`), with the profiled ``<key>_gp`` / ``<key>_timm`` lists of each and
+    whether they run the same kernels (:func:`same_kernels`); none when no such case or
+    no profile."""
+    behind = [r for r in rows if _behind(r, step) and f"{key}_gp" in r]
     if not behind:
         return []
+    tested = f"{step}_p" in behind[0]
     lines = [f"\n{caption}\n",
-             "| shape | op | layout | globalpool | timm | same kernels |\n"
-             "|:--|:--|:--|:--|:--|:--|"]  # fmt: skip
+             "| shape | op | layout | globalpool | timm | same kernels |"
+             + (" ratio | p |" if tested else ""),
+             "|:--|:--|:--|:--|:--|:--|" + ("--:|--:|" if tested else "")]  # fmt: skip
     for r in behind:
         ours, theirs = r[f"{key}_gp"], r[f"{key}_timm"]
         same = "yes" if same_kernels(ours, theirs) else "no"
         shape = "x".join(map(str, r["shape"]))
+        test = f" {r[f'{step}_ratio']:.2f} | {r[f'{step}_p']:.2g} |" if tested else ""
         lines.append(f"| {shape} | {r['op']} | {r['layout']} | {', '.join(ours)} | "
-                     f"{', '.join(theirs)} | {same} |")  # fmt: skip
+                     f"{', '.join(theirs)} | {same} |{test}")  # fmt: skip
     return lines
+
+
+def spread_table(paths: list[str]) -> str:
+    """How much the rounds of ``--against timm`` records swing: per record and per
+    column (forward / forward+backward, globalpool / timm), the median over the cases of
+    (median round / fastest round), and the largest. Near 1: every round timed the same
+    work; well above: something else (page faults, the scheduler) took part of them."""
+    import json
+    import statistics
+
+    keys = [("fwd_gp", "fwd gp"), ("fwd_timm", "fwd timm"), ("fb_gp", "f+b gp"),
+            ("fb_timm", "f+b timm")]  # fmt: skip
+    lines = ["| record | malloc keeps freed memory | "
+             + " | ".join(f"{name}: median (largest)" for _, name in keys) + " |",
+             "|:--|:--|" + "--:|" * len(keys)]  # fmt: skip
+    for path in paths:
+        with open(path, encoding="utf-8") as fh:
+            record = json.load(fh)
+        cells = []
+        for key, _ in keys:
+            swings = [statistics.median(r["rounds_ms"][key]) / min(r["rounds_ms"][key])
+                      for r in record["rows"]]  # fmt: skip
+            cells.append(f"{statistics.median(swings):.2f} ({max(swings):.2f})")
+        kept = "yes" if record.get("malloc_keeps_freed_memory") else "no"
+        lines.append(f"| `{path.rsplit('/', 1)[-1]}` | {kept} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def naive_table(path: str, ops: list[str] | None = None) -> str:
@@ -503,6 +628,12 @@ def main(argv=None) -> int:
                         "with --ops, those pools only")  # fmt: skip
     parser.add_argument("--timm-table", metavar="RECORD",
                         help="print the table of an --against timm record and stop")  # fmt: skip
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="glibc malloc keeps freed memory (keep_freed_memory): rounds "
+                        "without page-fault swings")  # fmt: skip
+    parser.add_argument("--spread-table", metavar="RECORD", nargs="+",
+                        help="print how much the rounds of --against timm records swing "
+                        "(spread_table) and stop")  # fmt: skip
     parser.add_argument("--times", action="store_true",
                         help="with --timm-table: times in microseconds, not ratios")  # fmt: skip
     args = parser.parse_args(argv)
@@ -511,6 +642,9 @@ def main(argv=None) -> int:
         return 0
     if args.timm_table:
         print(timm_table(args.timm_table, args.times))
+        return 0
+    if args.spread_table:
+        print(spread_table(args.spread_table))
         return 0
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device here")
@@ -524,9 +658,12 @@ def main(argv=None) -> int:
     use_plain = not args.no_plain and args.device == "cpu"
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.keep_freed_memory and not keep_freed_memory():
+        parser.error("--keep-freed-memory: this C library has no glibc mallopt")
     torch.manual_seed(0)
     if args.against == "timm":
-        return against_timm(repeats, args.json, [tuple(args.shape)] if args.shape else TIMM_SHAPES)
+        shapes = [tuple(args.shape)] if args.shape else TIMM_SHAPES
+        return against_timm(repeats, args.json, shapes, args.keep_freed_memory)
     torch._dynamo.config.cache_size_limit = 64  # one graph per shape/layout/grad mode
 
     bw = read_bandwidth(max(repeats // 2, 3), args.device)
@@ -605,7 +742,8 @@ def main(argv=None) -> int:
                   "date": time.strftime("%Y-%m-%d"), "machine": machine,
                   "device": args.device,
                   "torch": torch.__version__, "threads": torch.get_num_threads(),
-                  "read_bandwidth_gb_s": bw, "rows": records}  # fmt: skip
+                  "read_bandwidth_gb_s": bw,
+                  "malloc_keeps_freed_memory": args.keep_freed_memory, "rows": records}  # fmt: skip
         text = json.dumps(record, indent=1).replace("NaN", "null")
         with open(args.json, "w", encoding="utf-8") as fh:
             fh.write(text + "\n")

@@ -39,6 +39,70 @@ def test_timm_table_formats_the_records_ratios_and_counts_the_cases_behind(tmp_p
     assert f"| 2x3x4x4 | avg | {cells} |" in times
 
 
+def test_timm_table_marks_each_case_by_the_test_of_its_rounds(tmp_path):
+    """A record with rounds: bold only where the test finds globalpool slower, italics
+    where it does not separate the two, even below 1.0; the profile lists the slower."""
+    record = tmp_path / "r.json"
+    rows = [_row("avg", "NCHW", 1.0, 2.0, 1.0, 0.99), _row("avg", "NHWC", 2.0, 1.0, 1.0, 1.1)]
+    rows[0].update(fwd_verdict="holds", fwd_p=0.001, fb_verdict="not separated", fb_p=0.4)
+    rows[1].update(fwd_verdict="reversed", fwd_p=0.002, fb_verdict="not separated", fb_p=0.7)
+    for row in rows:
+        row.update(fwd_ops_gp=["view", "mean"], fwd_ops_timm=["mean"],
+                   bwd_nodes_gp=["MeanBackward1"], bwd_nodes_timm=["MeanBackward1"])  # fmt: skip
+    record.write_text(json.dumps({"repeats": 30, "rows": rows}))
+    table = _bench_pool().timm_table(str(record))
+    assert "| 2x3x4x4 | avg | 2.00 | _0.99_ | **0.50** | _1.10_ |" in table
+    assert ("2 of 4 cases at or above 1.0. Welch's t-test on the log times of each case's "
+            "30 rounds (p < 0.05): globalpool faster in 1, slower in 1 (bold), not separated "
+            "in 2 (italics).") in table  # fmt: skip
+    # the forward behind is profiled; the backward at 0.99 is not separated: no table
+    assert table.endswith("| 2x3x4x4 | avg | NHWC | view, mean | mean | yes | 0.50 | 0.002 |")
+
+
+def test_spread_table_gives_the_median_and_largest_swing_of_the_rounds(tmp_path):
+    record = tmp_path / "r.json"
+    steady = {"fwd_gp": [1.0, 1.0, 1.0], "fwd_timm": [2.0, 2.0, 2.0],
+              "fb_gp": [1.0, 3.0, 3.0], "fb_timm": [1.0, 1.0, 4.0]}  # fmt: skip
+    swinging = {key: [v * 1.0 for v in (1, 2, 2)] for key in steady}
+    rows = [{"rounds_ms": steady}, {"rounds_ms": swinging}]
+    record.write_text(json.dumps({"malloc_keeps_freed_memory": True, "rows": rows}))
+    table = _bench_pool().spread_table([str(record)])
+    # fwd gp: swings 1 and 2 -> median 1.5, largest 2; f+b gp: 3 and 2 -> 2.5 (3)
+    assert table.splitlines()[-1] == (
+        "| `r.json` | yes | 1.50 (2.00) | 1.50 (2.00) | 2.50 (3.00) | 1.50 (2.00) |"
+    )
+
+
+def test_speed_verdict_decides_by_welchs_test_on_log_times():
+    verdict = _bench_pool().speed_verdict
+    slow, fast = [2.0, 2.1, 1.9, 2.05], [1.0, 1.02, 0.98, 1.01]
+    assert verdict(fast, slow)["verdict"] == "holds"  # ours faster
+    assert verdict(slow, fast)["verdict"] == "reversed"
+    noisy = verdict([1.0, 1.3, 0.9, 1.2], [1.1, 0.95, 1.25, 1.0])
+    assert noisy["verdict"] == "not separated" and noisy["p"] > 0.05
+
+
+def test_against_timm_records_each_cases_rounds_and_test(tmp_path):
+    """--against timm --json (a subprocess: --keep-freed-memory sets its malloc): every
+    case keeps its rounds of both sides and the verdict of the test on them."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "r.json"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_pool.py"), "--against", "timm",
+           "--keep-freed-memory", "--shape", "2", "8", "2", "2", "--repeats", "3",
+           "--json", str(path)]  # fmt: skip
+    subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT, timeout=300)
+    record = json.loads(path.read_text())
+    assert record["malloc_keeps_freed_memory"] is True and record["repeats"] == 3
+    assert len(record["rows"]) == 14  # 7 pools x 2 layouts
+    for row in record["rows"]:
+        assert {len(r) for r in row["rounds_ms"].values()} == {3}
+        assert row["fwd_gp_ms"] == pytest.approx(min(row["rounds_ms"]["fwd_gp"]))
+        assert row["fb_verdict"] in ("holds", "not separated", "reversed")
+        assert 0.0 <= row["fwd_p"] <= 1.0
+
+
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 @pytest.mark.parametrize("name", ["avg", "max", "avgmax", "catavgmax", "lse", "simpool", "map"])
 def test_against_timm_pairs_each_pool_with_timms_holding_the_same_weights(name, layout):

@@ -471,6 +471,23 @@ def test_bench_amp_writes_a_profile_record(tmp_path):
     assert all(f"| `{op['op']}` | {op['calls']} |" in table for op in ops)
 
 
+def test_bench_amp_times_variants_of_the_speed_settings_beside_float32(tmp_path):
+    """--variants: each named variant timed and recorded in order, its step time put over
+    float32's in the table beside its first step's time."""
+    bench = _load_script("bench_amp")
+    path = tmp_path / "amp.json"
+    argv = ["--recipe", "cifar10-85", "--batch-size", "4", "--rounds", "1", "--steps", "1",
+            "--variants", "float32", "float32, NCHW", "--json", str(path)]  # fmt: skip
+    assert bench.main(argv) == 0
+    record = json.loads(path.read_text())
+    rows = {r["precision"]: r for r in record["rows"]}
+    assert list(rows) == ["float32", "float32, NCHW"]
+    ratio = rows["float32, NCHW"]["s_per_step"] / rows["float32"]["s_per_step"]
+    assert f"| {ratio:.2f} | {rows['float32, NCHW']['first_step_s']:.1f} |" in (
+        bench.record_table(record)
+    )
+
+
 def test_benchmarks_page_shows_the_amp_profile_records():
     """Each bench_amp record kept in benchmarks/results is shown in BENCHMARKS.md as
     --table prints it."""

@@ -14,8 +14,8 @@ DEPENDS: list[str] = []
 # A literal list (docs/hooks.py reads it without running the script): the speed records
 # this page formats, in this order.
 READS = [
-    "benchmarks/results/bench-pool-vs-timm-epyc-3.json",
-    "benchmarks/results/bench-pool-vs-timm-epyc-avx2-2.json",
+    "benchmarks/results/bench-pool-vs-timm-epyc-4.json",
+    "benchmarks/results/bench-pool-vs-timm-epyc-avx2-3.json",
     "benchmarks/bench_pool.py",
 ]
 
@@ -120,7 +120,9 @@ def recorded_speed() -> str:
     parts = [
         "timm's time divided by globalpool's for the pools both have (above 1: globalpool "
         "faster), forward and forward+backward, channels-first and channels-last, at "
-        "ResNet-50's last map and at a small one; the best of interleaved rounds. "
+        "ResNet-50's last map and at a small one; the best of interleaved rounds, and "
+        "Welch's t-test on the log times of the rounds (bold: globalpool slower by the "
+        "test, italics: not separated). "
         '`BENCHMARKS.md` (section "Pooling operators") has the other measurements: '
         "the CPU kernels against the plain formula, and `torch.compile`.",
     ]

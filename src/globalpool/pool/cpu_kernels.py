@@ -156,7 +156,7 @@ class _ChannelsLastMax(torch.autograd.Function):
 
 def first_max(t: torch.Tensor, dim: int) -> torch.Tensor:
     """Max over ``dim`` whose gradient goes to the first maximal index along ``dim``."""
-    if not torch.is_grad_enabled() or not t.requires_grad:
+    if not t.requires_grad or not torch.is_grad_enabled():
         return t.amax(dim)
     if dim == 1 and t.is_contiguous():
         return _ChannelsLastMax.apply(t)
@@ -190,11 +190,12 @@ def row_mean(t: torch.Tensor, dim: int, mask=None, count=None) -> torch.Tensor:
     """Mean over ``dim`` (over the valid positions with ``mask``; ``count`` = their number)."""
     if mask is not None:
         return torch.where(mask, t, 0.0).sum(dim) / count
-    if torch.is_grad_enabled() and t.requires_grad:
+    if t.requires_grad and torch.is_grad_enabled():
         # (N, L, C): t.mean's own backward, which _RowMean only matched there and which
         # needs no Python call (bench_pool.py --against timm, avg NHWC forward+backward)
         return _RowMean.apply(t, dim) if dim == 2 else t.mean(dim)
-    if dim == 1 and t.dtype in _BLAS_DTYPES and t.is_contiguous() and t.shape[2] >= 1024:
+    # (the cheapest test first: this runs on every call, a few us on a small map)
+    if dim == 1 and t.shape[2] >= 1024 and t.dtype in _BLAS_DTYPES and t.is_contiguous():
         # (N, L, C) rows summed by a batched vector-matrix product: 1.4-2.0x faster than
         # t.mean with 1,024-2,048 channels, 0.68-1.04x with 64-512 (AMD EPYC, 2 threads;
         # benchmarks/results/bench-row-mean.json). Not in the (N, C, L) layout, where an
@@ -237,7 +238,7 @@ class _AvgAndMax(torch.autograd.Function):
 def avg_and_max(t: torch.Tensor, dim: int, mask=None, count=None):
     """``(mean, max)`` over ``dim`` of the valid positions; the max's gradient goes to the
     first maximal position, and the backward pass writes dx once for both."""
-    if torch.is_grad_enabled() and t.requires_grad:
+    if t.requires_grad and torch.is_grad_enabled():
         return _AvgAndMax.apply(t, dim, mask, count)
     # No backward to share: the two reductions alone (an autograd.Function's own call
     # costs about 5 us, as much as both reductions of a small map).
@@ -466,7 +467,12 @@ def log_mean_exp(
     count: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(1/r) log mean exp(r t) over ``dim`` (valid positions only with ``mask``)."""
-    return _LogMeanExp.apply(t, r, dim, mask, count)
+    if (t.requires_grad or getattr(r, "requires_grad", False)) and torch.is_grad_enabled():
+        return _LogMeanExp.apply(t, r, dim, mask, count)
+    # No backward: the forward alone (the autograd Function's own call costs ~20 us, a
+    # few percent of a small map's forward; bench_pool.py --against timm)
+    invalid = ~mask if mask is not None else None
+    return _lme_forward(t, as_float(r), dim, invalid, count)[0].to(t.dtype)
 
 
 # The kernels with the signatures of formulas.FORMULAS: (t, dim, mask, count, *params).

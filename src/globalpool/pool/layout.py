@@ -58,7 +58,7 @@ class Flat(NamedTuple):
     mask: torch.Tensor | None  # bool, (N, 1, L) or (N, L, 1): broadcasts against ``t``
     count: torch.Tensor | None  # (N, 1) valid positions per sample, in t's dtype
     length: int  # L, the number of spatial positions
-    shape: tuple[int, ...]  # the input's shape
+    shape: torch.Size  # the input's shape
     data_format: str  # normalised
 
 
@@ -84,16 +84,19 @@ def flatten_spatial(x: torch.Tensor, mask: torch.Tensor | None, data_format: str
             f"{op} pool expects a floating-point tensor (float16, bfloat16, float32 or "
             f"float64), got {x.dtype}"
         )
-    if not 3 <= x.ndim <= 5:
+    shape = x.shape  # read once: each x.shape is a fresh torch.Size
+    ndim = len(shape)
+    if not 3 <= ndim <= 5:
         raise ValueError(
             f"{op} pool expects x of shape {_shape_text(fmt)} with 1 to 3 spatial dims "
-            f"(a 3-D to 5-D tensor, data_format={fmt!r}), got {x.ndim}-D shape {tuple(x.shape)}"
+            f"(a 3-D to 5-D tensor, data_format={fmt!r}), got {ndim}-D shape {tuple(shape)}"
         )
-    n = x.shape[0]
-    spatial = x.shape[2:] if fmt == "channels_first" else x.shape[1:-1]
+    n = shape[0]
+    first = fmt == "channels_first"
+    spatial = shape[2:] if first else shape[1:-1]
     if 0 in spatial:
         raise ValueError(
-            f"{op} pool needs non-empty spatial dims; got shape {tuple(x.shape)} "
+            f"{op} pool needs non-empty spatial dims; got shape {tuple(shape)} "
             f"(spatial dims {tuple(spatial)}, data_format={fmt!r})"
         )
     # A product of the sizes, not spatial.numel(): a traced export records the sizes as
@@ -104,20 +107,19 @@ def flatten_spatial(x: torch.Tensor, mask: torch.Tensor | None, data_format: str
 
     # Pick the 3-D view that needs no copy: (N, C, L) or (N, L, C). The permuted view is
     # made only when x is not contiguous (each view costs microseconds on a small map).
-    if fmt == "channels_first":
-        t, dim = x, 2
+    if first:
+        c, t, dim = shape[1], x, 2
         if not x.is_contiguous():
-            as_last = x.permute(0, *range(2, x.ndim), 1)
+            as_last = x.permute(0, *range(2, ndim), 1)
             if as_last.is_contiguous():
                 t, dim = as_last, 1
-        t = t.reshape(n, x.shape[1], length) if dim == 2 else t.reshape(n, length, x.shape[1])
     else:
-        t, dim = x, 1
+        c, t, dim = shape[-1], x, 1
         if not x.is_contiguous():
-            as_first = x.permute(0, x.ndim - 1, *range(1, x.ndim - 1))
+            as_first = x.permute(0, ndim - 1, *range(1, ndim - 1))
             if as_first.is_contiguous():
                 t, dim = as_first, 2
-        t = t.reshape(n, length, x.shape[-1]) if dim == 1 else t.reshape(n, x.shape[-1], length)
+    t = t.reshape(n, c, length) if dim == 2 else t.reshape(n, length, c)
 
     flat_mask = count = None
     if mask is not None:
@@ -138,7 +140,7 @@ def flatten_spatial(x: torch.Tensor, mask: torch.Tensor | None, data_format: str
             _check_not_empty(valid, op)
         flat_mask = m2.unsqueeze(1) if dim == 2 else m2.unsqueeze(2)
         count = valid.to(x.dtype)
-    return Flat(t, dim, flat_mask, count, length, tuple(x.shape), fmt)
+    return Flat(t, dim, flat_mask, count, length, shape, fmt)
 
 
 def in_graph() -> bool:
