@@ -127,6 +127,11 @@ def test_article_quick_end_to_end_and_reuse(tmp_path, capsys):
     assert (out / "reproduce.png").stat().st_size > 1000
     md = (out / "reproduce.md").read_text()
     assert "| GAP class maps | 87.00 |" in md and "none published" in md
+    # opens as BENCHMARKS.md and the guide open a record: its command, then how it ran
+    from globalpool.experiment.reproduce import record_header
+
+    assert record_header(result) in md and "A quick run" in md
+    assert md.count("logical cores") == 1  # the device line once, not twice
     assert result["quick"] and result["protocol"] == "full" and len(result["runs"]) == 6
     run = result["runs"][0]
     acc = _independent_test_accuracy(

@@ -292,7 +292,9 @@ def record_header(result: dict) -> str:
     """The commands that wrote a record (a bash block; several where it was run in pieces,
     each reusing the record before it) above its :func:`record_line`: how BENCHMARKS.md
     and the guide open a record's section."""
-    commands = result.get("commands") or [result["command"]]
+    commands = result.get("commands") or ([result["command"]] if result.get("command") else [])
+    if not commands:  # a record written through the Python API: no command to show
+        return record_line(result)
     pieces = "# in pieces: each command reuses the record the one before wrote\n"
     block = (pieces if len(commands) > 1 else "") + "\n".join(commands)
     return f"```bash\n{block}\n```\n\n{record_line(result)}"
@@ -383,12 +385,9 @@ def _markdown(result: dict) -> str:
         "",
         f"Claim ({result['source']}): {result['claim']}",
         "",
-        f"Protocol run: **{result['protocol']}**"
-        + (" (quick: a seconds-long smoke test, not a result)" if result["quick"] else "")
-        + (f". Command: `{result['command']}`" if result.get("command") else "."),
-        f"Device: {result['device']}; {result['cpu']}. Training time of all runs, summed: "
-        f"{result['train_time_s'] / 60:.1f} min.",
+        record_header(result),
         "",
+        *(["A quick run: a seconds-long smoke test, not a result.", ""] if result["quick"] else []),
         markdown_table(result),
         "",
         verdicts_text(result),
