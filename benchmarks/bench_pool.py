@@ -551,6 +551,9 @@ def spread_table(paths: list[str]) -> str:
     for path in paths:
         with open(path, encoding="utf-8") as fh:
             record = json.load(fh)
+        if "rounds_ms" not in record["rows"][0]:
+            raise ValueError(f"{path}: no rounds kept (an --against timm record written "
+                             "before 2026-12-07, afternoon); rerun it to get them")  # fmt: skip
         cells = []
         for key, _ in keys:
             swings = [statistics.median(r["rounds_ms"][key]) / min(r["rounds_ms"][key])
@@ -644,7 +647,11 @@ def main(argv=None) -> int:
         print(timm_table(args.timm_table, args.times))
         return 0
     if args.spread_table:
-        print(spread_table(args.spread_table))
+        try:
+            print(spread_table(args.spread_table))
+        except ValueError as err:
+            print(f"bench_pool.py: {err}", file=sys.stderr)
+            return 2
         return 0
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device here")

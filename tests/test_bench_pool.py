@@ -71,6 +71,9 @@ def test_spread_table_gives_the_median_and_largest_swing_of_the_rounds(tmp_path)
     assert table.splitlines()[-1] == (
         "| `r.json` | yes | 1.50 (2.00) | 1.50 (2.00) | 2.50 (3.00) | 1.50 (2.00) |"
     )
+    old = tmp_path / "old.json"  # a record from before rounds were kept: one line, exit 2
+    old.write_text(json.dumps({"rows": [{"fwd_gp_ms": 1.0}]}))
+    assert _bench_pool().main(["--spread-table", str(old)]) == 2
 
 
 def test_speed_verdict_decides_by_welchs_test_on_log_times():
