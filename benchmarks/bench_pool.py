@@ -21,6 +21,9 @@ hits every column alike, and the minimum is the least disturbed run).
     python benchmarks/bench_pool.py            # full run, markdown table on stdout
     python benchmarks/bench_pool.py --quick    # fewer repeats, no compiled column
     python benchmarks/bench_pool.py --against timm --json R.json   # ratio to timm's pools
+    python benchmarks/bench_pool.py --against timm --keep-freed-memory --repeats 30 --json R.json
+    python benchmarks/bench_pool.py --call-costs --keep-freed-memory --json R.json  # avg's layers
+    python benchmarks/bench_pool.py --spread-table R1.json R2.json   # how much rounds swing
     python benchmarks/bench_pool.py --device cuda --json R.json      # on a GPU (no plain column)
 
 On a GPU (``--device cuda``) every timing is bracketed by ``torch.cuda.synchronize()``,
@@ -34,7 +37,8 @@ same weights in both) side by side on
 ResNet-50's last map (64x2048x7x7) and a small one (256x64x8x8), in NCHW and NHWC data
 (timm's ``input_fmt="NHWC"``, globalpool's ``data_format="channels_last"``), forward and
 forward+backward, interleaved, best of the rounds; it checks that both give the same
-values and prints timm's time / globalpool's (above 1: globalpool faster). timm is a
+values and prints timm's time / globalpool's (above 1: globalpool faster), with the
+verdict of Welch's t-test on the log times of the rounds (``speed_verdict``). timm is a
 benchmark dependency only. With ``--shape``, that shape alone: a tiny one (8x64x2x2)
 measures what each call costs besides its arithmetic.
 """
@@ -346,6 +350,62 @@ def timm_pool(name: str, layout: str, ours):
     return module, module
 
 
+def call_costs(repeats: int, json_path: str | None, shape=(256, 64, 8, 8)) -> int:
+    """Where the time of avg's channels-last call goes, beside timm's: the bare reduction
+    of x over its spatial dims, the same after the flat (N, L, C) view globalpool reduces,
+    globalpool's functional form (input checks, view, dispatch), its module, and timm's
+    ``SelectAdaptivePool2d``; forward and forward+backward, interleaved rounds. The
+    difference between two lines is what one layer of the call costs."""
+    import json
+
+    from globalpool.models.vision_compat import import_timm
+    from globalpool.pool import functional as F
+
+    import_timm()
+    n, c, h, w = shape
+    x = torch.randn(*shape).permute(0, 2, 3, 1).contiguous()
+    ours = gp.create_pool("avg", data_format="channels_last")
+    theirs, _ = timm_pool("avg", "NHWC", ours)
+    variants = {
+        "x.mean((1, 2))": (lambda t: t.mean((1, 2)), "eager"),
+        "x.reshape(N, H*W, C).mean(1)": (lambda t: t.reshape(n, h * w, c).mean(1), "eager"),
+        "functional.avg_pool": (lambda t: F.avg_pool(t, data_format="channels_last"), "eager"),
+        "GlobalAvgPool module": (ours, "eager"),
+        "timm SelectAdaptivePool2d": (theirs, "eager"),
+    }
+    rounds = time_rounds(variants, x, [], repeats)
+    rows = [
+        {"call": name, "fwd_rounds_ms": [t * 1e3 for t in fwd],
+         "fb_rounds_ms": [t * 1e3 for t in fb]}
+        for name, (fwd, fb) in rounds.items()
+    ]  # fmt: skip
+    record = {"command": "python benchmarks/bench_pool.py " + " ".join(sys.argv[1:]),
+              "date": time.strftime("%Y-%m-%d"), "machine": machine_line(),
+              "cpu_isa_env": isa_caps(), "torch": torch.__version__,
+              "threads": torch.get_num_threads(), "shape": list(shape), "repeats": repeats,
+              "rows": rows}  # fmt: skip
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, indent=1) + "\n")
+    print(call_costs_table(record))
+    return 0
+
+
+def call_costs_table(record: dict) -> str:
+    """A :func:`call_costs` record as a table: each call's fastest and median round, µs."""
+    import statistics
+
+    n, c, h, w = record["shape"]
+    lines = [f"| avg, {n}x{h}x{w}x{c} channels-last input | fwd fastest µs | fwd median µs "
+             "| f+b fastest µs | f+b median µs |", "|:--|--:|--:|--:|--:|"]  # fmt: skip
+    for row in record["rows"]:
+        fwd, fb = row["fwd_rounds_ms"], row["fb_rounds_ms"]
+        lines.append(f"| `{row['call']}` | {min(fwd) * 1e3:.1f} | "
+                     f"{statistics.median(fwd) * 1e3:.1f} | {min(fb) * 1e3:.1f} | "
+                     f"{statistics.median(fb) * 1e3:.1f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def against_timm(
     repeats: int, json_path: str | None, shapes=TIMM_SHAPES, kept_memory: bool = False
 ) -> int:
@@ -623,6 +683,11 @@ def main(argv=None) -> int:
     parser.add_argument("--no-plain", action="store_true", help="skip the plain-formula column")
     parser.add_argument("--json", metavar="PATH", help="also write the rows as a JSON record")
     parser.add_argument("--against", choices=("timm",), help="time against timm's pools")
+    parser.add_argument("--call-costs", action="store_true",
+                        help="time the layers of avg's channels-last call beside timm's "
+                        "(call_costs; --shape, --json)")  # fmt: skip
+    parser.add_argument("--call-costs-table", metavar="RECORD",
+                        help="print the table of a --call-costs record and stop")  # fmt: skip
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--shape", type=int, nargs=4, metavar=("N", "C", "H", "W"),
                         help="time this one shape instead of the two head-like ones")  # fmt: skip
@@ -646,6 +711,12 @@ def main(argv=None) -> int:
     if args.timm_table:
         print(timm_table(args.timm_table, args.times))
         return 0
+    if args.call_costs_table:
+        import json
+
+        with open(args.call_costs_table, encoding="utf-8") as fh:
+            print(call_costs_table(json.load(fh)))
+        return 0
     if args.spread_table:
         try:
             print(spread_table(args.spread_table))
@@ -668,6 +739,8 @@ def main(argv=None) -> int:
     if args.keep_freed_memory and not keep_freed_memory():
         parser.error("--keep-freed-memory: this C library has no glibc mallopt")
     torch.manual_seed(0)
+    if args.call_costs:
+        return call_costs(repeats, args.json, tuple(args.shape) if args.shape else (256, 64, 8, 8))
     if args.against == "timm":
         shapes = [tuple(args.shape)] if args.shape else TIMM_SHAPES
         return against_timm(repeats, args.json, shapes, args.keep_freed_memory)

@@ -168,6 +168,26 @@ def test_benchmarks_page_shows_the_current_records_as_the_tables_print_them():
         assert bench.timm_table(str(ROOT / record)) in page, record
     family = ROOT / "benchmarks" / "results" / "bench-pool-attention-family-2.json"
     assert bench.naive_table(str(family), ["simpool", "map"]) in page
+    costs = json.loads((ROOT / "benchmarks" / "results" / "bench-pool-avg-call-costs.json")
+                       .read_text(encoding="utf-8"))  # fmt: skip
+    indented = "\n".join("  " + line for line in bench.call_costs_table(costs).splitlines())
+    assert indented in page  # inside a list item
+
+
+def test_call_costs_times_each_layer_of_avgs_call_and_records_the_rounds(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "c.json"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_pool.py"), "--call-costs",
+           "--shape", "2", "8", "2", "2", "--repeats", "3", "--json", str(path)]  # fmt: skip
+    printed = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT,
+                             timeout=300).stdout  # fmt: skip
+    record = json.loads(path.read_text())
+    calls = [row["call"] for row in record["rows"]]
+    assert calls[0] == "x.mean((1, 2))" and calls[-1] == "timm SelectAdaptivePool2d"
+    assert len(calls) == 5 and all(len(r["fb_rounds_ms"]) == 3 for r in record["rows"])
+    assert _bench_pool().call_costs_table(record) in printed
 
 
 def test_naive_table_formats_times_and_ratios(tmp_path):
