@@ -255,10 +255,11 @@ def keep_freed_memory() -> bool:
     """Make glibc's malloc keep freed memory for reuse (``mallopt``): blocks up to 32 MiB
     come from the heap instead of fresh ``mmap`` pages, and freed memory is not handed
     back to the system below 1 GiB. Without it a round whose 4 MiB gradient happens to get
-    new pages pays ~1,000 page faults, ~1 ms, on a 0.2 ms forward+backward (small-map
-    rounds swung 5x between median and fastest); with it both sides of a comparison reuse
-    memory, and the rounds time the operators. False where the C library has no mallopt
-    or refuses the values (not glibc)."""
+    new pages pays a page fault per 4 KiB page, about 1,000, on a 0.2 ms forward+backward
+    (the small map's forward+backward rounds swung up to 3.1x between median and fastest,
+    1.4x with it: BENCHMARKS.md, ``--spread-table``); with it both sides of a comparison
+    reuse memory, and the rounds time the operators. False where the C library has no
+    mallopt or refuses the values (not glibc)."""
     import ctypes
     import ctypes.util
 
@@ -515,7 +516,7 @@ def timm_table(path: str, times: bool = False) -> str:
     """The markdown table of an ``--against timm`` record: timm's time / globalpool's per
     case (fastest rounds), or with ``times`` each case's two times in microseconds.
 
-    A record with each case's rounds (since 2026-12-07, evening) also marks the test of
+    A record with each case's rounds (since 2026-12-07, afternoon) also marks the test of
     each (:func:`speed_verdict`): bold where globalpool is slower, italics where the test
     does not separate the two, plain where globalpool is faster; an older record bolds
     the ratios below 1.0.
