@@ -46,6 +46,7 @@ measures what each call costs besides its arithmetic.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -351,14 +352,28 @@ def timm_pool(name: str, layout: str, ours):
     return module, module
 
 
+def _record(**fields) -> dict:
+    """A JSON record of this run: the command, date, machine, instruction-set caps, torch
+    and threads, then ``fields``."""
+    return {"command": "python benchmarks/bench_pool.py " + " ".join(sys.argv[1:]),
+            "date": time.strftime("%Y-%m-%d"), "machine": machine_line(),
+            "cpu_isa_env": isa_caps(), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), **fields}  # fmt: skip
+
+
+def _write_record(path: str, record: dict) -> None:
+    """Write ``record`` to ``path`` as JSON (NaN as null), whole or not at all."""
+    from globalpool.atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(record, indent=1).replace("NaN", "null") + "\n")
+
+
 def call_costs(repeats: int, json_path: str | None, shape=(256, 64, 8, 8)) -> int:
     """Where the time of avg's channels-last call goes, beside timm's: the bare reduction
     of x over its spatial dims, the same after the flat (N, L, C) view globalpool reduces,
     globalpool's functional form (input checks, view, dispatch), its module, and timm's
     ``SelectAdaptivePool2d``; forward and forward+backward, interleaved rounds. The
     difference between two lines is what one layer of the call costs."""
-    import json
-
     from globalpool.models.vision_compat import import_timm
     from globalpool.pool import functional as F
 
@@ -380,14 +395,9 @@ def call_costs(repeats: int, json_path: str | None, shape=(256, 64, 8, 8)) -> in
          "fb_rounds_ms": [t * 1e3 for t in fb]}
         for name, (fwd, fb) in rounds.items()
     ]  # fmt: skip
-    record = {"command": "python benchmarks/bench_pool.py " + " ".join(sys.argv[1:]),
-              "date": time.strftime("%Y-%m-%d"), "machine": machine_line(),
-              "cpu_isa_env": isa_caps(), "torch": torch.__version__,
-              "threads": torch.get_num_threads(), "shape": list(shape), "repeats": repeats,
-              "rows": rows}  # fmt: skip
+    record = _record(shape=list(shape), repeats=repeats, rows=rows)
     if json_path:
-        with open(json_path, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(record, indent=1) + "\n")
+        _write_record(json_path, record)
     print(call_costs_table(record))
     return 0
 
@@ -412,8 +422,6 @@ def against_timm(
 ) -> int:
     """globalpool's pools against timm's, case by case (see the module docstring);
     ``kept_memory``: whether :func:`keep_freed_memory` is in force (recorded)."""
-    import json
-
     from globalpool.models.vision_compat import import_timm
 
     timm = import_timm()
@@ -483,14 +491,9 @@ def against_timm(
                       f"{ft:.3f} | {ft / fg:.2f} ({fwd_test['verdict']}) | {bg:.3f} | "
                       f"{bt:.3f} | {bt / bg:.2f} ({fb_test['verdict']}) |", flush=True)  # fmt: skip
     if json_path:
-        record = {"command": "python benchmarks/bench_pool.py " + " ".join(sys.argv[1:]),
-                  "date": time.strftime("%Y-%m-%d"), "machine": machine_line(),
-                  "cpu_isa_env": isa_caps(),
-                  "torch": torch.__version__, "timm": timm.__version__,
-                  "threads": torch.get_num_threads(), "repeats": repeats,
-                  "malloc_keeps_freed_memory": kept_memory, "rows": rows}  # fmt: skip
-        with open(json_path, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(record, indent=1) + "\n")
+        record = _record(timm=timm.__version__, repeats=repeats,
+                         malloc_keeps_freed_memory=kept_memory, rows=rows)  # fmt: skip
+        _write_record(json_path, record)
     behind = [f"{r['op']} {r['layout']} {step} {'x'.join(map(str, r['shape']))}"
               for r in rows for step in ("fwd", "fb") if _behind(r, step)]  # fmt: skip
     print(
@@ -521,8 +524,6 @@ def timm_table(path: str, times: bool = False) -> str:
     does not separate the two, plain where globalpool is faster; an older record bolds
     the ratios below 1.0.
     """
-    import json
-
     with open(path, encoding="utf-8") as fh:
         record = json.load(fh)
     rows = record["rows"]
@@ -601,7 +602,6 @@ def spread_table(paths: list[str]) -> str:
     column (forward / forward+backward, globalpool / timm), the median over the cases of
     (median round / fastest round), and the largest. Near 1: every round timed the same
     work; well above: something else (page faults, the scheduler) took part of them."""
-    import json
     import statistics
 
     keys = [("fwd_gp", "fwd gp"), ("fwd_timm", "fwd timm"), ("fb_gp", "f+b gp"),
@@ -629,8 +629,6 @@ def naive_table(path: str, ops: list[str] | None = None) -> str:
     """The markdown table of a record of the plain run (``--json`` without ``--against``):
     each pool's forward and forward+backward time beside its naive PyTorch expression's
     (naive time / globalpool's: above 1, globalpool faster), for ``ops`` (default all)."""
-    import json
-
     with open(path, encoding="utf-8") as fh:
         rows = json.load(fh)["rows"]
     lines = ["| shape | pool | layout | fwd ms | naive fwd ms | fwd naive / ours | f+b ms "
@@ -713,8 +711,6 @@ def main(argv=None) -> int:
         print(timm_table(args.timm_table, args.times))
         return 0
     if args.call_costs_table:
-        import json
-
         with open(args.call_costs_table, encoding="utf-8") as fh:
             print(call_costs_table(json.load(fh)))
         return 0
@@ -817,17 +813,13 @@ def main(argv=None) -> int:
         "is needed (f+b)."
     )
     if args.json:
-        import json
-
         record = {"command": "python benchmarks/bench_pool.py " + " ".join(sys.argv[1:]),
                   "date": time.strftime("%Y-%m-%d"), "machine": machine,
                   "device": args.device,
                   "torch": torch.__version__, "threads": torch.get_num_threads(),
                   "read_bandwidth_gb_s": bw,
                   "malloc_keeps_freed_memory": args.keep_freed_memory, "rows": records}  # fmt: skip
-        text = json.dumps(record, indent=1).replace("NaN", "null")
-        with open(args.json, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
+        _write_record(args.json, record)
     return 0
 
 
