@@ -3,27 +3,41 @@ Layer-CAM, Eigen-CAM, Score-CAM and Ablation-CAM, at the backbone's last feature
 any named layer.
 
 Each takes activations ``A`` (N, C, h, w) of one layer and, for the gradient methods, the
-gradient ``G = d score_k / d A`` of each image's class logit:
+gradient ``G = d score_k / d A`` of each image's class logit. ``A`` is the layer's own
+output, as it left the layer: a copy is taken before anything after it runs, so an
+in-place op that follows (``nn.ReLU(inplace=True)`` after a convolution) neither changes
+``A`` nor moves ``G`` to its own output.
 
 - ``gradcam`` (Selvaraju et al. 2017): ``relu(sum_c mean_s(G_c) A_c)``.
 - ``gradcam++`` (Chattopadhyay et al. 2018): channel weights
   ``sum_s a_cs relu(G_cs)`` with ``a = G^2 / (2 G^2 + sum_s(A_c) G^3)`` (the exponential-
-  score closed form, 0 where G = 0); ``relu(sum_c w_c A_c)``.
+  score closed form of the paper's eq. 19, no epsilon: 0 where G = 0 or the denominator
+  is 0; pytorch-grad-cam adds 1e-6 to the denominator, which moves maps by up to ~0.01);
+  ``relu(sum_c w_c A_c)``.
 - ``hirescam`` (Draelos and Carin 2020): ``relu(sum_c G_cs A_cs)``, the gradient times the
   activation position by position (no spatial averaging of the gradient).
 - ``xgradcam`` (Fu et al. 2020): channel weights ``sum_s G_cs A_cs / sum_s A_cs``;
   ``relu(sum_c w_c A_c)``.
 - ``layercam`` (Jiang et al. 2021): ``relu(sum_c relu(G_cs) A_cs)``, position by position.
-- ``eigencam`` (Muhammad and Yeasin 2020): the activations (h*w, C) projected on their
-  first principal direction (no gradient, no class); sign chosen so the map sums >= 0.
-- ``scorecam`` (Wang et al. 2020): each channel, upsampled to the input and min-max
-  scaled to [0, 1], masks the input; the class's softmax score of each masked input,
-  softmaxed over channels, weights the channels: ``relu(sum_c w_c A_c)``. C forward
-  passes per image, run ``batch_size`` masked images at a time.
+- ``eigencam`` (Muhammad and Yeasin 2020): the paper's ``O V_1``: the activations
+  ``O`` (h*w, C), not centred, projected on their first right singular vector ``V_1``;
+  no gradient, no class, no ReLU. A singular vector's sign is arbitrary (the paper fixes
+  none): it is chosen so the map sums >= 0, the side of the activations' mass.
+  pytorch-grad-cam centres ``O`` first, keeps the sign the SVD returns, then applies a
+  ReLU, so its map can be the negative of the object's.
+- ``scorecam`` (Wang et al. 2020, Algorithm 1): each channel, upsampled to the input and
+  min-max scaled to [0, 1], masks the input; the class's logit on each masked input,
+  minus its logit on a baseline image (the same for every channel, so it cancels),
+  softmaxed over channels, weights the channels: ``relu(sum_c w_c A_c)``. As
+  pytorch-grad-cam and torch-cam; the authors' repository weights by the softmax
+  probability without the channel softmax. C forward passes per image, run
+  ``batch_size`` masked images at a time.
 - ``ablationcam`` (Desai and Ramaswamy 2020): channel weights ``(y - y_c) / y``, where
   ``y`` is the class logit and ``y_c`` the logit with channel c of the layer's output set
-  to zero; ``relu(sum_c w_c A_c)``. C passes of the rest of the network per image (only
-  the head's at the backbone's last map), ``batch_size`` at a time.
+  to zero (the paper's ablation; pytorch-grad-cam fills the channel with ``min - 1e7``
+  on layers whose activations go negative); ``relu(sum_c w_c A_c)``. C passes of the rest
+  of the network per image (only the head's at the backbone's last map), ``batch_size``
+  at a time.
 """
 
 from __future__ import annotations
@@ -59,10 +73,18 @@ def activations_and_grads(
     feature map when ``layer`` is None), G the gradient of each image's class logit
     (None without ``need_grad``). ``resolve(class_idx, logits)`` picks the classes."""
     captured: list[torch.Tensor] = []
+
+    def keep_and_pass_a_copy(_module, _inputs, out):
+        # The rest of the network gets a copy: an in-place op after the layer (ReLU(inplace))
+        # then changes the copy, and A and its gradient stay the layer's own.
+        if isinstance(out, torch.Tensor):
+            captured.append(out)
+            return out.clone()
+        return None
+
     handle = None
     if layer is not None:
-        module = _find_layer(model, layer)
-        handle = module.register_forward_hook(lambda _m, _i, out: captured.append(out))
+        handle = _find_layer(model, layer).register_forward_hook(keep_and_pass_a_copy)
     try:
         with torch.set_grad_enabled(need_grad):
             if layer is None:
@@ -70,7 +92,7 @@ def activations_and_grads(
                 if need_grad:
                     feats = feats.detach().requires_grad_(True)
                 captured.append(feats)
-                logits = model.forward_head(feats)
+                logits = model.forward_head(feats.clone())  # a head may start in place
             else:
                 logits = model(x)
     finally:
@@ -89,10 +111,10 @@ def activations_and_grads(
 
 
 def _eigen(acts: torch.Tensor) -> torch.Tensor:
+    """(N, h, w): ``O V_1`` of each image, signed so that it sums >= 0."""
     n, _, h, w = acts.shape
-    flat = acts.float().flatten(2).transpose(1, 2)  # (N, hw, C)
-    centred = flat - flat.mean(dim=1, keepdim=True)
-    _, _, vh = torch.linalg.svd(centred, full_matrices=False)
+    flat = acts.float().flatten(2).transpose(1, 2)  # O: (N, hw, C)
+    _, _, vh = torch.linalg.svd(flat, full_matrices=False)
     proj = (flat @ vh[:, 0, :, None]).squeeze(-1)  # (N, hw) onto the first direction
     sign = torch.where(proj.sum(dim=1, keepdim=True) < 0, -1.0, 1.0)
     return (proj * sign).view(n, h, w)
@@ -111,8 +133,10 @@ def _score_weights(
         for i in range(n):
             masked = x[i : i + 1] * masks[i][:, None]  # (C, C_in, H, W): one per channel
             for start in range(0, c, batch_size):
-                probs = model(masked[start : start + batch_size].to(x.dtype)).float().softmax(1)
-                scores[i, start : start + batch_size] = probs[:, idx[i]]
+                logits = model(masked[start : start + batch_size].to(x.dtype)).float()
+                scores[i, start : start + batch_size] = logits[:, idx[i]]
+    # Algorithm 1: softmax over channels of (logit on the masked input - logit on the
+    # baseline); the baseline's logit is one number per image and cancels in the softmax
     return scores.softmax(dim=1)
 
 

@@ -39,7 +39,9 @@ def capture_activations(
             contributes its first tensor.
 
     Returns:
-        ``{name: output tensor}`` in the order of ``layers`` (detached, on x's device).
+        ``{name: output tensor}`` in the order of ``layers`` (detached copies, on x's
+        device): each layer's output as it left the layer, before any in-place op after
+        it.
 
     Example:
         >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
@@ -64,7 +66,9 @@ def capture_activations(
             if isinstance(output, (tuple, list)):
                 output = next((o for o in output if isinstance(o, torch.Tensor)), None)
             if isinstance(output, torch.Tensor):
-                captured[name] = output.detach()
+                # a copy now: an in-place op after the layer (ReLU(inplace=True)) would
+                # otherwise turn the kept tensor into that op's output
+                captured[name] = output.detach().clone()
 
         return hook
 
