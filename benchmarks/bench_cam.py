@@ -2,11 +2,12 @@
 and head, on a localization claim's finished runs (boxes and masks known).
 
 Reads one seed's runs of ``globalpool reproduce CLAIM`` (run that first), then for every
-method scores the test images (box accuracy at 20% of the map's maximum, MaxBoxAcc over
-thresholds, pointing game) and times it, and on the first ``--faith-images`` its
-faithfulness (deletion / insertion areas, average drop, increase in confidence) and that
-cost, all in one process, so the per-image costs compare. Score-CAM and Ablation-CAM run
-C extra forward passes per image (C = channels of the mapped layer), batched.
+method scores the test images (box accuracy at 20% of the map's maximum, MaxBoxAcc and
+MaxBoxAccV2 over 1000 thresholds and PxAP, as wsolevaluation computes them; pointing
+game) and times it, and on the first ``--faith-images`` its faithfulness (deletion /
+insertion areas, average drop, increase in confidence) and that cost, all in one process,
+so the per-image costs compare. Score-CAM and Ablation-CAM run C extra forward passes per
+image (C = channels of the mapped layer), batched.
 
 Usage:
     python benchmarks/bench_cam.py --claim cam-localization-fashion \
@@ -48,10 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     from globalpool.analysis.cam import compute_cam
     from globalpool.analysis.cam_family import FAMILY
     from globalpool.analysis.faithfulness import faithfulness
-    from globalpool.analysis.localization import box_acc_by_threshold, localization_metrics
+    from globalpool.analysis.localization import localization_metrics
+    from globalpool.analysis.wsol import WSOL_THRESHOLDS, box_ious, box_sweep, pxap
     from globalpool.data import load_dataset, normalize
     from globalpool.experiment.claims import get_claim
-    from globalpool.experiment.reproduce import THRESHOLDS, plan_runs
+    from globalpool.experiment.reproduce import plan_runs
     from globalpool.machine import machine_line
 
     claim = get_claim(args.claim)
@@ -74,8 +76,9 @@ def main(argv: list[str] | None = None) -> int:
                 maps.append(m)
             seconds = time.perf_counter() - start
             maps = torch.cat(maps)
-            box_acc = {t: float(ok.mean()) for t, ok in
-                       box_acc_by_threshold(maps, test.boxes, THRESHOLDS).items()}  # fmt: skip
+            largest, every = box_ious(maps, test.boxes)  # wsolevaluation's conventions
+            v1, v2 = box_sweep(largest), box_sweep(every)
+            at_02 = int(np.argmin(abs(WSOL_THRESHOLDS - 0.2)))
             at_02 = localization_metrics(maps, masks=test.masks, threshold=0.2)
             k = min(args.faith_images, len(test))
             start = time.perf_counter()
@@ -84,8 +87,10 @@ def main(argv: list[str] | None = None) -> int:
             faith_seconds = time.perf_counter() - start
             row = {
                 "head": run["row"], "method": method, "ms_per_image": 1000 * seconds / len(test),
-                "box_acc_at_0.2": box_acc[0.2],
-                "max_box_acc": max(box_acc.values()),
+                "box_acc_at_0.2": float(v1["0.5"]["accuracy"][at_02]),
+                "max_box_acc": v1["0.5"]["best"],
+                "max_box_acc_v2": float(np.mean([v2[str(u)]["best"] for u in (0.3, 0.5, 0.7)])),
+                "pxap": None if test.masks is None else pxap(maps, test.masks),
                 "pointing": at_02["pointing_acc"],
                 "faith_images": k, "faith_ms_per_image": 1000 * faith_seconds / k,
                 **{key: float(faith[key].mean())
@@ -107,17 +112,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
 def table(record: dict) -> str:
     """A record's rows as the Markdown table of BENCHMARKS.md."""
     lines = [
-        "| head | method | ms / image | box @0.2 | MaxBoxAcc | pointing | deletion | insertion "
-        "| average drop | increase | faithfulness ms / image |",
-        "|:--|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| head | method | ms / image | box @0.2 | MaxBoxAcc | MaxBoxAccV2 | PxAP | pointing "
+        "| deletion | insertion | average drop | increase | faithfulness ms / image |",
+        "|:--|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in record["rows"]:
         lines.append(
             f"| {r['head']} | {r['method']} | {r['ms_per_image']:.2f} | "
             f"{100 * r['box_acc_at_0.2']:.1f}% | {100 * r['max_box_acc']:.1f}% | "
+            f"{_pct(r.get('max_box_acc_v2'))} | {_pct(r.get('pxap'))} | "
             f"{100 * r['pointing']:.1f}% | {r['deletion']:.3f} | {r['insertion']:.3f} | "
             f"{r['average_drop']:.1f}% | {100 * r['increase']:.0f}% | "
             f"{r['faith_ms_per_image']:.1f} |"

@@ -168,7 +168,8 @@ def test_max_box_acc_v2_counts_any_regions_box_at_three_ious():
     and a margin (IoU 16/36 = 0.44: a hit at 0.3 only)."""
     import numpy as np
 
-    from globalpool.analysis.localization import map_to_box, map_to_boxes, max_box_acc_v2
+    from globalpool.analysis.localization import map_to_box, map_to_boxes
+    from globalpool.analysis.wsol import box_ious, max_box_acc_v2
 
     maps = np.zeros((2, 12, 12))
     maps[0, 0:6, 0:6] = 1.0  # the larger region, away from the object
@@ -177,7 +178,14 @@ def test_max_box_acc_v2_counts_any_regions_box_at_three_ious():
     boxes = np.array([[8, 8, 12, 12], [3, 3, 7, 7]], dtype=float)
     assert map_to_box(maps[0], 0.5) == (0.0, 0.0, 6.0, 6.0)
     assert map_to_boxes(maps[0], 0.5) == [(0.0, 0.0, 6.0, 6.0), (8.0, 8.0, 12.0, 12.0)]
-    result = max_box_acc_v2(maps, boxes)
+    result = max_box_acc_v2(maps, boxes, convention="pixel-edge")
     # map 0 hits at every IoU from some threshold (<= 0.8); map 1 only at 0.3 (0.44)
     assert result["by_iou"] == {"0.3": 1.0, "0.5": 0.5, "0.7": 0.5}
     assert result["max_box_acc_v2"] == pytest.approx((1.0 + 0.5 + 0.5) / 3)
+    # wsolevaluation's boxes are one pixel wider and taller (x + w read as inclusive)
+    # but at the right and bottom borders: map 0's region on the object touches both
+    # (IoU 1 still); map 1's 6x6 region becomes a 7x7 box: 16/49 = 0.33, a hit at 0.3
+    largest, every = box_ious(maps, boxes, [0.5])
+    assert every[:, 0].tolist() == [1.0, 16 / 49] and largest[0, 0] == 0.0
+    result = max_box_acc_v2(maps, boxes)
+    assert result["by_iou"] == {"0.3": 1.0, "0.5": 0.5, "0.7": 0.5}

@@ -10,11 +10,11 @@ returns them:
 - pointing game (Zhang et al. 2016, without tolerance): the map's maximum lies inside the
   object (its mask if given, else its box);
 - mask IoU: IoU of the whole thresholded map with the ground-truth mask (or the box
-  rasterised, when there is no mask);
-- MaxBoxAccV2 (Choe et al. 2020, "Evaluating Weakly Supervised Object Localization
-  Methods Right"): at every map threshold, a box around every 8-connected region (every
-  contour, not only the largest), correct when any of them reaches the IoU; the best box
-  accuracy over thresholds at IoU 0.3, 0.5 and 0.7, averaged (:func:`max_box_acc_v2`).
+  rasterised, when there is no mask).
+
+These are scores at one threshold, in globalpool's pixel-edge convention. The threshold-
+free metrics of Choe et al. 2020 (MaxBoxAcc, MaxBoxAccV2, PxAP), computed as their
+reference implementation computes them, are in :mod:`globalpool.analysis.wsol`.
 
 Boxes are ``(x0, y0, x1, y1)`` in pixel-edge coordinates: pixel column ``i`` spans
 ``[i, i + 1)``, so a region covering columns 3..5 has ``x0 = 3, x1 = 6``. A pixel belongs
@@ -31,7 +31,6 @@ from globalpool.analysis.cam import cam_method, compute_cam
 from globalpool.analysis.images import normalize_images
 
 __all__ = [
-    "best_region_ious",
     "box_iou",
     "box_to_mask",
     "localization_metrics",
@@ -39,10 +38,8 @@ __all__ = [
     "map_to_box",
     "map_to_boxes",
     "mask_iou",
-    "max_box_acc_v2",
     "point_in_object",
     "threshold_map",
-    "v2_from_best_ious",
 ]
 
 # 8-connectivity, as contour-based box extraction (OpenCV findContours) effectively uses.
@@ -117,7 +114,7 @@ def map_to_box(cam, threshold: float = 0.2) -> tuple[float, float, float, float]
 
 def map_to_boxes(cam, threshold: float = 0.2) -> list[tuple[float, float, float, float]]:
     """Bounding boxes of every 8-connected region of the thresholded map (largest first),
-    as MaxBoxAccV2's "boxes from every contour".
+    with globalpool's pixel-edge convention (see :mod:`globalpool.analysis.wsol`).
 
     Example:
         >>> m = np.zeros((6, 8)); m[1:3, 2:5] = 1.0; m[5, 7] = 0.9
@@ -137,53 +134,6 @@ def _region_boxes(region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     slices = ndimage.find_objects(labels)
     boxes = np.array([(c.start, r.start, c.stop, r.stop) for r, c in slices], dtype=float)
     return boxes.reshape(-1, 4), sizes
-
-
-def _best_iou(boxes: np.ndarray, gt: np.ndarray) -> float:
-    """The highest IoU of any of ``boxes`` (K, 4) with the box ``gt`` (4,)."""
-    iw = np.clip(np.minimum(boxes[:, 2], gt[2]) - np.maximum(boxes[:, 0], gt[0]), 0, None)
-    ih = np.clip(np.minimum(boxes[:, 3], gt[3]) - np.maximum(boxes[:, 1], gt[1]), 0, None)
-    inter = iw * ih
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    union = areas + (gt[2] - gt[0]) * (gt[3] - gt[1]) - inter
-    return float(np.max(np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)))
-
-
-# Choe et al. 2020: IoU levels averaged by MaxBoxAccV2, and its map thresholds (0.01 steps)
-V2_IOUS = (0.3, 0.5, 0.7)
-V2_THRESHOLDS = tuple(round(0.01 * i, 2) for i in range(100))
-
-
-def max_box_acc_v2(maps, boxes, thresholds=V2_THRESHOLDS, ious=V2_IOUS) -> dict:
-    """MaxBoxAccV2 of a set of maps against their true boxes (Choe et al. 2020).
-
-    Args:
-        maps: (N, H, W) maps in [0, 1]; boxes: (N, 4) ground-truth boxes.
-        thresholds: fractions of each map's maximum (default 0, 0.01, ..., 0.99).
-        ious: IoU levels (default 0.3, 0.5, 0.7).
-
-    Returns:
-        dict: ``max_box_acc_v2`` (the mean over ``ious`` of the best box accuracy over
-        thresholds, in [0, 1]) and ``by_iou`` (IoU -> that best accuracy).
-    """
-    return v2_from_best_ious(best_region_ious(maps, boxes, thresholds), ious)
-
-
-def best_region_ious(maps, boxes, thresholds=V2_THRESHOLDS) -> np.ndarray:
-    """(N, T): for map n at threshold t, the highest IoU of any region's box with the
-    true box: what MaxBoxAccV2 is computed from (batches can be concatenated)."""
-    arr = maps.detach().cpu().numpy() if isinstance(maps, torch.Tensor) else np.asarray(maps)
-    gt = boxes.detach().cpu().numpy() if isinstance(boxes, torch.Tensor) else np.asarray(boxes)
-    return np.array(
-        [[_best_iou(_region_boxes(threshold_map(m, t))[0], g.astype(float)) for t in thresholds]
-         for m, g in zip(arr, gt, strict=True)]
-    ).reshape(len(arr), len(thresholds))  # fmt: skip
-
-
-def v2_from_best_ious(best: np.ndarray, ious=V2_IOUS) -> dict:
-    """MaxBoxAccV2 from :func:`best_region_ious` of every image."""
-    by_iou = {str(iou): float((best >= iou).mean(axis=0).max()) for iou in ious}
-    return {"max_box_acc_v2": float(np.mean(list(by_iou.values()))), "by_iou": by_iou}
 
 
 def box_iou(box_a, box_b) -> float:
@@ -320,28 +270,6 @@ def localization_metrics(
     out["pointing_acc"] = float(out["pointing"].mean()) if n else float("nan")
     out["mean_mask_iou"] = float(out["mask_iou"].mean()) if n else float("nan")
     return out
-
-
-def box_acc_by_threshold(maps, boxes, thresholds, iou_threshold: float = 0.5) -> dict:
-    """Box accuracy of a batch of maps at each threshold (the MaxBoxAcc sweep of Choe et
-    al. 2020): box only, without the pointing game and mask IoU that do not depend on it.
-
-    Args:
-        maps: (N, H, W) maps in [0, 1]; boxes: (N, 4) ground-truth boxes.
-        thresholds: fractions of each map's maximum.
-
-    Returns:
-        threshold -> (N,) bool array, True where the box has IoU >= ``iou_threshold``.
-    """
-    arr = maps.detach().cpu().numpy() if isinstance(maps, torch.Tensor) else np.asarray(maps)
-    gt = boxes.detach().cpu().numpy() if isinstance(boxes, torch.Tensor) else np.asarray(boxes)
-    return {
-        t: np.array(
-            [box_iou(map_to_box(m, t), b) >= iou_threshold for m, b in zip(arr, gt, strict=True)],
-            dtype=bool,
-        )
-        for t in thresholds
-    }
 
 
 def localization_scores(
