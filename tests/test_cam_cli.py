@@ -187,3 +187,30 @@ def test_cam_cli_scale_enlarges_small_overlays(tmp_path, capsys):
         assert img.size == (64, 64)
     assert main([*args, "--scale", "0"]) == 2
     assert "argument --scale: expected an integer in [1, 64]" in capsys.readouterr().err
+
+
+def test_cam_cli_pxap_against_a_mask_file(tmp_path, capsys):
+    """A built-in fashion_canvas item and its true mask, the shipped GAP model: the PxAP
+    printed is that of the map compute_cam gives, scored by analysis.wsol.pxap."""
+    from globalpool.analysis.cam import compute_cam
+    from globalpool.analysis.wsol import pxap
+    from globalpool.data import load_dataset, normalize
+    from globalpool.deploy import load
+
+    test = load_dataset("fashion_canvas").test
+    image, mask = test.images[0], test.masks[0]
+    Image.fromarray(image[0].numpy()).save(tmp_path / "item.png")
+    (tmp_path / "masks").mkdir()
+    Image.fromarray(mask.numpy().astype(np.uint8) * 255).save(tmp_path / "masks" / "item.png")
+    args = ["cam", "--checkpoint", "fmnist-smallgap-gap", str(tmp_path / "item.png"),
+            "--size", "native", "--out", str(tmp_path / "o"), "--metrics"]  # fmt: skip
+    assert main([*args, "--masks", str(tmp_path / "masks")]) == 0
+    line = next(t for t in capsys.readouterr().out.splitlines() if "PxAP" in t)
+    model = load("fmnist-smallgap-gap")
+    _, maps = compute_cam(model, normalize(image[None], model.mean, model.std))
+    assert line.split()[1] == f"{100 * pxap(maps, mask[None]):.1f}%"
+    (tmp_path / "empty").mkdir()
+    assert main([*args, "--masks", str(tmp_path / "empty")]) == 2
+    assert "no mask for" in capsys.readouterr().err
+    assert main([*args[:-1], "--masks", str(tmp_path / "masks")]) == 2
+    assert "add --metrics" in capsys.readouterr().err

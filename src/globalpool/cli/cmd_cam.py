@@ -71,7 +71,13 @@ def register(subparsers) -> None:
         action="store_true",
         help="also score each map's faithfulness: deletion and insertion areas (RISE; "
         "lower deletion and higher insertion are more faithful), average drop and "
-        "increase in confidence (Grad-CAM++)",
+        "increase in confidence (Grad-CAM++); with --masks, its PxAP",
+    )
+    parser.add_argument(
+        "--masks",
+        metavar="DIR",
+        help="with --metrics: folder of object masks named as the images (DIR/<stem>.png, "
+        "nonzero = object); each map's PxAP (pixel average precision, Choe et al. 2020)",
     )
     parser.add_argument(
         "--which", choices=("best", "last"), default="best", help="checkpoint of a run dir"
@@ -102,6 +108,38 @@ def resolve_class(name: str | None, classes: list[str]) -> int | None:
     raise ValueError(f"unknown class {name!r}; this model's classes: {', '.join(classes)}")
 
 
+def _mask_path(folder: str, image: str) -> Path:
+    """The mask of ``image`` in ``folder``: the file with the image's stem."""
+    if not Path(folder).is_dir():
+        raise FileNotFoundError(f"--masks: no such folder: {folder!r}")
+    stem = Path(image).stem
+    found = sorted(p for p in Path(folder).glob(f"{stem}.*") if p.is_file())
+    if not found:
+        raise FileNotFoundError(
+            f"--masks: no mask for {image!r} in {folder} (expected {stem}.png or another "
+            f"image file named {stem})"
+        )
+    return found[0]
+
+
+def _pxap_of(cam, mask_path: Path) -> float:
+    """PxAP of one (H, W) map in [0, 1] against a mask file, the map resized (bilinear)
+    to the mask's size."""
+    import numpy as np
+    import torch.nn.functional as F
+    from PIL import Image
+
+    from globalpool.analysis.wsol import pxap
+
+    with Image.open(mask_path) as im:
+        mask = np.asarray(im.convert("L")) > 0
+    if not mask.any():
+        raise ValueError(f"mask {mask_path} has no object pixel (all zero): PxAP needs some")
+    resized = F.interpolate(cam[None, None].float(), size=mask.shape, mode="bilinear",
+                            align_corners=False)[0, 0].clamp(0, 1)  # fmt: skip
+    return pxap(resized[None], mask[None])
+
+
 def _unique_path(folder: Path, stem: str, used: set[str]) -> Path:
     name, i = f"{stem}_cam.png", 1
     while name in used:
@@ -123,6 +161,9 @@ def run(args: argparse.Namespace) -> int:
     for path in args.images:  # fail on a typo before the model loads
         if not Path(path).is_file():
             raise FileNotFoundError(f"no such image file: {path!r}")
+    if args.masks is not None and not args.metrics:
+        raise ValueError("--masks scores PxAP, which --metrics prints: add --metrics")
+    masks = {path: _mask_path(args.masks, path) for path in args.images} if args.masks else {}
     model, _ = load_run(args.checkpoint, which=args.which)
     model = model.to(args.device).eval()
     classes, mean, std, in_chans = model.classes, model.mean, model.std, model.in_chans
@@ -164,4 +205,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{float(s['insertion'][0]):.3f}  average drop "
                   f"{float(s['average_drop'][0]):.1f}%  increase in confidence "
                   f"{'yes' if s['increase'][0] else 'no'}")  # fmt: skip
+            if path in masks:
+                print(f"  PxAP {100 * _pxap_of(maps[0].cpu(), masks[path]):.1f}% against "
+                      f"{masks[path]}")  # fmt: skip
     return 0
