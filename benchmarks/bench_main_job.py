@@ -101,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
                         "gap",
                         "shifted_acc",
                         "max_box_acc",
+                        "max_box_acc_v2",
+                        "pxap",
                         "pointing_acc",
                         "cam_method",
                         "params_head",
@@ -111,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             for h, recs in evaluations.items()
         },
         "verdicts": verdicts,
+        # how MaxBoxAcc was computed (analysis.wsol); records without it: "pixel-edge"
+        "localization_convention": "wsolevaluation",
     }
     Path(args.record).parent.mkdir(parents=True, exist_ok=True)
     Path(args.record).write_text(json.dumps(record, indent=2) + "\n")
@@ -136,12 +140,14 @@ def record_tables(record: dict, versus: str | None = None) -> str:
         mean, sd = mean_sd([100 * r[key] for r in runs])
         return f"{mean:.1f} ± {sd:.1f}"
 
+    # records from before 2026-12-08 hold MaxBoxAcc alone, by globalpool's pixel-edge rules
+    full = record.get("localization_convention") == "wsolevaluation"
+    keys = ("train_acc", "test_acc", "gap", "shifted_acc", "max_box_acc",
+            *(("max_box_acc_v2", "pxap") if full else ()), "pointing_acc")  # fmt: skip
     rows = []
     for head, runs in record["runs"].items():
         rows.append([
-            head, f"{runs[0]['params_head']:,}",
-            *(pct(runs, k) for k in ("train_acc", "test_acc", "gap", "shifted_acc",
-                                     "max_box_acc", "pointing_acc")),
+            head, f"{runs[0]['params_head']:,}", *(pct(runs, k) for k in keys),
             _MAP_NAMES.get(runs[0]["cam_method"], runs[0]["cam_method"]),
         ])  # fmt: skip
         if versus:
@@ -154,12 +160,15 @@ def record_tables(record: dict, versus: str | None = None) -> str:
             side = "higher" if mean_sd(box)[0] > mean_sd(ref)[0] else "lower"
             rows[-1].append(f"p = {p:.2g} ({side})" if p < ALPHA else f"p = {p:.2g}: not separated")
     header = ["head", "head params", "train acc %", "test acc %", "train − test, points",
-              "unseen positions %", "MaxBoxAcc %", "pointing %", "map"]  # fmt: skip
+              "unseen positions %", "MaxBoxAcc %",
+              *(["MaxBoxAccV2 %", "PxAP %"] if full else []), "pointing %", "map"]  # fmt: skip
     if versus:
         header.append(f"MaxBoxAcc vs {versus} (Welch)")
     per_head = markdown_table(header, rows)
     lines = per_head.split("\n")  # the head, map and test columns are text
-    lines[1] = "|" + "|".join([":--"] + ["--:"] * 7 + [":--"] * (len(header) - 8)) + "|"
+    numbers = len(keys) + 1
+    aligns = [":--"] + ["--:"] * numbers + [":--"] * (len(header) - 1 - numbers)
+    lines[1] = "|" + "|".join(aligns) + "|"
     per_head = "\n".join(lines)
     if not record["verdicts"]:
         return per_head + f"\n\n(mean ± sd over seeds {', '.join(map(str, record['seeds']))})"
