@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             maps = torch.cat(maps)
             largest, every = box_ious(maps, test.boxes)  # wsolevaluation's conventions
             v1, v2 = box_sweep(largest), box_sweep(every)
-            at_02 = int(np.argmin(abs(WSOL_THRESHOLDS - 0.2)))
+            t02 = int(np.argmin(abs(WSOL_THRESHOLDS - 0.2)))
             at_02 = localization_metrics(maps, masks=test.masks, threshold=0.2)
             k = min(args.faith_images, len(test))
             start = time.perf_counter()
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             faith_seconds = time.perf_counter() - start
             row = {
                 "head": run["row"], "method": method, "ms_per_image": 1000 * seconds / len(test),
-                "box_acc_at_0.2": float(v1["0.5"]["accuracy"][at_02]),
+                "box_acc_at_0.2": float(v1["0.5"]["accuracy"][t02]),
                 "max_box_acc": v1["0.5"]["best"],
                 "max_box_acc_v2": float(np.mean([v2[str(u)]["best"] for u in (0.3, 0.5, 0.7)])),
                 "pxap": None if test.masks is None else pxap(maps, test.masks),

@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         "verdicts": verdicts,
         # how MaxBoxAcc was computed (analysis.wsol); records without it: "pixel-edge"
         "localization_convention": "wsolevaluation",
+        "cam_curve_interval": evaluations[heads[0]][0]["cam_curve_interval"],
     }
     Path(args.record).parent.mkdir(parents=True, exist_ok=True)
     Path(args.record).write_text(json.dumps(record, indent=2) + "\n")

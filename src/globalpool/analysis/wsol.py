@@ -53,12 +53,24 @@ __all__ = [
     "pixel_histograms",
     "pxap",
     "pxap_from_histograms",
+    "threshold_grid",
 ]
 
 CONVENTIONS = ("wsolevaluation", "pixel-edge")
-# the reference's grid, built as it builds it (not rounded: 0.009000000000000001 and all)
-WSOL_THRESHOLDS = np.arange(0, 1, 0.001)
 IOU_LEVELS = (0.3, 0.5, 0.7)
+
+
+def threshold_grid(cam_curve_interval: float = 0.001) -> np.ndarray:
+    """The reference's map thresholds, built as it builds them (not rounded:
+    0.009000000000000001 and all): ``numpy.arange(0, 1, cam_curve_interval)``. 0.001 is
+    the default of its ``config.py`` and ``evaluate_wsol``, 0.01 of its ``evaluation.py``
+    command line (ten times fewer contour searches; globalpool compare uses it)."""
+    if not 0 < cam_curve_interval < 1:
+        raise ValueError(f"cam_curve_interval must be in (0, 1); got {cam_curve_interval}")
+    return np.arange(0, 1, cam_curve_interval)
+
+
+WSOL_THRESHOLDS = threshold_grid(0.001)
 
 
 def _numpy(a) -> np.ndarray:
