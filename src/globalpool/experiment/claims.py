@@ -69,6 +69,7 @@ class Claim:
     images_per_run: dict[str, int] = field(default_factory=dict)
     quick: dict[str, Any] = field(default_factory=dict)
     orderings: tuple[tuple[str, str, str], ...] = ()
+    needs_fit: bool = False
 
     def claimed_orderings(self) -> list[tuple[str, str, str]]:
         """The orderings to test: :attr:`orderings`, or the published figures' order."""
@@ -163,6 +164,7 @@ _NIN_FIT_EPOCHS = 120
 
 NIN_HEADS = Claim(
     name="nin-heads-cifar10",
+    needs_fit=True,
     title="NIN with an FC head, FC + dropout, or global average pooling (CIFAR-10)",
     source="M. Lin, Q. Chen, S. Yan, 'Network In Network', ICLR 2014 (arXiv:1312.4400), "
     "Table 5 and section 4.6",
@@ -255,6 +257,7 @@ _OVERFIT_ADAM = {
 
 OVERFITTING = Claim(
     name="overfitting-vs-data",
+    needs_fit=True,
     title="Does the FC head overfit where a pooling head does not? Gap against data size",
     source="Lin et al. 2013, section 3.2 ('global average pooling is itself a structural "
     "regularizer, which natively prevents overfitting for the overall structure'); the "

@@ -200,9 +200,10 @@ def _aggregate(claim: Claim, records: list[dict]) -> list[dict]:
     return out
 
 
-# A head counts as trained when every seed's final weights classify at least this share
-# of their own training images (eval mode); below it a comparison measures what each head
-# failed to learn, so it gets no verdict.
+# For a claim that needs fitted heads (Claim.needs_fit), a head counts as trained when
+# every seed's final weights classify at least this share of their own training images
+# (eval mode); below it a comparison measures what each head failed to learn, so it gets
+# no verdict. Other claims are decided under their protocol whatever the heads fit.
 TRAINED = 0.99
 
 VERDICT_WORDS = {"holds": "reproduced", "reversed": "reversed",
@@ -214,9 +215,10 @@ def claim_verdicts(claim: Claim, records: list[dict]) -> list[dict]:
     :func:`globalpool.analysis.stats.verdict` (Welch's t over seeds) on the runs' scores.
 
     ``reproduced`` where the claimed ordering holds and the test separates it,
-    ``reversed`` where the test separates the opposite, ``not separated`` otherwise, and
-    ``heads not trained`` (no test) where a run of either row fits less than
-    :data:`TRAINED` of its training images.
+    ``reversed`` where the test separates the opposite, ``not separated`` otherwise, and,
+    for a claim that needs fitted heads (:attr:`Claim.needs_fit`), ``heads not trained``
+    (no test) where a run of either row fits less than :data:`TRAINED` of its training
+    images.
 
     Returns:
         one dict per ordering and size: ``better``, ``worse``, ``score``, ``size``,
@@ -240,7 +242,8 @@ def claim_verdicts(claim: Claim, records: list[dict]) -> list[dict]:
             higher = not (score == "gap" or claim.metric == "test_error")
             result = verdict(a, b, higher)
             lowest = min(r["train_acc"] for rs in runs.values() for r in rs)
-            word = VERDICT_WORDS[result["verdict"]] if lowest >= TRAINED else "heads not trained"
+            fitted = lowest >= TRAINED or not claim.needs_fit
+            word = VERDICT_WORDS[result["verdict"]] if fitted else "heads not trained"
             out.append({"better": better, "worse": worse, "score": score, "size": size,
                         **result, "verdict": word, "min_train_acc": 100 * lowest})  # fmt: skip
     return out
@@ -301,8 +304,10 @@ def verdicts_text(result: dict) -> str:
     """:func:`verdicts_table` under one line stating the rule that gave the verdicts, as
     the guide's pages show a record's verdicts."""
     return (
-        f"Verdicts (Welch's t over the seeds at p < {ALPHA}; a head below "
-        f"{100 * TRAINED:.0f}% training accuracy in any seed gets none):\n\n"
+        f"Verdicts (Welch's t over the seeds at p < {ALPHA}"
+        + (f"; a head below {100 * TRAINED:.0f}% training accuracy in any seed gets none"
+           if get_claim(result["name"]).needs_fit else "")
+        + "):\n\n"
         f"{verdicts_table(result)}"
     )
 
