@@ -164,9 +164,18 @@ def test_tiny_compare_end_to_end(tmp_path, capsys, monkeypatch):
     for label in ("fc-dropout0", "classmap-max"):
         summary = json.loads((out / label / "seed0" / "summary.json").read_text())
         assert summary["epochs"] == 1 and 0.0 <= summary["test_acc"] <= 1.0
-        assert re.search(rf"^{re.escape(label)}\s", printed, re.M)
         config = json.loads((out / label / "seed0" / "config.json").read_text())
         assert config["seed"] == 0 and config["epochs"] == 1
+    # the terminal ends with the claims over the seeds, then where the report is
+    lines = printed.rstrip().splitlines()
+    assert lines[-1].startswith("report: ") and lines[-1].endswith("report.md")
+    claims = lines[lines.index("The claims, tested over seeds 0 (Welch's t, p < 0.05):") + 1:-1]
+    assert claims[0].split() == ["claim", "heads", "scores", "(mean", "±", "sd)", "diff", "p",
+                                 "verdict"]  # fmt: skip
+    first = {line.split()[0]: line for line in claims[2:]}
+    assert set(first) == {"Overfitting", "Translation", "Localization"}
+    for line in first.values():  # one seed: described, not tested
+        assert " classmap-max vs fc-dropout0 (1 seed) " in line and line.endswith("untested")
     fc = json.loads((out / "fc-dropout0" / "seed0" / "summary.json").read_text())
     cm = json.loads((out / "classmap-max" / "seed0" / "summary.json").read_text())
     assert (fc["head"], cm["head"], cm["pool"]) == ("fc", "classmap", "max")

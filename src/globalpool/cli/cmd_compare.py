@@ -148,7 +148,6 @@ def _command_as_typed() -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from globalpool.analysis.report import load_run_record, results_table, text_table
     from globalpool.cli.cmd_train import given_config_flags
     from globalpool.experiment.compare import compare
     from globalpool.experiment.heads import parse_heads
@@ -199,22 +198,56 @@ def run(args: argparse.Namespace) -> int:
             seed_runs=seed_runs if len(seeds) > 1 else None, cam_methods=cam_methods,
             evaluations=evaluations,
         )  # fmt: skip
-        print(f"report: {paths['html']} and {paths['markdown']}")
+        report_line = f"report: {paths['html']} and {paths['markdown']}"
     else:
         from globalpool.train import TrainingDiverged
+
+        held: list[str] = []  # the report's line goes last, under the claims
+
+        def log(message: str) -> None:
+            (held.append if message.startswith("report: ") else print)(message)
 
         try:
             compare(
                 config, specs, out, command=command, overwrite=args.overwrite, seeds=seeds,
-                cam_methods=cam_methods,
+                cam_methods=cam_methods, log=log,
             )  # fmt: skip
         except TrainingDiverged as err:
             print(f"globalpool compare: {err}", file=sys.stderr)
             status = 1
+        report_line = held[-1] if held else None
 
-    done = [s for s in specs if (run_dir(out, s.label, seeds[0]) / "summary.json").is_file()]
-    records = [load_run_record(run_dir(out, s.label, seeds[0]), s.label) for s in done]
-    if records:
-        print()
-        print(text_table(results_table(records)))
+    print_claims(out, specs, seeds)
+    if report_line:
+        print(report_line)
     return status
+
+
+def print_claims(out: Path, specs, seeds: list[int]) -> None:
+    """The claims' verdicts over the seeds (from each finished run's evaluation.json),
+    or, with nothing to compare, each head's scores over the seeds."""
+    from globalpool.analysis.evaluation import evaluate_run
+    from globalpool.analysis.report.claims import claims_text
+    from globalpool.experiment.runs import run_dir
+
+    evaluations = {}
+    for spec in specs:
+        dirs = [run_dir(out, spec.label, k) for k in seeds]
+        if all((d / "summary.json").is_file() for d in dirs):
+            evaluations[spec.label] = [evaluate_run(d) for d in dirs]
+    if not evaluations:
+        return
+    text = claims_text(evaluations)
+    print()
+    if text is not None:
+        print(f"The claims, tested over seeds {', '.join(map(str, seeds))} "
+              "(Welch's t, p < 0.05):")  # fmt: skip
+        print(text)
+        return
+    from globalpool.analysis.stats import mean_sd
+
+    print(f"Test accuracy over seeds {', '.join(map(str, seeds))} (no pooling-vs-FC claim "
+          "to test with these heads):")  # fmt: skip
+    for label, records in evaluations.items():
+        mean, sd = mean_sd([100 * r["test_acc"] for r in records])
+        print(f"  {label}: {mean:.1f} ± {sd:.1f}%")

@@ -26,8 +26,8 @@ from globalpool.analysis.markup import Figure, Section, Table, Text
 from globalpool.analysis.stats import ALPHA, mean_sd, verdict
 
 __all__ = [
-    "ALPHA", "CLAIMS", "Claim", "claim_verdicts", "claims_section", "compare_heads",
-    "reference_head",
+    "ALPHA", "CLAIMS", "Claim", "claim_verdicts", "claims_section", "claims_text",
+    "compare_heads", "reference_head",
 ]  # fmt: skip
 
 
@@ -201,3 +201,37 @@ def claims_section(evaluations: Mapping[str, Sequence[dict]]) -> Section | None:
         f"otherwise the seeds do not separate the heads. Claims: {sources}.", "meta",
     ))  # fmt: skip
     return sec
+
+
+def claims_text(evaluations: Mapping[str, Sequence[dict]]) -> str | None:
+    """The claims' verdicts as aligned plain text for the terminal: claim, heads, each
+    head's mean ± sd over the seeds, the difference, Welch's p and the verdict; None when
+    there is nothing to compare (no pooling head or no FC head).
+
+    Example:
+        >>> rec = lambda gap: {"gap": gap, "shifted_acc": None, "max_box_acc": None}
+        >>> print(claims_text({"classmap-avg": [rec(0.10), rec(0.12)],
+        ...                    "fc": [rec(0.30), rec(0.34)]}))
+        claim        heads                         scores (mean ± sd)         diff      p  verdict
+        -----------  ----------------------------  ------------------------  -----  -----  -------
+        Overfitting  classmap-avg vs fc (2 seeds)  11.0 ± 1.4 vs 32.0 ± 2.8  -21.0  0.027  holds
+    """
+    rows = [["claim", "heads", "scores (mean ± sd)", "diff", "p", "verdict"]]
+    for v in claim_verdicts(evaluations):
+        n = min(len(v["pooled"]), len(v["fc"]))
+        seeds = f"{n} seed" + ("s" if n != 1 else "")
+        rows.append([
+            v["claim"].title, f"{v['pooling_head']} vs {v['fc_head']} ({seeds})",
+            f"{_mean_sd(v['pooled'])} vs {_mean_sd(v['fc'])}", f"{v['diff']:+.1f}",
+            "–" if v["p"] is None else f"{v['p']:.2g}", v["verdict"],
+        ])  # fmt: skip
+    if len(rows) == 1:
+        return None
+    widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
+
+    def line(cells: Sequence[str]) -> str:
+        pairs = enumerate(zip(cells, widths, strict=True))
+        text = "  ".join(c.ljust(w) if j < 3 or j == 5 else c.rjust(w) for j, (c, w) in pairs)
+        return text.rstrip()
+
+    return "\n".join([line(rows[0]), line(["-" * w for w in widths]), *map(line, rows[1:])])
