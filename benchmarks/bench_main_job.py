@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     evaluations = {h: [evaluate_run(out / h / f"seed{k}") for k in seeds] for h in heads}
     # the claims: the reference pooling head against each FC head, as the report decides
     verdicts = [
-        {"claim": v["claim"].title, **{k: v[k] for k in ("pooling_head", "fc_head", "diff",
+        {"claim": v["claim"].title, **{k: v[k] for k in ("pooling_head", "against", "diff",
                                                           "t", "p", "verdict")}}
         for v in claim_verdicts(evaluations)
     ]  # fmt: skip
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
           f"record: {args.record}")  # fmt: skip
     for v in verdicts:
         p = "–" if v["p"] is None else f"{v['p']:.3g}"
-        print(f"{v['claim']:<13} {v['pooling_head']} vs {v['fc_head']}: "
+        print(f"{v['claim']:<19} {v['pooling_head']} vs {v['against']}: "
               f"{v['diff']:+.1f}, p = {p}: {v['verdict']}")  # fmt: skip
     return 0
 
@@ -176,7 +176,9 @@ def record_tables(record: dict, versus: str | None = None) -> str:
     verdicts = []
     for v in record["verdicts"]:
         p = "–" if v["p"] is None else f"p = {v['p']:.2g}"
-        verdicts.append([v["claim"], f"{v['pooling_head']} vs {v['fc_head']}",
+        # "against" since 2026-12-08 (the GMP head too); "fc_head" in records before
+        against = v.get("against", v.get("fc_head"))
+        verdicts.append([v["claim"], f"{v['pooling_head']} vs {against}",
                          f"{v['diff']:+.1f}", p, v["verdict"]])  # fmt: skip
     verdict_table = markdown_table(
         ["claim", "heads", "difference, points", "Welch's t", "verdict"], verdicts, text_cols=2

@@ -107,3 +107,28 @@ def test_evaluate_run_scores_a_run_and_reuses_its_record(tmp_path):
     assert record["params_head"] == summary["params_head"]
     saved = (run / EVALUATION_FILE).read_text()
     assert evaluate_run(run, loc_images=50) == json.loads(saved)  # reused, not recomputed
+
+
+def test_gap_is_tested_against_gmp_on_accuracy_and_localization():
+    """The seed's own comparison (the GAP-vs-GMP article, and CAM): GAP class maps against
+    GMP class maps on test accuracy and MaxBoxAcc; the FC claims stay against FC heads."""
+    from globalpool.analysis.report.claims import claim_verdicts
+
+    def rec(test, box):
+        return {"gap": 0.1, "shifted_acc": 0.5, "max_box_acc": box, "params_head": 330,
+                "train_acc": 1.0, "test_acc": test}  # fmt: skip
+
+    evaluations = {
+        "fc": [rec(0.70, 0.30), rec(0.71, 0.31), rec(0.69, 0.33)],
+        "classmap-avg": [rec(0.74, 0.47), rec(0.73, 0.45), rec(0.74, 0.49)],
+        "classmap-max": [rec(0.69, 0.20), rec(0.71, 0.25), rec(0.67, 0.18)],
+    }
+    by = {(v["claim"].title, v["against"]): v for v in claim_verdicts(evaluations)}
+    assert set(by) == {("Overfitting", "fc"), ("Translation", "fc"), ("Localization", "fc"),
+                       ("Accuracy vs GMP", "classmap-max"),
+                       ("Localization vs GMP", "classmap-max")}  # fmt: skip
+    t, p = _welch_by_hand([74.0, 73.0, 74.0], [69.0, 71.0, 67.0])
+    acc = by[("Accuracy vs GMP", "classmap-max")]
+    assert acc["t"] == pytest.approx(t, rel=1e-9) and acc["p"] == pytest.approx(p, rel=1e-6)
+    assert acc["verdict"] == ("holds" if p < 0.05 else "not separated")
+    assert by[("Localization vs GMP", "classmap-max")]["verdict"] == "holds"
