@@ -37,11 +37,10 @@ from globalpool.analysis.cam import cam_method, compute_cam
 from globalpool.analysis.images import normalize_images
 from globalpool.analysis.localization import localization_metrics
 from globalpool.analysis.wsol import (
-    IOU_LEVELS,
     box_ious,
-    box_sweep,
     pixel_histograms,
     pxap_from_histograms,
+    scores_from_ious,
     threshold_grid,
 )
 from globalpool.atomic import atomic_write_text
@@ -107,20 +106,11 @@ def localization_sweep(
         res = localization_metrics(maps, boxes=imageset.boxes[sl], masks=masks, threshold=0.2)
         pointing.append(res["pointing"])
         miou.append(res["mask_iou"])
-    v1 = box_sweep(np.concatenate(largest), grid)
-    v2 = box_sweep(np.concatenate(every), grid)
-    at_02 = int(np.argmin(np.abs(grid - 0.2)))
-    by_iou_v2 = {key: v2[key]["best"] for key in map(str, IOU_LEVELS)}
     return {
         "method": cam_method(model),
         "convention": convention,
         "cam_curve_interval": cam_curve_interval,
-        "max_box_acc": v1["0.5"]["best"],
-        "best_threshold": v1["0.5"]["best_threshold"],
-        "max_box_acc_by_iou": {key: v1[key]["best"] for key in map(str, IOU_LEVELS)},
-        "max_box_acc_v2": float(np.mean(list(by_iou_v2.values()))),
-        "max_box_acc_v2_by_iou": by_iou_v2,
-        "box_acc_at_0.2": float(v1["0.5"]["accuracy"][at_02]),
+        **scores_from_ious(np.concatenate(largest), np.concatenate(every), grid),
         "pxap": pxap_from_histograms(*np.sum(hists, axis=0)) if hists else None,
         "pointing_acc": float(np.concatenate(pointing).mean()),
         "mask_iou": float(np.concatenate(miou).mean()),

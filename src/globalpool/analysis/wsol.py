@@ -53,6 +53,7 @@ __all__ = [
     "pixel_histograms",
     "pxap",
     "pxap_from_histograms",
+    "scores_from_ious",
     "threshold_grid",
 ]
 
@@ -252,6 +253,29 @@ def box_sweep(ious: np.ndarray, thresholds=None, levels=IOU_LEVELS) -> dict:
             "best_threshold": float(t[best]),
         }
     return out
+
+
+def scores_from_ious(largest: np.ndarray, every: np.ndarray, thresholds=None) -> dict:
+    """MaxBoxAcc, MaxBoxAccV2 and the box accuracy at threshold 0.2 from the rows of
+    :func:`box_ious` of every image (several batches concatenated), at once.
+
+    Returns:
+        dict: ``max_box_acc`` (IoU 0.5, largest region), ``best_threshold``,
+        ``max_box_acc_by_iou``, ``max_box_acc_v2`` (every region, mean over
+        :data:`IOU_LEVELS`), ``max_box_acc_v2_by_iou``, ``box_acc_at_0.2`` (the grid
+        threshold nearest 0.2, IoU 0.5, largest region); fractions in [0, 1].
+    """
+    t = _thresholds(thresholds)
+    v1, v2 = box_sweep(largest, t), box_sweep(every, t)
+    by_iou_v2 = {key: v2[key]["best"] for key in map(str, IOU_LEVELS)}
+    return {
+        "max_box_acc": v1["0.5"]["best"],
+        "best_threshold": v1["0.5"]["best_threshold"],
+        "max_box_acc_by_iou": {key: v1[key]["best"] for key in map(str, IOU_LEVELS)},
+        "max_box_acc_v2": float(np.mean(list(by_iou_v2.values()))),
+        "max_box_acc_v2_by_iou": by_iou_v2,
+        "box_acc_at_0.2": float(v1["0.5"]["accuracy"][int(np.argmin(np.abs(t - 0.2)))]),
+    }
 
 
 def max_box_acc(maps, boxes, thresholds=None, *, iou: float = 0.5,

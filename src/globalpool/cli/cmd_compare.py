@@ -200,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
         report_line = f"report: {paths['html']} and {paths['markdown']}"
     else:
+        evaluations = None  # compare scores each run (evaluation.json); read back below
         from globalpool.train import TrainingDiverged
 
         held: list[str] = []  # the report's line goes last, under the claims
@@ -217,24 +218,26 @@ def run(args: argparse.Namespace) -> int:
             status = 1
         report_line = held[-1] if held else None
 
-    print_claims(out, specs, seeds)
+    print_claims(out, specs, seeds, evaluations)
     if report_line:
         print(report_line)
     return status
 
 
-def print_claims(out: Path, specs, seeds: list[int]) -> None:
-    """The claims' verdicts over the seeds (from each finished run's evaluation.json),
-    or, with nothing to compare, each head's scores over the seeds."""
+def print_claims(out: Path, specs, seeds: list[int], evaluations: dict | None = None) -> None:
+    """The claims' verdicts over the seeds (``evaluations``: label -> evaluate_run's
+    records; None: read from each finished run's evaluation.json), or, with nothing to
+    compare, each head's test accuracy over the seeds."""
     from globalpool.analysis.evaluation import evaluate_run
     from globalpool.analysis.report.claims import claims_text
     from globalpool.experiment.runs import run_dir
 
-    evaluations = {}
-    for spec in specs:
-        dirs = [run_dir(out, spec.label, k) for k in seeds]
-        if all((d / "summary.json").is_file() for d in dirs):
-            evaluations[spec.label] = [evaluate_run(d) for d in dirs]
+    if evaluations is None:
+        evaluations = {}
+        for spec in specs:
+            dirs = [run_dir(out, spec.label, k) for k in seeds]
+            if all((d / "summary.json").is_file() for d in dirs):
+                evaluations[spec.label] = [evaluate_run(d) for d in dirs]
     if not evaluations:
         return
     text = claims_text(evaluations)
@@ -246,8 +249,8 @@ def print_claims(out: Path, specs, seeds: list[int]) -> None:
         return
     from globalpool.analysis.stats import mean_sd
 
-    print(f"Test accuracy over seeds {', '.join(map(str, seeds))} (no pooling-vs-FC claim "
-          "to test with these heads):")  # fmt: skip
+    print(f"Test accuracy over seeds {', '.join(map(str, seeds))} (no claim to test "
+          "with these heads):")  # fmt: skip
     for label, records in evaluations.items():
         mean, sd = mean_sd([100 * r["test_acc"] for r in records])
         print(f"  {label}: {mean:.1f} ± {sd:.1f}%")
